@@ -1,0 +1,52 @@
+# Compressed-domain material recognition: see README.md. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+Q ?= 8
+DATA ?= data/minc-2500
+OUT ?= data/shards
+WORKERS ?=
+CODEC_WEIGHTS ?=
+SPLIT ?= 1
+
+PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
+	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS))
+
+.PHONY: help setup test lint prep data synthetic demo bench bench-prep clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@echo "  variables: Q=$(Q) DATA=$(DATA) OUT=$(OUT) WORKERS=<n> CODEC_WEIGHTS=<file> SPLIT=$(SPLIT)"
+
+$(PY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(PY)
+
+setup: $(PY)  ## create .venv with everything (once; again when pyproject.toml changes)
+
+test: $(PY)  ## run the test suite
+	$(PY) -m pytest -q
+
+lint: $(PY)  ## ruff
+	$(VENV)/bin/ruff check .
+
+data: $(PY)  ## download MINC-2500 to data/ (needs a network)
+	$(PY) -m prep.download --dest $(dir $(DATA))
+
+synthetic: $(PY)  ## write the built-in synthetic texture set to data/synthetic-textures
+	$(PY) -m prep.synthetic --out data/synthetic-textures
+
+prep: $(PY)  ## encode DATA at quality Q into WebDataset shards under OUT
+	$(PY) -m prep $(PREP_ARGS)
+
+bench-prep: $(PY)  ## prep throughput, scaling, worker memory and bytes per member
+	$(PY) -m benchmarks.bench_prep
+
+bench: bench-prep  ## all benchmarks
+
+clean:  ## remove generated data (keeps .venv)
+	rm -rf data/shards data/synthetic-textures
