@@ -1,0 +1,5 @@
+import sys
+
+from prep.cli import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""`python -m prep`: encode a texture dataset with the learned codec into WebDataset shards."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from prep.codec import QUALITIES
+from prep.job import PrepConfig, describe, run
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m prep",
+        description="Encode a dataset with CompressAI's bmshj2018-hyperprior (MS-SSIM) on Ray "
+        "actors into WebDataset shards: <out>/<dataset>/q<Q>/ (bitstreams, y_hat, sigma_hat "
+        "index, decoded image) and <out>/<dataset>/original/ (original bytes), each with "
+        "manifest.parquet, failures.parquet and dataset.json. Running it again resumes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--quality", "-q", type=int, default=8, choices=QUALITIES,
+                   help="codec quality (1 = lowest rate)")
+    p.add_argument("--data", type=Path, default=Path("data/minc-2500"),
+                   help="MINC-2500 (categories.txt, images/, labels/) or one folder per class")
+    p.add_argument("--out", type=Path, default=Path("data/shards"), help="output root")
+    p.add_argument("--split", type=int, default=1, help="MINC-2500 split number (1-5)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the stratified split of a class-folder dataset")
+    p.add_argument("--codec-weights", type=Path, default=None,
+                   help="a state dict (torch.save) of the codec, any N, M; default: "
+                   "CompressAI's pretrained file from the torch.hub cache (downloaded if missing)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="CPU actors (default: one per CPU); with GPUs one actor per GPU")
+    p.add_argument("--threads-per-worker", type=int, default=None,
+                   help="torch threads per actor (default: CPUs / workers)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: GPUs if the Ray cluster has them")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images coded together (default: 1 on CPU, 16 on GPU)")
+    p.add_argument("--shard-size", type=int, default=256, help="samples per shard")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address ('auto' inside a cluster); default: a local Ray")
+    p.add_argument("--force", action="store_true", help="redo every shard of the sets")
+    p.add_argument("--max-failures", type=int, default=0,
+                   help="exit non-zero when more inputs than this fail (good shards are kept)")
+    p.add_argument("--no-original", dest="original", action="store_false",
+                   help="do not write the original/ set")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = PrepConfig(**vars(args))
+    try:
+        summary = run(config)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(describe(summary))
+    failed = len(summary.failed_keys)
+    if failed > config.max_failures:
+        print(f"error: {failed} input(s) failed, more than --max-failures {config.max_failures}; "
+              f"the good shards are kept (see {'failures.parquet'} in each set)", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,336 @@
+"""The prep job: plan the shards, spread them over a pool of Ray actors, merge the manifests.
+
+One actor per GPU where the cluster has GPUs, else `workers` CPU actors; each loads the codec
+once. Shards are the unit of work and of resume. An actor that dies has its shards handed to
+a fresh actor; each key ends up exactly once because a shard only appears when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import time
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from prep import schema
+from prep.codec import ARCHITECTURE, METRIC, CodecWeights, codec_sizes, load_codec
+from prep.coding import scale_table
+from prep.datasets import Listing, list_dataset
+from prep.plan import check_or_record, clear_set, plan_record, plan_shards
+from prep.shards import ShardEncoder, ShardResult, ShardTask, is_complete, part_paths
+
+log = logging.getLogger(__name__)
+
+ACTOR_PREFIX = "prep-encoder"
+MAX_ATTEMPTS = 3  # per shard, across actor deaths
+
+
+@dataclass(frozen=True)
+class PrepConfig:
+    data: Path
+    out: Path
+    quality: int
+    split: int = 1
+    seed: int = 0
+    codec_weights: Path | None = None
+    workers: int | None = None  # CPU actors; default: one per CPU of the cluster
+    threads_per_worker: int | None = None
+    device: str = "auto"  # auto | cpu | cuda
+    batch_size: int | None = None  # default: 1 on CPU, 16 on GPU
+    shard_size: int = 256
+    address: str | None = None  # None: a local Ray; "auto" or host:port: an existing cluster
+    force: bool = False
+    max_failures: int = 0
+    original: bool = True  # also write the original/ set (anchor 3)
+
+
+@dataclass(frozen=True)
+class Resources:
+    workers: int
+    device: str
+    num_cpus: float
+    num_gpus: float
+    threads: int
+    batch_size: int
+
+    def describe(self) -> str:
+        kind = "GPU" if self.device == "cuda" else "CPU"
+        return f"{self.workers} {kind} worker(s) x {self.threads} thread(s), batch {self.batch_size}"
+
+
+@dataclass
+class SetSummary:
+    set_dir: Path
+    quality: int | None
+    counts: dict = field(default_factory=dict)  # split -> samples
+    failures: list[dict] = field(default_factory=list)
+    shards_total: int = 0
+    shards_skipped: int = 0
+
+
+@dataclass
+class PrepSummary:
+    sets: list[SetSummary]
+    resources: Resources | None
+    encoded_images: int = 0
+    seconds: float = 0.0
+    peak_rss_bytes: dict = field(default_factory=dict)  # worker -> bytes
+
+    @property
+    def failed_keys(self) -> set[str]:
+        return {f["key"] for s in self.sets for f in s.failures}
+
+
+def choose_resources(config: PrepConfig, cluster: dict) -> Resources:
+    """Actors and their shares of the cluster, from the cluster's resources and the config."""
+    gpus = int(cluster.get("GPU", 0))
+    cpus = max(1, int(cluster.get("CPU", os.cpu_count() or 1)))
+    use_gpu = config.device == "cuda" or (config.device == "auto" and gpus > 0)
+    if use_gpu:
+        if gpus == 0:
+            raise RuntimeError("--device cuda was asked for, but the Ray cluster has no GPU")
+        workers = min(config.workers or gpus, gpus)
+        threads = config.threads_per_worker or max(1, min(4, cpus // workers))
+        return Resources(workers, "cuda", min(threads, cpus / workers), 1,
+                         threads, config.batch_size or 16)
+    workers = config.workers or cpus
+    threads = config.threads_per_worker or max(1, cpus // workers)
+    # fractional CPUs so that more workers than CPUs still start (they share the cores)
+    return Resources(workers, "cpu", min(threads, cpus / workers), 0, threads,
+                     config.batch_size or 1)
+
+
+def versions() -> dict[str, str]:
+    names = ("torch", "compressai", "ray", "webdataset", "numpy", "pyarrow", "pillow", "zstandard")
+    return {"python": platform.python_version(), **{n: metadata.version(n) for n in names}}
+
+
+def _tasks(listing: Listing, set_dir: Path, quality, weights_sha, config) -> tuple[list, int]:
+    """The shard tasks still to do for one set, and how many shards it has in all."""
+    plan = plan_shards(listing.items, config.shard_size)
+    set_dir.mkdir(parents=True, exist_ok=True)
+    if config.force:
+        clear_set(set_dir)
+    check_or_record(set_dir, plan_record(listing, plan, quality, weights_sha), config.force)
+    schema.remove_stale_temporaries(set_dir)
+    schema.remove_stale_temporaries(set_dir / schema.PARTS)
+    todo = [
+        ShardTask(str(set_dir), name, str(listing.root), quality, items)
+        for name, items in plan.items() if not is_complete(set_dir, name)
+    ]
+    return todo, len(plan)
+
+
+class ActorPool:
+    """Shard tasks over actors, two in flight per actor; dead actors are replaced."""
+
+    def __init__(self, resources: Resources, weights_ref):
+        import ray
+
+        self.ray = ray
+        self.resources = resources
+        self.weights_ref = weights_ref
+        self.run_id = uuid.uuid4().hex[:6]
+        self.started = 0
+        self.remote = ray.remote(ShardEncoder)
+        self.actors = [self._new_actor() for _ in range(resources.workers)]
+
+    def _new_actor(self):
+        r = self.resources
+        self.started += 1
+        return self.remote.options(
+            name=f"{ACTOR_PREFIX}-{self.run_id}-{self.started}",
+            num_cpus=r.num_cpus, num_gpus=r.num_gpus, max_restarts=0,
+        ).remote(self.weights_ref, r.device, r.threads, r.batch_size)
+
+    def run(self, tasks: list[ShardTask], on_done) -> list[str]:
+        """Run every task; returns the errors of shards that could not be written."""
+        ray = self.ray
+        queue = deque((task, 1) for task in tasks)
+        inflight: dict = {}  # ref -> (slot, actor, task, attempt)
+        errors = []
+
+        def fill(slot: int) -> None:
+            while queue and sum(1 for v in inflight.values() if v[0] == slot) < 2:
+                task, attempt = queue.popleft()
+                actor = self.actors[slot]
+                inflight[actor.write.remote(task)] = (slot, actor, task, attempt)
+
+        for slot in range(len(self.actors)):
+            fill(slot)
+        while inflight:
+            [ref], _ = ray.wait(list(inflight), num_returns=1)
+            slot, actor, task, attempt = inflight.pop(ref)
+            try:
+                on_done(task, ray.get(ref))
+            except ray.exceptions.RayActorError as err:
+                log.warning("a worker died while writing %s; a new worker redoes it", task.shard)
+                if self.actors[slot] is actor:  # its other task fails too: replace it once
+                    self.actors[slot] = self._new_actor()
+                if attempt < MAX_ATTEMPTS:
+                    queue.appendleft((task, attempt + 1))
+                else:
+                    errors.append(f"{task.path}: its worker died {attempt} times ({err})")
+            except ray.exceptions.RayTaskError as err:
+                errors.append(f"{task.path}: {err.cause!r}")
+            fill(slot)
+        return errors
+
+    def shutdown(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+
+
+def run(config: PrepConfig) -> PrepSummary:
+    """Prepare the original set and quality `config.quality`; resumable."""
+    import ray
+
+    listing = list_dataset(config.data, config.split, config.seed)
+    weights, codec_info = _codec(config)
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(address=config.address, include_dashboard=False, logging_level=logging.WARNING,
+                 log_to_driver=False)
+    try:
+        resources = choose_resources(config, ray.cluster_resources())
+        sets = [None, config.quality] if config.original else [config.quality]
+        summaries, tasks = [], []
+        for quality in sets:
+            set_dir = schema.set_dir(config.out, listing.name, quality)
+            todo, total = _tasks(listing, set_dir, quality,
+                                 weights.sha256 if quality else None, config)
+            summaries.append(SetSummary(set_dir, quality, shards_total=total,
+                                        shards_skipped=total - len(todo)))
+            tasks += todo
+        summary = PrepSummary(summaries, resources)
+        for s in summaries:
+            print(f"{s.set_dir}: {s.shards_skipped} of {s.shards_total} shards already done")
+        if tasks:
+            _encode(tasks, resources, weights, summary)
+        for s in summaries:
+            _finish_set(s, listing, config, codec_info if s.quality else None, resources)
+        return summary
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _codec(config: PrepConfig) -> tuple[CodecWeights, dict]:
+    """Resolve and check the weights on the driver, before any actor starts."""
+    from prep.codec import resolve_weights
+
+    weights = resolve_weights(config.quality, config.codec_weights)
+    model = load_codec(weights)
+    info = {
+        "name": ARCHITECTURE, "metric": METRIC, "quality": config.quality, **codec_sizes(model),
+        "weights_source": weights.source, "weights_sha256": weights.sha256,
+        "scale_table": scale_table(model),
+    }
+    return weights, info
+
+
+def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: PrepSummary) -> None:
+    import ray
+
+    images = sum(len(t.items) for t in tasks)
+    print(f"encoding {images} images in {len(tasks)} shards on {resources.describe()}")
+    start = time.perf_counter()
+    pool = ActorPool(resources, ray.put(weights))
+    sets = sorted({t.quality or 0 for t in tasks})
+    bars = {
+        q: tqdm(total=sum(len(t.items) for t in tasks if (t.quality or 0) == q), unit="img",
+                desc=schema.set_name(q or None), position=i, dynamic_ncols=True, smoothing=0.1)
+        for i, q in enumerate(sets)
+    }
+    done = defaultdict(int)
+
+    def on_done(task: ShardTask, result: ShardResult) -> None:
+        bar = bars[task.quality or 0]
+        done[task.quality or 0] += 1
+        bar.update(len(task.items))
+        bar.set_postfix_str(f"shards {done[task.quality or 0]}")
+        worker = result.worker
+        summary.peak_rss_bytes[worker] = max(summary.peak_rss_bytes.get(worker, 0),
+                                             result.peak_rss_bytes)
+
+    try:
+        errors = pool.run(tasks, on_done)
+    finally:
+        for bar in bars.values():
+            bar.close()
+        pool.shutdown()
+    summary.encoded_images = images
+    summary.seconds = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(
+            f"{len(errors)} shard(s) could not be written (the others are kept; run the same "
+            f"command again to retry):\n  " + "\n  ".join(errors)
+        )
+
+
+def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info, resources):
+    """Merge the per-shard rows into the set's manifest, failures and dataset.json."""
+    names = sorted(p.name for p in s.set_dir.glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].tar"))
+    rows = [pq.read_table(part_paths(s.set_dir, n)[0]) for n in names]
+    manifest = pa.concat_tables(rows) if rows else schema.manifest_schema(s.quality).empty_table()
+    shard_failures = [pq.read_table(part_paths(s.set_dir, n)[1]) for n in names]
+    listed = pa.Table.from_pylist([f.row() for f in listing.failures], schema.failure_schema())
+    failures = pa.concat_tables([listed, *shard_failures])
+    pq.write_table(manifest, s.set_dir / schema.MANIFEST)
+    pq.write_table(failures, s.set_dir / schema.FAILURES)
+    s.failures = failures.to_pylist()
+    splits = manifest.column("split").to_pylist()
+    s.counts = {split: splits.count(split) for split in schema.SPLITS}
+    failed = defaultdict(int)
+    for f in s.failures:
+        failed[f["split"]] += 1
+    info = {
+        "schema_version": schema.SCHEMA_VERSION,
+        "dataset": {"name": listing.name, "root": str(listing.root), "layout": listing.layout},
+        "split": listing.split,
+        "categories": list(listing.categories),
+        "set": schema.set_name(s.quality),
+        "codec": codec_info,
+        "counts": {split: {"samples": s.counts[split], "failures": failed[split],
+                           "shards": sum(n.startswith(split + "-") for n in names)}
+                   for split in schema.SPLITS},
+        "shard_size": config.shard_size,
+        "device": resources.device if resources else None,
+        "versions": versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    schema.write_atomic(s.set_dir / schema.DATASET_JSON,
+                        json.dumps(info, indent=1, allow_nan=True).encode())
+
+
+def describe(summary: PrepSummary) -> str:
+    """The summary printed at the end of a job."""
+    lines = []
+    for s in summary.sets:
+        total = sum(s.counts.values())
+        counts = ", ".join(f"{k} {v}" for k, v in s.counts.items())
+        lines.append(f"{s.set_dir}: {total} samples ({counts}) in {s.shards_total} shards, "
+                     f"{len(s.failures)} failure(s)")
+        for f in s.failures[:10]:
+            lines.append(f"  failed {f['key']} ({f['source']}): {f['reason']}")
+        if len(s.failures) > 10:
+            lines.append(f"  ... and {len(s.failures) - 10} more in {schema.FAILURES}")
+    if summary.encoded_images:
+        rate = summary.encoded_images / summary.seconds
+        peak = max(summary.peak_rss_bytes.values(), default=0) / 2**20
+        lines.append(f"wrote {summary.encoded_images} images in {summary.seconds:.1f} s "
+                     f"({rate:.2f} img/s) on {summary.resources.describe()}; "
+                     f"peak worker memory {math.ceil(peak)} MiB")
+    return "\n".join(lines)
+

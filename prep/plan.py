@@ -1,0 +1,65 @@
+"""The deterministic shard plan of a set, and the record that lets a rerun resume it safely."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from prep import schema
+from prep.datasets import Item, Listing
+
+PLAN_FILE = "plan.json"
+
+
+def plan_shards(items: tuple[Item, ...], shard_size: int) -> dict[str, tuple[Item, ...]]:
+    """Shard name -> items: per split, sorted by key, `shard_size` a shard. Independent of the run."""
+    if shard_size < 1:
+        raise ValueError(f"shard size must be at least 1, got {shard_size}")
+    plan = {}
+    for split in schema.SPLITS:
+        keyed = sorted((item for item in items if item.split == split), key=lambda i: i.key)
+        for index, start in enumerate(range(0, len(keyed), shard_size)):
+            plan[schema.shard_name(split, index)] = tuple(keyed[start:start + shard_size])
+    return plan
+
+
+def plan_record(listing: Listing, plan: dict, quality: int | None, weights_sha256: str | None):
+    """What the shards of a set depend on; a rerun must match it to reuse them."""
+    layout = {name: [item.key for item in items] for name, items in plan.items()}
+    return {
+        "schema_version": schema.SCHEMA_VERSION,
+        "dataset": listing.name,
+        "split": listing.split,
+        "set": schema.set_name(quality),
+        "weights_sha256": weights_sha256,
+        "shards_sha256": hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest(),
+    }
+
+
+def check_or_record(set_dir: Path, record: dict, force: bool) -> None:
+    """Refuse to mix shards of different plans in one folder (unless --force starts over)."""
+    path = set_dir / schema.PARTS / PLAN_FILE
+    if path.is_file() and not force:
+        previous = json.loads(path.read_text())
+        changed = sorted(k for k in record.keys() | previous.keys()
+                         if record.get(k) != previous.get(k))
+        if changed:
+            raise ValueError(
+                f"{set_dir} holds shards of another plan (changed: {', '.join(changed)}). "
+                f"Pass --force to redo them, or choose another --out."
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    schema.write_atomic(path, json.dumps(record, indent=1, sort_keys=True).encode())
+
+
+def clear_set(set_dir: Path) -> None:
+    """--force: remove a set's shards, parts and manifests (nothing else in the folder)."""
+    for path in set_dir.glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].tar"):
+        path.unlink()
+    for name in (schema.MANIFEST, schema.FAILURES, schema.DATASET_JSON):
+        (set_dir / name).unlink(missing_ok=True)
+    parts = set_dir / schema.PARTS
+    if parts.is_dir():
+        for path in parts.iterdir():
+            path.unlink()

@@ -1,0 +1,240 @@
+"""Write one planned shard: read its images, code them, and commit the tar and its manifest rows.
+
+A shard is committed in two steps, rows first and the tar last, each under a temporary name
+renamed when complete: a shard whose tar exists is done; anything else is redone on resume.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from prep import schema
+from prep.datasets import Failure, Item
+from prep.images import BadImage, LoadedImage, decode_rgb
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    set_dir: str  # <out>/<dataset>/<original|qQ>
+    shard: str  # file name, e.g. train-000003.tar
+    dataset_root: str
+    quality: int | None  # None: the original set
+    items: tuple[Item, ...]
+
+    @property
+    def path(self) -> Path:
+        return Path(self.set_dir) / self.shard
+
+
+@dataclass
+class ShardResult:
+    shard: str
+    quality: int | None
+    samples: int
+    failures: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    peak_rss_bytes: int = 0
+    worker: str = ""
+    member_bytes: dict[str, int] = field(default_factory=dict)
+
+
+def part_paths(set_dir: str | Path, shard: str) -> tuple[Path, Path]:
+    """The per-shard manifest rows and failure rows, merged into the set's files at the end."""
+    parts = Path(set_dir) / schema.PARTS
+    return parts / f"{shard}.parquet", parts / f"{shard}.failures.parquet"
+
+
+def is_complete(set_dir: str | Path, shard: str) -> bool:
+    rows, failures = part_paths(set_dir, shard)
+    return (Path(set_dir) / shard).is_file() and rows.is_file() and failures.is_file()
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def prefetch(fn: Callable, items: Iterable, pool: ThreadPoolExecutor, depth: int) -> Iterator:
+    """fn over items in order, `depth` calls ahead in the pool (bounded memory)."""
+    iterator = iter(items)
+    pending: list[Future] = [pool.submit(fn, x) for x in islice(iterator, depth)]
+    while pending:
+        result = pending.pop(0).result()
+        pending.extend(pool.submit(fn, x) for x in islice(iterator, 1))
+        yield result
+
+
+def _load(root: str, item: Item) -> tuple[Item, bytes | None, LoadedImage | str]:
+    """The file's bytes and decoded image, or the reason it cannot be used."""
+    try:
+        data = Path(root, item.source).read_bytes()
+        return item, data, decode_rgb(data, item.source)
+    except (OSError, BadImage) as err:
+        reason = str(err) if isinstance(err, BadImage) else f"cannot read file: {err}"
+        return item, None, reason
+
+
+MISMATCH = "entropy-decoded y_hat differs from the encoder's round(y) (see DESIGN.md)"
+
+
+def _failure(item: Item, stage: str, reason: str) -> Failure:
+    return Failure(item.key, item.source, item.split, item.label, item.class_name, stage, reason)
+
+
+def _base_meta(item: Item, shard: str, loaded: LoadedImage) -> dict:
+    width, height = loaded.rgb.size
+    return {
+        "key": item.key, "split": item.split, "label": item.label,
+        "class_name": item.class_name, "source": item.source, "shard": shard,
+        "width": width, "height": height, "conversion": loaded.conversion,
+    }
+
+
+def _original_members(item: Item, data: bytes, loaded: LoadedImage, meta: dict):
+    member = schema.original_member(loaded.format)
+    if member is None:  # not JPEG or PNG: keep the pixels losslessly as PNG
+        member, data = "png", schema.encode_png(loaded.rgb)
+        meta["conversion"] = "; ".join(
+            filter(None, [meta["conversion"], f"{loaded.format} re-encoded as PNG"])
+        )
+    meta |= {"format": member, "original_bytes": len(data)}
+    members = {
+        schema.LABEL: str(item.label).encode(), member: data, schema.META: schema.encode_json(meta)
+    }
+    return members, meta
+
+
+def _coded_members(item: Item, coded, quality: int, meta: dict):
+    latent = schema.encode_latent(coded.y_hat)
+    members = {
+        schema.LABEL: str(item.label).encode(),
+        schema.LATENT: latent,
+        schema.SCALES: schema.encode_scale_index(coded.scale_index),
+        schema.Y_STRING: coded.y_string,
+        schema.Z_STRING: coded.z_string,
+        schema.DECODED: schema.encode_png(coded.decoded),
+    }
+    channels, h, w = coded.y_hat.shape
+    meta |= {
+        "quality": quality, "bpp": coded.bpp, "psnr": coded.psnr, "ms_ssim": coded.ms_ssim,
+        "ssim": coded.ssim, "y_bytes": len(coded.y_string), "z_bytes": len(coded.z_string),
+        "latent_bytes": len(latent), "scales_bytes": len(members[schema.SCALES]),
+        "decoded_bytes": len(members[schema.DECODED]),
+        "latent_dtype": str(schema.smallest_int_dtype(coded.y_hat)),
+        "latent_channels": channels, "latent_height": h, "latent_width": w,
+        "z_shape": list(coded.z_shape), "pad": list(coded.pad),
+    }
+    members[schema.META] = schema.encode_json(meta)
+    return members, meta
+
+
+def _batches(loaded: Iterator, batch_size: int) -> Iterator[list]:
+    """Consecutive good images of one size, up to batch_size; failed reads pass through alone."""
+    batch: list = []
+    for entry in loaded:
+        image = entry[2]
+        if batch and (isinstance(image, str) or image.rgb.size != batch[0][2].rgb.size):
+            yield batch
+            batch = []
+        if isinstance(image, str):
+            yield [entry]
+            continue
+        batch.append(entry)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class ShardEncoder:
+    """Holds the codec once and writes shards; runs as a Ray actor or in process."""
+
+    def __init__(self, weights=None, device: str = "cpu", threads: int | None = None,
+                 batch_size: int = 1, io_threads: int = 2):
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = None
+        if weights is not None:
+            from prep.codec import load_codec
+
+            self.model = load_codec(weights, device)
+        self.batch_size = batch_size
+        self.pool = ThreadPoolExecutor(max_workers=io_threads)
+        self.name = f"{os.uname().nodename}:{os.getpid()}"
+
+    def write(self, task: ShardTask) -> ShardResult:
+        start = time.perf_counter()
+        rows, failures, sizes = [], [], {}
+
+        def commit(outputs: list) -> None:
+            for item, output in outputs:
+                if isinstance(output, Failure):
+                    failures.append(output.row(task.shard))
+                    continue
+                members, meta = output.result()
+                writer.write(item.key, members)
+                rows.append(meta)
+                for name, data in members.items():
+                    sizes[name] = sizes.get(name, 0) + len(data)
+
+        loaded = prefetch(lambda it: _load(task.dataset_root, it), task.items, self.pool, 4)
+        with schema.ShardWriter(task.path) as writer:
+            pending: list = []
+            for batch in _batches(loaded, self.batch_size):
+                outputs = self._submit(task, batch)  # codes this batch while the pool
+                commit(pending)  # encodes the previous one's members
+                pending = outputs
+            commit(pending)
+            self._write_parts(task, rows, failures)
+        return ShardResult(
+            shard=task.shard, quality=task.quality, samples=len(rows), failures=failures,
+            seconds=time.perf_counter() - start, peak_rss_bytes=peak_rss_bytes(),
+            worker=self.name, member_bytes=sizes,
+        )
+
+    def _submit(self, task: ShardTask, batch: list) -> list:
+        """(item, Future of (members, manifest row)) per image, or (item, Failure)."""
+        if isinstance(batch[0][2], str):
+            item, _, reason = batch[0]
+            return [(item, _failure(item, "read", reason))]
+        if task.quality is None:
+            return [
+                (item, self.pool.submit(_original_members, item, data, loaded,
+                                        _base_meta(item, task.shard, loaded)))
+                for item, data, loaded in batch
+            ]
+        from prep.coding import code_images
+
+        coded = code_images(self.model, [loaded.rgb for _, _, loaded in batch])
+        return [
+            (item, self.pool.submit(_coded_members, item, c, task.quality,
+                                    _base_meta(item, task.shard, loaded)))
+            if c.exact else (item, _failure(item, "verify", MISMATCH))
+            for (item, _, loaded), c in zip(batch, coded, strict=True)
+        ]
+
+    @staticmethod
+    def _write_parts(task: ShardTask, rows: list[dict], failures: list[dict]) -> None:
+        rows_path, failures_path = part_paths(task.set_dir, task.shard)
+        rows_path.parent.mkdir(parents=True, exist_ok=True)
+        manifest = schema.manifest_schema(task.quality)
+        _write_table(pa.Table.from_pylist(rows, schema=manifest), rows_path)
+        _write_table(pa.Table.from_pylist(failures, schema=schema.failure_schema()), failures_path)
+
+
+def _write_table(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
