@@ -147,8 +147,11 @@ def list_class_folders(
             p for p in (root / class_name).iterdir()
             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )
-        random.Random(f"{seed}:{class_name}").shuffle(files)
-        for path, split_name in zip(files, _stratum(len(files), fractions), strict=True):
+        order = list(range(len(files)))
+        random.Random(f"{seed}:{class_name}").shuffle(order)
+        splits = dict(zip(order, _stratum(len(files), fractions), strict=True))
+        for index, path in enumerate(files):  # sorted: the first of duplicate keys wins
+            split_name = splits[index]
             key = sanitize_key(f"{class_name}_{path.stem}")
             collector.add(key, f"{class_name}/{path.name}", split_name, class_name, True, "")
     return Listing(

@@ -86,6 +86,7 @@ class PrepSummary:
     encoded_images: int = 0
     seconds: float = 0.0
     peak_rss_bytes: dict = field(default_factory=dict)  # worker -> bytes
+    workers_started: int = 0  # more than resources.workers when dead workers were replaced
 
     @property
     def failed_keys(self) -> set[str]:
@@ -270,6 +271,7 @@ def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: Prep
         for bar in bars.values():
             bar.close()
         pool.shutdown()
+        summary.workers_started = pool.started
     summary.encoded_images = images
     summary.seconds = time.perf_counter() - start
     if errors:

@@ -1,0 +1,67 @@
+"""Shared fixtures: the real MINC-2500 sample, small synthetic sets, real codecs, one Ray."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import torch
+
+from prep.codec import init_weights
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "minc-2500-sample" / "minc-2500"
+
+
+@pytest.fixture(scope="session")
+def minc_sample() -> Path:
+    """120 real MINC-2500 patches of 4 classes in the official layout (split 1: 80/16/24)."""
+    if not (SAMPLE / "categories.txt").is_file():
+        pytest.skip(f"the real MINC-2500 sample is not at {SAMPLE}")
+    return SAMPLE
+
+
+def codec_file(path: Path, quality: int, sizes: tuple[int, int] | None = None) -> Path:
+    """A real codec of the paper's architecture with seeded untrained weights.
+
+    An untrained g_a maps everything to ~0, which makes y_hat all zeros; its last layer is
+    scaled so that the latents span tens of integer levels and the coder has work to do.
+    """
+    from compressai.models import ScaleHyperprior
+
+    state = torch.load(io.BytesIO(init_weights(quality, sizes=sizes)), weights_only=True)
+    model = ScaleHyperprior.from_state_dict(state)
+    with torch.no_grad():
+        model.g_a[6].weight.mul_(40.0)
+    model.update(force=True)
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def codec_q1(tmp_path_factory) -> Path:
+    return codec_file(tmp_path_factory.mktemp("codec") / "q1.pth", 1)
+
+
+@pytest.fixture(scope="session")
+def codec_q8(tmp_path_factory) -> Path:
+    return codec_file(tmp_path_factory.mktemp("codec") / "q8.pth", 8)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole session (ray.init costs seconds); 2 CPUs like this machine."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def synthetic_small(tmp_path_factory) -> Path:
+    """4 classes x 10 synthetic textures of 128 px, MINC-2500 layout (8/1/1 per class)."""
+    from prep.synthetic import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("data") / "synthetic-small",
+                         classes=4, per_class=10, size=128)
