@@ -14,7 +14,15 @@ SPLIT ?= 1
 PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS))
 
-.PHONY: help setup test lint prep data synthetic demo bench bench-prep clean
+.PHONY: help setup test lint prep data synthetic demo codec bench bench-prep clean
+
+# the embedded default: built-in synthetic textures coded by the project's own demo codecs
+DEMO_DATA ?= data/synthetic-demo
+DEMO_OUT ?= data/demo-shards
+DEMO_QUALITIES ?= 1 4 8
+CODECS ?= codecs/demo
+INIT ?= none
+STEPS ?= 20000
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +50,18 @@ synthetic: $(PY)  ## write the built-in synthetic texture set to data/synthetic-
 
 prep: $(PY)  ## encode DATA at quality Q into WebDataset shards under OUT
 	$(PY) -m prep $(PREP_ARGS)
+
+demo: $(PY)  ## synthetic textures -> the demo codecs -> shards for each of DEMO_QUALITIES
+	$(PY) -m prep.synthetic --out $(DEMO_DATA) --classes 10 --per-class 40
+	set -e; for q in $(DEMO_QUALITIES); do \
+	  $(PY) -m prep --data $(DEMO_DATA) --out $(DEMO_OUT) -q $$q \
+	    --codec-weights $(CODECS)/codec-q$$q.pth $(if $(WORKERS),--workers $(WORKERS)); \
+	done
+	@echo "shards: $(DEMO_OUT)/synthetic-demo/ (original/ and q<Q>/ for Q in $(DEMO_QUALITIES))"
+
+codec: $(PY)  ## train (or fine-tune: INIT=pretrained|file) the codec of quality Q on DATA
+	$(PY) -m prep.train_codec -q $(Q) --data $(DATA) --out runs/codecs/q$(Q) --init $(INIT) \
+	  --steps $(STEPS)
 
 bench-prep: $(PY)  ## prep throughput, scaling, worker memory and bytes per member
 	$(PY) -m benchmarks.bench_prep

@@ -1,4 +1,4 @@
-"""The codec: CompressAI's bmshj2018-hyperprior (MS-SSIM), from its pretrained files or a state dict.
+"""The codec: CompressAI's bmshj2018-hyperprior (MS-SSIM), from pretrained files or a state dict.
 
 Weights travel as bytes (a state dict saved by torch.save), so the driver resolves them once and
 every Ray actor, on any node, loads the same bytes with `weights_only=True`.

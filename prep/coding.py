@@ -1,4 +1,4 @@
-"""Per image: pad, encode to the real bitstream, entropy-decode y_hat and sigma_hat from it, run g_s.
+"""Per image: pad, encode to the real bitstream, entropy-decode y_hat and sigma_hat, run g_s.
 
 The compressed-domain representation comes from the strings, never from the encoder's tensors:
 z_hat is entropy-decoded from z's string (CompressAI's own compress does the same), the scale

@@ -67,7 +67,7 @@ def list_dataset(data: str | Path, split: int = 1, seed: int = 0) -> Listing:
     if not data.is_dir():
         raise FileNotFoundError(
             f"dataset folder {data} does not exist. For MINC-2500 run `make data` (or download "
-            f"minc-2500.tar.gz and unpack it there); for the built-in textures run `make synthetic`."
+            f"minc-2500.tar.gz and unpack it there); for the built-in textures: `make synthetic`."
         )
     root = minc_root(data)
     if root is not None:

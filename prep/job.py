@@ -66,7 +66,8 @@ class Resources:
 
     def describe(self) -> str:
         kind = "GPU" if self.device == "cuda" else "CPU"
-        return f"{self.workers} {kind} worker(s) x {self.threads} thread(s), batch {self.batch_size}"
+        return (f"{self.workers} {kind} worker(s) x {self.threads} thread(s), "
+                f"batch {self.batch_size}")
 
 
 @dataclass

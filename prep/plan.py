@@ -13,7 +13,7 @@ PLAN_FILE = "plan.json"
 
 
 def plan_shards(items: tuple[Item, ...], shard_size: int) -> dict[str, tuple[Item, ...]]:
-    """Shard name -> items: per split, sorted by key, `shard_size` a shard. Independent of the run."""
+    """Shard name -> items: per split, sorted by key, `shard_size` a shard; run-independent."""
     if shard_size < 1:
         raise ValueError(f"shard size must be at least 1, got {shard_size}")
     plan = {}

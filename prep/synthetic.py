@@ -132,7 +132,8 @@ def texture(family: str, seed: int, class_index: int, index: int, size: int = 36
     t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
     dark, light = rng.random(3), rng.random(3)  # colours carry no class information
     rgb = dark + t[..., None] * (light - dark)
-    shade = 1 + rng.uniform(-0.3, 0.3) * (x / size - 0.5) + rng.uniform(-0.3, 0.3) * (y / size - 0.5)
+    tilt = rng.uniform(-0.3, 0.3, 2)
+    shade = 1 + tilt[0] * (x / size - 0.5) + tilt[1] * (y / size - 0.5)
     rgb = rgb * shade[..., None] + rng.normal(0, rng.uniform(0.01, 0.06), rgb.shape)
     return Image.fromarray(np.uint8(np.clip(rgb, 0, 1) * 255 + 0.5), "RGB")
 

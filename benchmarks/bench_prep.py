@@ -1,0 +1,157 @@
+"""`make bench-prep`: prep throughput, scaling, worker memory and bytes per shard member.
+
+Side by side in one run, on the same images:
+  (a) the codec in a bare in-process loop on all cores: read + decode JPEG, code_images (reference)
+  (b) the Ray job with its default settings (one worker per CPU, 1 thread each)
+  (c) the Ray job with 1 worker and with 2 workers, 1 thread each
+Each job row is end to end (Ray start, actors, shards, manifests) and its encoding phase alone.
+Then the storage of each member per sample against the original JPEG.
+
+    python -m benchmarks.bench_prep [--data DIR] [--quality 8] [--weights FILE] [--images N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from prep import schema
+from prep.codec import codec_sizes, init_weights, load_codec, read_weights_file
+from prep.coding import code_images
+from prep.datasets import list_dataset
+from prep.job import PrepConfig, run
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/minc-2500-sample/minc-2500"
+
+
+def seeded_codec(quality: int, path: Path) -> Path:
+    """The paper's architecture for this quality, seeded weights with a non-trivial latent.
+
+    Compute does not depend on the weights; the entropy coder's work does (these latents code
+    to ~10 bpp, more than a trained codec's, so coding here is slower than it would be).
+    """
+    import io
+
+    from compressai.models import ScaleHyperprior
+
+    model = ScaleHyperprior.from_state_dict(
+        torch.load(io.BytesIO(init_weights(quality)), weights_only=True))
+    with torch.no_grad():
+        model.g_a[6].weight.mul_(40.0)
+    model.update(force=True)
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def bare_loop(paths: list[Path], weights_file: Path) -> float:
+    """(a): images/s of decode + code_images in one process with every core."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = load_codec(read_weights_file(weights_file))
+    code_images(model, [Image.open(paths[0]).convert("RGB")])  # warm-up
+    start = time.perf_counter()
+    for path in paths:
+        code_images(model, [Image.open(path).convert("RGB")])
+    return len(paths) / (time.perf_counter() - start)
+
+
+def job(data: Path, out: Path, quality: int, weights: Path, **kw) -> dict:
+    start = time.perf_counter()
+    summary = run(PrepConfig(data=data, out=out, quality=quality, codec_weights=weights,
+                             original=False, shard_size=8, force=True, **kw))
+    wall = time.perf_counter() - start
+    return {
+        "wall": summary.encoded_images / wall,
+        "encode": summary.encoded_images / summary.seconds,
+        "peak_mib": max(summary.peak_rss_bytes.values()) / 2**20,
+        "resources": summary.resources.describe(),
+        "set_dir": summary.sets[0].set_dir,
+    }
+
+
+def storage(set_dir: Path, root: Path) -> list[tuple[str, float]]:
+    manifest = schema.read_manifest(set_dir).to_pylist()
+    original = statistics.mean((root / r["source"]).stat().st_size for r in manifest)
+    rows = [("original JPEG (reference)", original)]
+    for column, member in [("y_bytes", schema.Y_STRING), ("z_bytes", schema.Z_STRING),
+                           ("latent_bytes", schema.LATENT), ("scales_bytes", schema.SCALES),
+                           ("decoded_bytes", schema.DECODED)]:
+        rows.append((member, statistics.mean(r[column] for r in manifest)))
+    both = statistics.mean(r["latent_bytes"] + r["scales_bytes"] for r in manifest)
+    rows.append((f"{schema.LATENT} + {schema.SCALES}", both))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=SAMPLE)
+    p.add_argument("--quality", type=int, default=8)
+    p.add_argument("--weights", type=Path, default=None,
+                   help="codec weights (default: the paper's q architecture, seeded weights)")
+    p.add_argument("--images", type=int, default=120)
+    args = p.parse_args(argv)
+    cpus = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        weights = args.weights or seeded_codec(args.quality, tmp / "codec.pth")
+        listing = list_dataset(args.data)
+        data = subset(listing, args.images, tmp / "data")
+        paths = [data / i.source for i in list_dataset(data).items]
+        sizes = codec_sizes(load_codec(read_weights_file(weights)))
+        print(f"# prep benchmark: {len(paths)} images of {listing.name} "
+              f"({Image.open(paths[0]).size[0]} px), quality {args.quality}, codec N={sizes['N']} "
+              f"M={sizes['M']} ({weights.name}), {cpus} CPUs, torch {torch.__version__}\n")
+        reference = bare_loop(paths, weights)
+        rows = [(f"(a) bare loop, 1 process x {cpus} threads", reference, None, None, None)]
+        runs = {}
+        for label, kw in [("(b) Ray job, defaults", {}),
+                          ("(c) Ray job, 1 worker x 1 thread", {"workers": 1,
+                                                                 "threads_per_worker": 1}),
+                          ("(c) Ray job, 2 workers x 1 thread", {"workers": 2,
+                                                                  "threads_per_worker": 1})]:
+            runs[label] = r = job(data, tmp / "out", args.quality, weights, **kw)
+            rows.append((f"{label} [{r['resources']}]", r["encode"], r["wall"], r["peak_mib"],
+                         r["encode"] / reference))
+        print("| setting | img/s (encoding) | img/s (end to end) | peak MiB/worker | x (a) |")
+        print("|---|---:|---:|---:|---:|")
+        for label, rate, wall, peak, ratio in rows:
+            fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
+            print(f"| {label} | {rate:.2f} | {fmt(wall, '.2f')} | {fmt(peak, '.0f')} "
+                  f"| {fmt(ratio, '.2f')} |")
+        one = runs["(c) Ray job, 1 worker x 1 thread"]["encode"]
+        two = runs["(c) Ray job, 2 workers x 1 thread"]["encode"]
+        print(f"\n2 workers / 1 worker: {two / one:.2f}x (target >= 1.7)")
+        print(f"(b) / (a): {runs['(b) Ray job, defaults']['encode'] / reference:.2f}x "
+              "(target >= 0.9)\n")
+        print("| member | bytes per sample | x original JPEG |")
+        print("|---|---:|---:|")
+        table = storage(runs["(b) Ray job, defaults"]["set_dir"], data)
+        for name, value in table:
+            print(f"| {name} | {value:,.0f} | {value / table[0][1]:.2f} |")
+
+
+def subset(listing, n: int, dest: Path) -> Path:
+    """The first n images (by split file order), linked into a small MINC-layout copy."""
+    items = listing.items[:n]
+    root = dest / listing.name
+    (root / "labels").mkdir(parents=True)
+    (root / "categories.txt").write_text("\n".join(listing.categories) + "\n")
+    for split in schema.SPLITS:
+        lines = [i.source for i in items if i.split == split]
+        (root / "labels" / f"{split}1.txt").write_text("\n".join(lines) + "\n")
+    for item in items:
+        target = root / item.source
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(listing.path(item), target)
+    return root
+
+
+if __name__ == "__main__":
+    main()

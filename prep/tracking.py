@@ -1,0 +1,25 @@
+"""MLflow set-up shared by every stage: a SQLite store in the project folder by default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_STORE = "mlflow.db"
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else sqlite:///<cwd>/mlflow.db (the file store is refused)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / DEFAULT_STORE}"
+
+
+def start_run(experiment: str, run_name: str, tags: dict | None = None, run_id: str | None = None):
+    """An MLflow run (resumed when run_id is given); the caller ends it."""
+    import logging
+
+    import mlflow
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema migrations of a new store
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_experiment(experiment)
+    return mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags)
