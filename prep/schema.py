@@ -210,16 +210,20 @@ def decode_sample(raw: dict, only: Iterable[str] | None = None) -> dict:
     return sample
 
 
-def iter_shard(path: str | Path, only: Iterable[str] | None = None) -> Iterator[dict]:
-    """Decoded samples of one shard, in order. Errors name the shard."""
-    import webdataset as wds
+def iter_raw_shard(path: str | Path) -> Iterator[dict]:
+    """Raw samples (member name -> bytes) of one shard, in order. Errors name the shard."""
+    from webdataset.tariterators import tarfile_samples
 
-    dataset = wds.WebDataset([str(path)], shardshuffle=False, empty_check=False)
     try:
-        for raw in dataset:
-            yield decode_sample(raw, only)
+        yield from tarfile_samples([{"url": str(path)}])
     except Exception as err:
         raise ValueError(f"corrupt shard {path}: {err}") from err
+
+
+def iter_shard(path: str | Path, only: Iterable[str] | None = None) -> Iterator[dict]:
+    """Decoded samples of one shard, in order."""
+    for raw in iter_raw_shard(path):
+        yield decode_sample(raw, only)
 
 
 def sigma_from_index(index: np.ndarray, scale_table: list[float]) -> np.ndarray:

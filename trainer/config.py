@@ -1,0 +1,105 @@
+"""Command line -> a frozen TrainConfig (the resolved config goes into checkpoints and MLflow)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.data import DOMAINS
+
+PAPER_BATCH = 32  # the paper's batch; lr scales linearly with the global batch
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    domain: str
+    shards: str
+    quality: int | None = None
+    inputs: str = "both"  # latent domain: y, sigma or both
+    init: str = "imagenet"
+    epochs: int = 30
+    batch_size: int = 32  # global, over all processes
+    lr: float = 0.01  # at the paper's batch of 32
+    lr_steps: tuple[int, ...] = (10, 20)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    max_steps: int | None = None
+    resize: int = 256
+    crop: int = 224
+    workers: int = 2
+    device: str = "auto"
+    seed: int = 0
+    out: str | None = None
+    resume: bool = False
+    experiment: str = "classifiers"
+
+    @property
+    def scaled_lr(self) -> float:
+        return self.lr * self.batch_size / PAPER_BATCH
+
+    @property
+    def model_name(self) -> str:
+        return "cresnet39" if self.domain == "latent" else "resnet50"
+
+    @property
+    def dataset(self) -> str:
+        return Path(self.shards).name
+
+    @property
+    def run_name(self) -> str:
+        """e.g. minc-2500/latent/q8, minc-2500/latent-y/q8, minc-2500/original."""
+        domain = self.domain if self.inputs == "both" or self.domain != "latent" else \
+            f"latent-{self.inputs}"
+        return "/".join(filter(None, [self.dataset, domain,
+                                      f"q{self.quality}" if self.domain != "original" else ""]))
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("runs/train") / self.run_name
+
+
+def parser() -> argparse.ArgumentParser:
+    d = TrainConfig(domain="latent", shards="")
+    p = argparse.ArgumentParser(
+        prog="torchrun trainer/main.py",
+        description="Train a material classifier on prepared shards with DDP (torchrun): "
+        "ResNet-50 (deep stem) on original or decoded images, or cResNet-39 on y_hat + "
+        "sigma_hat. Validation every epoch, test at the end, MLflow on rank 0.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--domain", choices=DOMAINS, required=True,
+                   help="original: anchor 3; decoded: anchor 2; latent: compressed domain")
+    p.add_argument("--shards", required=True, help="<out>/<dataset> written by `make prep`")
+    p.add_argument("--quality", type=int, default=None, help="codec quality (decoded, latent)")
+    p.add_argument("--inputs", choices=("y", "sigma", "both"), default=d.inputs,
+                   help="latent inputs (the ablation)")
+    p.add_argument("--init", default=d.init, help="imagenet, none, or a state dict file")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="GLOBAL batch over all processes (per process: this / world size); "
+                   "the learning rate is scaled by batch/32")
+    p.add_argument("--lr", type=float, default=d.lr, help="learning rate at a global batch of 32")
+    p.add_argument("--lr-steps", type=int, nargs="*", default=list(d.lr_steps),
+                   help="epochs after which lr is divided by 10")
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop each epoch after this many optimizer steps (short runs)")
+    p.add_argument("--resize", type=int, default=d.resize, help="pixel domains: resize side")
+    p.add_argument("--crop", type=int, default=d.crop, help="pixel domains: crop side")
+    p.add_argument("--workers", type=int, default=d.workers, help="loader workers per process")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--out", default=None, help="run folder (default runs/train/<run name>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the run folder's checkpoint (automatic after a "
+                   "torchrun restart)")
+    p.add_argument("--experiment", default=d.experiment, help="MLflow experiment")
+    return p
+
+
+def parse(argv: list[str] | None = None) -> TrainConfig:
+    args = vars(parser().parse_args(argv))
+    args["lr_steps"] = tuple(args["lr_steps"])
+    return TrainConfig(**args)

@@ -1,0 +1,196 @@
+"""Shard sets as PyTorch data for each domain, split over ranks and loader workers.
+
+Training: every rank draws shards with replacement (seeded by seed, epoch, rank and worker) and
+yields exactly `steps` batches per epoch, so ranks never wait on each other at the end of an
+epoch however uneven the shards are. Evaluation: each sample goes to exactly one (rank, worker)
+slot (whole shards when there are enough of them, else every slot-th sample), so counts reduced
+over ranks equal the manifest's.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torchvision import transforms as T
+
+from prep import schema
+
+DOMAINS = ("original", "decoded", "latent")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# AlexNet-style PCA lighting noise (fb.resnet.torch's ImageNet eigen decomposition)
+PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
+PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140],
+                           [-0.5836, -0.6948, 0.4203]])
+
+
+@dataclass(frozen=True)
+class ShardSet:
+    """A prepared set as a domain reads it."""
+
+    directory: Path
+    domain: str
+    info: dict  # dataset.json
+    counts: dict  # split -> samples
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.info["categories"])
+
+    @property
+    def latent_channels(self) -> int | None:
+        return self.info["codec"]["M"] if self.info.get("codec") else None
+
+    def shards(self, split: str) -> list[str]:
+        return [str(p) for p in schema.shard_paths(self.directory, split)]
+
+
+def open_shard_set(root: str | Path, domain: str, quality: int | None) -> ShardSet:
+    """Check everything a run needs before any process group exists; errors say what to do."""
+    if domain not in DOMAINS:
+        raise ValueError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
+    if domain != "original" and quality is None:
+        raise ValueError(f"--domain {domain} needs --quality (the codec quality of the shards)")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"shard folder {root} does not exist: run `make prep` first "
+                                f"(it writes <out>/<dataset>/)")
+    directory = schema.set_dir(root.parent, root.name, None if domain == "original" else quality)
+    if not directory.is_dir():
+        found = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise FileNotFoundError(
+            f"{directory} does not exist: the {domain} domain needs the "
+            f"{schema.set_name(None if domain == 'original' else quality)} set, which was not "
+            f"prepared (sets in {root}: {', '.join(found) or 'none'}); run `make prep Q=...`")
+    info = schema.read_dataset_json(directory)
+    counts = {split: info["counts"][split]["samples"] for split in schema.SPLITS}
+    shard_set = ShardSet(directory, domain, info, counts)
+    for split in schema.SPLITS:
+        if counts[split] and not shard_set.shards(split):
+            raise FileNotFoundError(f"{directory} lists {counts[split]} {split} samples but "
+                                    f"holds no {split} shards: prepare it again")
+    return shard_set
+
+
+class Lighting:
+    """PCA lighting noise on a [0, 1] tensor image (Krizhevsky et al.)."""
+
+    def __init__(self, std: float = 0.1):
+        self.std = std
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        alpha = torch.randn(3) * self.std
+        return image + (PCA_EIGVEC @ (alpha * PCA_EIGVAL)).view(3, 1, 1)
+
+
+def pixel_transform(train: bool, resize: int, crop: int):
+    normalize = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    if not train:
+        return T.Compose([T.Resize(resize), T.CenterCrop(crop), *normalize])
+    return T.Compose([
+        T.Resize(resize), T.RandomCrop(crop), T.RandomHorizontalFlip(),
+        T.ColorJitter(0.4, 0.4, 0.4), T.ToTensor(), Lighting(0.1),
+        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+class LatentTransform:
+    """y_hat and sigma_hat stacked (2M channels), resized to `resize`, then cropped and flipped."""
+
+    def __init__(self, scale_table: list[float], train: bool, resize: int = 32, crop: int = 28):
+        self.table = torch.tensor(scale_table, dtype=torch.float32)
+        self.train, self.resize, self.crop = train, resize, crop
+
+    def __call__(self, latent: np.ndarray, scale_index: np.ndarray) -> torch.Tensor:
+        y_hat = torch.from_numpy(latent.astype(np.float32))
+        sigma = self.table[torch.from_numpy(scale_index.astype(np.int64))]
+        x = F.interpolate(torch.cat([y_hat, sigma])[None], size=(self.resize, self.resize),
+                          mode="bilinear", align_corners=False)[0]
+        if self.train:
+            top, left = torch.randint(0, self.resize - self.crop + 1, (2,)).tolist()
+            x = x[:, top:top + self.crop, left:left + self.crop]
+            return torch.flip(x, dims=[2]) if torch.rand(()) < 0.5 else x
+        start = (self.resize - self.crop) // 2
+        return x[:, start:start + self.crop, start:start + self.crop]
+
+
+class SampleTransform:
+    """Raw sample -> (input tensor, label), decoding only the members the domain reads."""
+
+    def __init__(self, shard_set: ShardSet, train: bool, resize: int, crop: int):
+        self.domain = shard_set.domain
+        if self.domain == "latent":
+            self.members = (schema.LABEL, schema.LATENT, schema.SCALES)
+            self.latent = LatentTransform(shard_set.info["codec"]["scale_table"], train)
+        else:
+            self.members = (schema.LABEL, schema.DECODED) if self.domain == "decoded" else (
+                schema.LABEL, *schema.ORIGINAL_FORMATS)
+            self.pixels = pixel_transform(train, resize, crop)
+
+    def __call__(self, raw: dict) -> tuple[torch.Tensor, int]:
+        sample = schema.decode_sample(raw, only=self.members)
+        if self.domain == "latent":
+            x = self.latent(sample[schema.LATENT], sample[schema.SCALES])
+        else:
+            image = next(sample[m] for m in self.members[1:] if m in sample)
+            x = self.pixels(image)
+        return x, sample[schema.LABEL]
+
+
+def _slot(rank: int, world: int) -> tuple[int, int]:
+    """This loader worker's (slot, slots) over all ranks and their workers."""
+    worker = get_worker_info()
+    w, workers = (worker.id, worker.num_workers) if worker else (0, 1)
+    return rank * workers + w, world * workers
+
+
+class TrainStream(IterableDataset):
+    """An endless, seeded stream of transformed samples, shards drawn with replacement."""
+
+    def __init__(self, shards: list[str], transform, rank: int, world: int, seed: int, epoch: int,
+                 buffer: int = 256):
+        self.shards, self.transform, self.rank, self.world = shards, transform, rank, world
+        self.seed, self.epoch, self.buffer = seed, epoch, buffer
+
+    def __iter__(self) -> Iterator:
+        slot, _ = _slot(self.rank, self.world)
+        rng = random.Random(f"{self.seed}:{self.epoch}:{slot}")
+        pool: list = []
+        while True:
+            for raw in schema.iter_raw_shard(rng.choice(self.shards)):
+                pool.append(raw)
+                if len(pool) >= self.buffer:
+                    yield self.transform(pool.pop(rng.randrange(len(pool))))
+
+
+class EvalStream(IterableDataset):
+    """Each sample of the shards exactly once over all (rank, worker) slots."""
+
+    def __init__(self, shards: list[str], transform, rank: int, world: int):
+        self.shards, self.transform, self.rank, self.world = shards, transform, rank, world
+
+    def __iter__(self) -> Iterator:
+        slot, slots = _slot(self.rank, self.world)
+        if len(self.shards) >= slots:  # whole shards per slot: each tar read once
+            for shard in self.shards[slot::slots]:
+                for raw in schema.iter_raw_shard(shard):
+                    yield self.transform(raw)
+            return
+        index = 0
+        for shard in self.shards:  # fewer shards than slots: every slots-th sample
+            for raw in schema.iter_raw_shard(shard):
+                if index % slots == slot:
+                    yield self.transform(raw)
+                index += 1
+
+
+def loader(dataset: IterableDataset, batch_size: int, workers: int, seed: int) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, generator=generator,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=False)

@@ -1,0 +1,116 @@
+"""The paper's classifiers (Table 1): ResNet-50 with a deep stem, and cResNet-39 on latents.
+
+`--init imagenet` starts from torchvision's ImageNet ResNet-50 wherever the shapes agree (the
+deep stem and the layers that read it start fresh); `--init FILE` loads a state dict;
+`--init none` is a fresh model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import ResNet50_Weights, resnet50
+from torchvision.models.resnet import Bottleneck, conv1x1
+
+log = logging.getLogger(__name__)
+
+INITS = ("none", "imagenet")  # or a path to a state dict
+
+
+def imagenet_state_dict() -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet ResNet-50 weights: the hub cache, else a download, else an error."""
+    weights = ResNet50_Weights.IMAGENET1K_V1
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    name = weights.url.rsplit("/", 1)[-1]
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True)
+    except Exception as err:
+        raise FileNotFoundError(
+            f"ImageNet weights {name} are not in {folder} and could not be downloaded from "
+            f"{weights.url} ({type(err).__name__}: {err}). Put that file in {folder} (set "
+            f"TORCH_HOME to use another cache), or use --init none or --init FILE."
+        ) from None
+
+
+def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> list[str]:
+    """Copy the tensors whose name and shape match; returns the names that start fresh."""
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matched, strict=False)
+    fresh = sorted(k for k in own if k not in matched and not k.endswith("num_batches_tracked"))
+    log.info("%s: %d tensors loaded, %d start fresh", source, len(matched), len(fresh))
+    return fresh
+
+
+def initialise(model: nn.Module, init: str) -> nn.Module:
+    if init == "none":
+        return model
+    if init == "imagenet":
+        load_matching(model, imagenet_state_dict(), "ImageNet ResNet-50")
+        return model
+    path = Path(init)
+    if not path.is_file():
+        raise FileNotFoundError(f"--init {init}: no such file (choices: none, imagenet, a file)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("model", state) if isinstance(state, dict) else state
+    load_matching(model, state, str(path))
+    return model
+
+
+def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True)]
+
+
+def resnet50_deep_stem(num_classes: int, init: str = "none") -> nn.Module:
+    """ResNet-50 with conv1 = 3x3,64 (stride 2); 3x3,64; 3x3,128, torchvision's otherwise."""
+    model = resnet50(num_classes=num_classes, zero_init_residual=True)
+    model.conv1 = nn.Sequential(*_conv_bn_relu(3, 64, 2), *_conv_bn_relu(64, 64),
+                                nn.Conv2d(64, 128, 3, 1, 1, bias=False))
+    model.bn1 = nn.BatchNorm2d(128)
+    first = model.layer1[0]  # reads the 128-channel stem instead of 64 channels
+    first.conv1 = conv1x1(128, 64)
+    first.downsample[0] = conv1x1(128, 256)
+    return initialise(model, init)
+
+
+class CResNet39(nn.Module):
+    """cResNet-39: a bottleneck block per input (y_hat, sigma_hat), concatenated to 256
+    channels, then ResNet-50's conv_3x, conv_4x, conv_5x, average pool and fc.
+
+    The input holds y_hat's M channels then sigma_hat's M channels; `inputs` picks the
+    branches (the ablation): with one input its block widens to 256 channels itself.
+    """
+
+    def __init__(self, channels: int, num_classes: int, inputs: str = "both"):
+        super().__init__()
+        if inputs not in ("y", "sigma", "both"):
+            raise ValueError(f"inputs must be y, sigma or both, got {inputs!r}")
+        self.channels, self.inputs = channels, inputs
+        names = ("y", "sigma") if inputs == "both" else (inputs,)
+        planes = 64 // len(names)  # 1x1,32; 3x3,32; 1x1,128 each (64, 64, 256 alone)
+        # y_hat spans tens of integer levels and sigma_hat 0.11..256: a BatchNorm on each input
+        # puts both on the scale the ImageNet-initialised trunk expects (not in the paper)
+        self.branches = nn.ModuleDict({
+            name: nn.Sequential(nn.BatchNorm2d(channels), Bottleneck(
+                channels, planes, downsample=nn.Sequential(conv1x1(channels, planes * 4),
+                                                           nn.BatchNorm2d(planes * 4))))
+            for name in names
+        })
+        trunk = resnet50(num_classes=num_classes, zero_init_residual=True)
+        self.layer2, self.layer3, self.layer4 = trunk.layer2, trunk.layer3, trunk.layer4
+        self.avgpool, self.fc = trunk.avgpool, trunk.fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = {"y": x[:, : self.channels], "sigma": x[:, self.channels:]}
+        x = torch.cat([branch(parts[name]) for name, branch in self.branches.items()], dim=1)
+        x = self.layer4(self.layer3(self.layer2(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def cresnet39(channels: int, num_classes: int, inputs: str = "both",
+              init: str = "none") -> nn.Module:
+    return initialise(CResNet39(channels, num_classes, inputs), init)

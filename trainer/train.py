@@ -1,0 +1,224 @@
+"""DDP training of one classifier; reads top to bottom: train one epoch, evaluate, data, main."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from itertools import islice
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from trainer import checkpoint
+from trainer.config import TrainConfig, parse
+from trainer.data import EvalStream, SampleTransform, ShardSet, TrainStream, loader, open_shard_set
+from trainer.models import cresnet39, resnet50_deep_stem
+
+log = logging.getLogger(__name__)
+
+
+def train_one_epoch(model, criterion, optimizer, data, steps: int, device, amp, epoch: int,
+                    is_main: bool) -> dict:
+    model.train()
+    totals = torch.zeros(3, device=device)  # loss sum, correct, samples
+    start = time.perf_counter()
+    bar = tqdm(total=steps, desc=f"epoch {epoch}", unit="step", disable=not is_main,
+               dynamic_ncols=True, leave=False)
+    for x, y in islice(data, steps):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with amp:
+            logits = model(x)
+            loss = criterion(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        totals += torch.stack([loss.detach() * len(y), (logits.argmax(1) == y).sum(),
+                               torch.tensor(len(y), device=device)]).float()
+        bar.update(1)
+        seconds = time.perf_counter() - start
+        bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}", top1=f"{totals[1] / totals[2]:.3f}",
+                        img_s=f"{totals[2].item() * _world() / seconds:.1f}")
+    bar.close()
+    dist.all_reduce(totals)
+    loss, top1 = (totals[:2] / totals[2]).tolist()
+    return {"train_loss": loss, "train_top1": top1,
+            "images_per_s": totals[2].item() / (time.perf_counter() - start)}
+
+
+@torch.inference_mode()
+def evaluate(model, criterion, data, device, amp, prefix: str) -> dict:
+    """Top-1/Top-5 with every sample counted once over all ranks (no collective in the loop)."""
+    model.eval()
+    totals = torch.zeros(4, device=device, dtype=torch.float64)  # loss, top1, top5, samples
+    for x, y in data:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with amp:
+            logits = model(x).float()
+        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        totals += torch.stack([criterion(logits, y) * len(y), (top5[:, 0] == y).sum(),
+                               (top5 == y[:, None]).any(1).sum(),
+                               torch.tensor(len(y), device=device)]).double()
+    dist.all_reduce(totals)
+    n = max(totals[3].item(), 1)
+    return {f"{prefix}_loss": totals[0].item() / n, f"{prefix}_top1": totals[1].item() / n,
+            f"{prefix}_top5": totals[2].item() / n, f"{prefix}_samples": int(totals[3].item())}
+
+
+def load_data(shard_set: ShardSet, config: TrainConfig, epoch: int, per_rank_batch: int):
+    rank = dist.get_rank()
+    train = TrainStream(shard_set.shards("train"),
+                        SampleTransform(shard_set, True, config.resize, config.crop),
+                        rank, dist.get_world_size(), config.seed, epoch)
+    seed = config.seed * 1_000_003 + epoch * 1009 + rank
+    return loader(train, per_rank_batch, config.workers, seed)
+
+
+def eval_data(shard_set: ShardSet, config: TrainConfig, split: str, per_rank_batch: int):
+    stream = EvalStream(shard_set.shards(split),
+                        SampleTransform(shard_set, False, config.resize, config.crop),
+                        dist.get_rank(), dist.get_world_size())
+    return loader(stream, per_rank_batch, config.workers, config.seed)
+
+
+def build_model(shard_set: ShardSet, config: TrainConfig) -> nn.Module:
+    if config.domain == "latent":
+        return cresnet39(shard_set.latent_channels, shard_set.num_classes, config.inputs,
+                         config.init)
+    return resnet50_deep_stem(shard_set.num_classes, config.init)
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def _device(config: TrainConfig) -> torch.device:
+    use_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = parse(argv)
+    try:  # every check that can fail on input happens before the process group exists
+        shard_set = open_shard_set(config.shards, config.domain, config.quality)
+        device = _device(config)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        return run(config, shard_set, device)
+    finally:
+        dist.destroy_process_group()
+
+
+def run(config: TrainConfig, shard_set: ShardSet, device: torch.device) -> int:
+    rank, world = dist.get_rank(), dist.get_world_size()
+    is_main = rank == 0
+    if config.batch_size % world:
+        raise ValueError(f"--batch-size {config.batch_size} is not divisible by {world} processes")
+    per_rank_batch = config.batch_size // world
+    torch.manual_seed(config.seed)
+    model = build_model(shard_set, config).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                  else None)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.scaled_lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_steps), 0.1)
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    start_epoch, history, run_id = 0, [], None
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)) > 0
+    if (config.resume or restarted) and (out / checkpoint.CHECKPOINT).is_file():
+        state = checkpoint.load(out / checkpoint.CHECKPOINT)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        checkpoint.restore_rng(state["rng"])
+        start_epoch, history = state["epoch"] + 1, state["history"]
+        run_id = state["mlflow_run_id"] or None
+        if is_main:
+            print(f"resuming {out / checkpoint.CHECKPOINT} after epoch {state['epoch'] + 1}")
+    steps = max(1, shard_set.counts["train"] // config.batch_size)
+    if config.max_steps:
+        steps = min(steps, config.max_steps)
+    tracker = Tracker(config, shard_set, world, run_id) if is_main else None
+    for epoch in range(start_epoch, config.epochs):
+        metrics = train_one_epoch(ddp, criterion, optimizer,
+                                  load_data(shard_set, config, epoch, per_rank_batch), steps,
+                                  device, amp, epoch + 1, is_main)
+        metrics["lr"] = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        metrics |= evaluate(model, criterion, eval_data(shard_set, config, "validate",
+                                                        per_rank_batch), device, amp, "val")
+        history.append({"epoch": epoch + 1, **metrics})
+        if is_main:
+            path = checkpoint.save(out, model, optimizer, scheduler, epoch, config, history,
+                                   tracker.run_id)
+            tracker.epoch(epoch + 1, metrics, path)
+            print(f"epoch {epoch + 1}/{config.epochs}: loss {metrics['train_loss']:.3f}, "
+                  f"train top-1 {metrics['train_top1']:.3f}, val top-1 {metrics['val_top1']:.3f} "
+                  f"top-5 {metrics['val_top5']:.3f}, {metrics['images_per_s']:.1f} img/s")
+        dist.barrier()
+    test = evaluate(model, criterion, eval_data(shard_set, config, "test", per_rank_batch),
+                    device, amp, "test")
+    if is_main:
+        tracker.finish(test)
+        print(f"test: top-1 {test['test_top1']:.4f}, top-5 {test['test_top5']:.4f} on "
+              f"{test['test_samples']} samples (manifest: {shard_set.counts['test']})")
+    return 0
+
+
+class Tracker:
+    """MLflow on rank 0: params and tags once, metrics per epoch, the test result at the end."""
+
+    def __init__(self, config: TrainConfig, shard_set: ShardSet, world: int, run_id: str | None):
+        import mlflow
+
+        from prep.tracking import start_run
+
+        self.mlflow = mlflow
+        codec = shard_set.info.get("codec") or {}
+        tags = {"domain": config.domain, "dataset": config.dataset, "model": config.model_name,
+                "quality": str(config.quality or "original"), "inputs": config.inputs,
+                "method": METHODS[config.domain]}
+        self.run = start_run(config.experiment, config.run_name, tags, run_id)
+        self.run_id = self.run.info.run_id
+        if run_id is None:
+            mlflow.log_params({**{k: v for k, v in asdict(config).items() if v is not None},
+                               "scaled_lr": config.scaled_lr, "world_size": world,
+                               "codec_weights_sha256": codec.get("weights_sha256", ""),
+                               "codec_N": codec.get("N", ""), "codec_M": codec.get("M", ""),
+                               "train_samples": shard_set.counts["train"]})
+
+    def epoch(self, epoch: int, metrics: dict, checkpoint_path) -> None:
+        self.mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)},
+                                step=epoch)
+        self.mlflow.set_tag("checkpoint", str(checkpoint_path.resolve()))
+
+    def finish(self, test: dict) -> None:
+        self.mlflow.log_metrics(test)
+        self.mlflow.end_run()
+
+
+METHODS = {"original": "Anchor 3", "decoded": "Anchor 2", "latent": "Comp."}
