@@ -14,7 +14,7 @@ SPLIT ?= 1
 PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS))
 
-.PHONY: help setup test lint prep data synthetic demo codec bench bench-prep clean
+.PHONY: help setup test lint prep data synthetic demo codec train ui bench bench-prep bench-train clean
 
 # the embedded default: built-in synthetic textures coded by the project's own demo codecs
 DEMO_DATA ?= data/synthetic-demo
@@ -63,10 +63,23 @@ codec: $(PY)  ## train (or fine-tune: INIT=pretrained|file) the codec of quality
 	$(PY) -m prep.train_codec -q $(Q) --data $(DATA) --out runs/codecs/q$(Q) --init $(INIT) \
 	  --steps $(STEPS)
 
+DOMAIN ?= latent
+NPROC ?= 2
+SHARDS ?= $(OUT)/minc-2500
+train: $(PY)  ## train DOMAIN (original|decoded|latent) at quality Q on SHARDS with NPROC processes
+	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) trainer/main.py --domain $(DOMAIN) \
+	  --shards $(SHARDS) $(if $(filter-out original,$(DOMAIN)),--quality $(Q))
+
+ui: $(PY)  ## MLflow UI on http://127.0.0.1:5000 (the runs in mlflow.db)
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
+
 bench-prep: $(PY)  ## prep throughput, scaling, worker memory and bytes per member
 	$(PY) -m benchmarks.bench_prep
 
-bench: bench-prep  ## all benchmarks
+bench-train: $(PY)  ## per domain: bare model step vs the trainer's loop vs the loader alone
+	$(PY) -m benchmarks.bench_train
+
+bench: bench-prep bench-train  ## all benchmarks
 
 clean:  ## remove generated data (keeps .venv)
 	rm -rf data/shards data/synthetic-textures

@@ -120,14 +120,16 @@ FAMILIES: dict[str, Generator] = {
 }
 
 
-def texture(family: str, seed: int, class_index: int, index: int, size: int = 362) -> Image.Image:
-    """One RGB texture image of a family; deterministic in (seed, class_index, index)."""
+def texture(family: str, seed: int, class_index: int, index: int, size: int = 362,
+            max_mix: float = 0.45) -> Image.Image:
+    """One RGB texture image of a family, blended with up to `max_mix` of another family;
+    deterministic in (seed, class_index, index)."""
     rng = np.random.default_rng([seed, class_index, index])
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
     pattern = FAMILIES[family](rng, x, y)
     others = [f for f in FAMILIES if f != family]
     distractor = FAMILIES[others[int(rng.integers(len(others)))]](rng, x, y)
-    mix = rng.uniform(0.0, 0.45)
+    mix = rng.uniform(0.0, max_mix)
     t = (1 - mix) * pattern + mix * distractor
     t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
     dark, light = rng.random(3), rng.random(3)  # colours carry no class information
@@ -140,7 +142,7 @@ def texture(family: str, seed: int, class_index: int, index: int, size: int = 36
 
 def write_dataset(out: str | Path, classes: int = 10, per_class: int = 100, size: int = 362,
                   seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                  quality: int = 90) -> Path:
+                  quality: int = 90, max_mix: float = 0.45) -> Path:
     """Write the set in MINC-2500's layout (split 1); existing images are kept (resumable)."""
     if not 1 <= classes <= len(FAMILIES):
         raise ValueError(f"classes must be 1..{len(FAMILIES)}, got {classes}")
@@ -160,7 +162,7 @@ def write_dataset(out: str | Path, classes: int = 10, per_class: int = 100, size
             path = out / source
             if not path.is_file():
                 tmp = path.with_name(f".{path.name}.tmp")
-                texture(name, seed, c, i, size).save(tmp, format="JPEG", quality=quality)
+                texture(name, seed, c, i, size, max_mix).save(tmp, format="JPEG", quality=quality)
                 tmp.replace(path)
             split = "train" if i < n_train else "validate" if i < n_train + n_validate else "test"
             splits[split].append(source)
@@ -170,8 +172,8 @@ def write_dataset(out: str | Path, classes: int = 10, per_class: int = 100, size
     (out / "categories.txt").write_text("\n".join(names) + "\n")
     (out / "README.txt").write_text(
         f"Synthetic textures (cdmr prep.synthetic): {classes} classes x {per_class} images, "
-        f"{size}x{size} JPEG q{quality}, seed {seed}; split 1 = {n_train}/{n_validate}/{n_test} "
-        f"per class (train/validate/test), in MINC-2500's layout.\n"
+        f"{size}x{size} JPEG q{quality}, seed {seed}, distractor mix <= {max_mix}; split 1 = "
+        f"{n_train}/{n_validate}/{n_test} per class (train/validate/test), MINC-2500's layout.\n"
     )
     return out
 
@@ -184,8 +186,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-class", type=int, default=100)
     p.add_argument("--size", type=int, default=362, help="side in pixels (MINC-2500: 362)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-mix", type=float, default=0.45,
+                   help="largest share of another family blended into an image (difficulty)")
     args = p.parse_args(argv)
-    path = write_dataset(args.out, args.classes, args.per_class, args.size, args.seed)
+    path = write_dataset(args.out, args.classes, args.per_class, args.size, args.seed,
+                         max_mix=args.max_mix)
     print(f"wrote {args.classes} classes x {args.per_class} images to {path}")
 
 

@@ -1,0 +1,73 @@
+import pytest
+import torch
+from torchvision.models import resnet50
+
+from trainer import models
+
+count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+
+# The deep stem (3x3,64 s2; 3x3,64; 3x3,128 with BNs) replaces the 7x7 conv and its BN, and the
+# first bottleneck reads 128 channels instead of 64 (its 1x1 conv and its projection).
+STEM = (3 * 9 * 64 + 128) + (64 * 9 * 64 + 128) + (64 * 9 * 128 + 256) - (3 * 49 * 64 + 128)
+WIDER_FIRST_BLOCK = 64 * 64 + 64 * 256
+FC = 2048 * 23 + 23 - (2048 * 1000 + 1000)
+
+
+def test_resnet50_deep_stem_shapes_and_parameters():
+    model = models.resnet50_deep_stem(23)
+    assert count(model) == count(resnet50()) + STEM + WIDER_FIRST_BLOCK + FC == 23_678_935
+    assert model(torch.randn(2, 3, 224, 224)).shape == (2, 23)
+    assert [m.kernel_size for m in model.conv1 if isinstance(m, torch.nn.Conv2d)] == [(3, 3)] * 3
+
+
+@pytest.mark.parametrize("channels", [192, 320])
+def test_cresnet39_shapes_and_parameters(channels):
+    model = models.cresnet39(channels, 23)
+    trunk = resnet50()
+    layers = sum(count(getattr(trunk, f"layer{i}")) for i in (2, 3, 4)) + 2048 * 23 + 23
+    branch = (2 * channels  # input BatchNorm
+              + channels * 32 + 64 + 32 * 9 * 32 + 64 + 32 * 128 + 256  # 1x1,32; 3x3,32; 1x1,128
+              + channels * 128 + 256)  # projection shortcut
+    assert count(model) == layers + 2 * branch
+    x = torch.randn(2, 2 * channels, 28, 28)
+    assert model(x).shape == (2, 23)
+    assert model.branches["y"][1](x[:, :channels]).shape == (2, 128, 28, 28)
+
+
+@pytest.mark.parametrize("inputs", ["y", "sigma"])
+def test_single_input_ablation_ignores_the_other_half(inputs):
+    model = models.cresnet39(192, 23, inputs=inputs).eval()
+    x = torch.randn(1, 384, 28, 28)
+    other = x.clone()
+    half = slice(192, None) if inputs == "y" else slice(0, 192)
+    other[:, half] = 0
+    assert list(model.branches) == [inputs]
+    assert torch.allclose(model(x), model(other))
+
+
+def test_imagenet_offline_error_names_file_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(FileNotFoundError) as err:
+        models.resnet50_deep_stem(23, init="imagenet")
+    assert "resnet50-0676ba61.pth" in str(err.value)
+    assert str(tmp_path / "hub" / "checkpoints") in str(err.value)
+
+
+def test_imagenet_init_loads_every_matching_tensor(monkeypatch):
+    reference = resnet50()
+    monkeypatch.setattr(models, "imagenet_state_dict", reference.state_dict)
+    model = models.cresnet39(192, 23, init="imagenet")
+    assert torch.equal(model.layer3[2].conv2.weight, reference.layer3[2].conv2.weight)
+    fresh = models.load_matching(models.resnet50_deep_stem(23), reference.state_dict(), "test")
+    assert "conv1.0.weight" in fresh and "fc.weight" in fresh
+    assert "layer2.0.conv1.weight" not in fresh
+
+
+def test_init_from_missing_file_is_explained():
+    with pytest.raises(FileNotFoundError, match="choices: none, imagenet"):
+        models.resnet50_deep_stem(23, init="nope.pth")

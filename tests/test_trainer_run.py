@@ -1,0 +1,109 @@
+"""The trainer for real: torchrun with 2 gloo processes on CPU, MLflow in a SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+MAIN = Path(__file__).resolve().parents[1] / "trainer" / "main.py"
+
+
+def torchrun(tmp_path: Path, nproc: int, *args: str, extra: tuple = (), **kw):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+               "--standalone", *extra, str(MAIN), *args]
+    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def finish(process, timeout=600) -> str:
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output[-3000:]
+    return output
+
+
+def latent_args(shards: Path, out: Path, *more: str) -> list[str]:
+    return ["--domain", "latent", "--quality", "4", "--shards", str(shards), "--init", "none",
+            "--batch-size", "16", "--workers", "1", "--out", str(out), *more]
+
+
+def test_latent_classifier_learns_on_two_processes(trainer_shards, tmp_path):
+    output = finish(torchrun(tmp_path, 2, *latent_args(
+        trainer_shards, tmp_path / "run", "--epochs", "10", "--lr-steps", "8")))
+    top1, top5, samples = re.search(
+        r"test: top-1 ([\d.]+), top-5 ([\d.]+) on (\d+) samples \(manifest: 24\)", output).groups()
+    assert int(samples) == 24  # 3 test shards over 2 ranks, each sample once
+    assert float(top1) >= 0.5, output[-2000:]  # chance is 0.25
+    assert re.search(r"epoch 10/10: loss [\d.]+, train top-1", output)
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [run] = mlflow.search_runs(experiment_names=["classifiers"], output_format="list")
+    assert run.info.run_name == "textures/latent/q4"
+    assert run.data.tags["method"] == "Comp." and run.data.tags["quality"] == "4"
+    assert run.data.params["world_size"] == "2" and run.data.params["domain"] == "latent"
+    assert run.data.metrics["test_samples"] == 24
+    assert run.data.metrics["test_top1"] == pytest.approx(float(top1), abs=1e-4)
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_top1")
+    assert [m.step for m in history] == list(range(1, 11))
+    for name in ("train_loss", "train_top1", "val_top5", "lr", "images_per_s"):
+        assert name in run.data.metrics
+    assert Path(run.data.tags["checkpoint"]).is_file()
+
+
+def test_resume_continues_exactly(trainer_shards, tmp_path):
+    common = ("--max-steps", "2", "--lr-steps", "1")
+    finish(torchrun(tmp_path, 1, *latent_args(trainer_shards, tmp_path / "a", "--epochs", "2",
+                                              *common)))
+    finish(torchrun(tmp_path, 1, *latent_args(trainer_shards, tmp_path / "b", "--epochs", "1",
+                                              *common)))
+    output = finish(torchrun(tmp_path, 1, *latent_args(trainer_shards, tmp_path / "b",
+                                                       "--epochs", "2", "--resume", *common)))
+    assert "resuming" in output and "after epoch 1" in output
+    a = torch.load(tmp_path / "a" / "checkpoint.pth", weights_only=True)
+    b = torch.load(tmp_path / "b" / "checkpoint.pth", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 1
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    untimed = [{k: v for k, v in epoch.items() if k != "images_per_s"}
+               for epoch in json.loads(a["history"])]
+    assert untimed == [{k: v for k, v in epoch.items() if k != "images_per_s"}
+                       for epoch in json.loads(b["history"])]
+
+
+def test_a_killed_rank_restarts_from_the_checkpoint(trainer_shards, tmp_path):
+    out = tmp_path / "run"
+    process = torchrun(tmp_path, 2, *latent_args(trainer_shards, out, "--epochs", "3"),
+                       extra=("--max-restarts", "1"))
+    deadline = time.time() + 300
+    while not (out / "checkpoint.pth").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    ranks = [p for p in psutil.Process(process.pid).children() if "main.py" in " ".join(
+        p.cmdline())]
+    assert len(ranks) == 2
+    os.kill(ranks[1].pid, signal.SIGKILL)  # mid-epoch 2
+    output = finish(process)
+    assert "resuming" in output and "epoch 3/3" in output
+    state = torch.load(out / "checkpoint.pth", weights_only=True)
+    assert state["epoch"] == 2
+
+
+def test_unprepared_quality_fails_before_the_process_group(trainer_shards, tmp_path):
+    start = time.time()
+    process = torchrun(tmp_path, 2, "--domain", "latent", "--quality", "8", "--shards",
+                       str(trainer_shards))
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode != 0 and time.time() - start < 120
+    assert "q8 set, which was not prepared" in output
