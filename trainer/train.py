@@ -121,11 +121,29 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         return run(config, shard_set, device)
     finally:
         dist.destroy_process_group()
+
+
+def init_process_group(backend: str) -> None:
+    """The default group; under torchrun, keys are scoped to the restart attempt.
+
+    After `--max-restarts` restarts the workers, the agent's store still holds the dead
+    attempt's addresses and gloo's full-mesh connect picks them up (seen with torch 2.14:
+    "Connection refused" to the killed rank's old port); a per-attempt prefix avoids them.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        dist.init_process_group(backend)
+        return
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=False)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(backend, store=dist.PrefixStore(f"cdmr/attempt{attempt}", store),
+                            rank=rank, world_size=world)
 
 
 def run(config: TrainConfig, shard_set: ShardSet, device: torch.device) -> int:

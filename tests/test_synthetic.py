@@ -1,0 +1,61 @@
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from prep import schema
+from prep.datasets import list_dataset
+from prep.synthetic import FAMILIES, texture, write_dataset
+
+
+def test_written_in_minc_layout_and_deterministic(tmp_path):
+    a = write_dataset(tmp_path / "a", classes=3, per_class=10, size=96, seed=5)
+    b = write_dataset(tmp_path / "b", classes=3, per_class=10, size=96, seed=5)
+    listing = list_dataset(a)
+    assert listing.layout == "minc-2500" and listing.categories == tuple(list(FAMILIES)[:3])
+    assert Counter(i.split for i in listing.items) == {"train": 24, "validate": 3, "test": 3}
+    for item in listing.items:
+        assert (a / item.source).read_bytes() == (b / item.source).read_bytes()
+        assert Image.open(a / item.source).size == (96, 96)
+
+
+def test_rerun_keeps_existing_images(tmp_path):
+    root = write_dataset(tmp_path / "s", classes=1, per_class=4, size=64)
+    path = root / "images" / "stripes" / "stripes_000000.jpg"
+    mtime = path.stat().st_mtime_ns
+    write_dataset(tmp_path / "s", classes=1, per_class=4, size=64)
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_families_differ_and_images_within_a_family_vary():
+    images = {f: [np.asarray(texture(f, 0, c, i, 96), np.float32) for i in range(2)]
+              for c, f in enumerate(FAMILIES)}
+    for family, (first, second) in images.items():
+        assert np.abs(first - second).mean() > 5, family  # colours, scale, orientation vary
+    spectra = {f: np.abs(np.fft.fft2(imgs[0].mean(2) - imgs[0].mean())) for f, imgs in
+               images.items()}
+    assert len({round(float(s.argmax())) for s in spectra.values()}) > 1
+
+
+def test_bad_parameters_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="classes must be"):
+        write_dataset(tmp_path, classes=len(FAMILIES) + 1)
+    with pytest.raises(ValueError, match="no training images"):
+        write_dataset(tmp_path, per_class=2)
+
+
+@pytest.mark.slow
+def test_prepared_synthetic_shards_match_their_manifest(trainer_shards):
+    for set_name, quality in (("original", None), ("q4", 4)):
+        info = schema.read_dataset_json(trainer_shards / set_name)
+        assert info["dataset"]["layout"] == "minc-2500" and len(info["categories"]) == 4
+        assert {s: c["samples"] for s, c in info["counts"].items()} == {
+            "train": 192, "validate": 24, "test": 24}
+        manifest = schema.read_manifest(trainer_shards / set_name).to_pylist()
+        labels = {r["key"]: r["label"] for r in manifest}
+        for shard in schema.shard_paths(trainer_shards / set_name, "test"):
+            for sample in schema.iter_shard(shard):
+                assert sample["cls"] == labels[sample["__key__"]]
+                assert info["categories"][sample["cls"]] == sample["__key__"].rsplit("_", 1)[0]
+    assert info["codec"]["N"] == 64 and info["codec"]["M"] == 96  # the demo codec's sizes
