@@ -88,6 +88,15 @@ class PrepSummary:
     seconds: float = 0.0
     peak_rss_bytes: dict = field(default_factory=dict)  # worker -> bytes
     workers_started: int = 0  # more than resources.workers when dead workers were replaced
+    completions: list = field(default_factory=list)  # (seconds since start, images) per shard
+
+    @property
+    def steady_rate(self) -> float | None:
+        """img/s between the first and the last shard to finish: no start-up, no first shard."""
+        if len(self.completions) < 3:
+            return None
+        (first, _), *rest = sorted(self.completions)
+        return sum(n for _, n in rest) / max(rest[-1][0] - first, 1e-9)
 
     @property
     def failed_keys(self) -> set[str]:
@@ -262,6 +271,7 @@ def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: Prep
         done[task.quality or 0] += 1
         bar.update(len(task.items))
         bar.set_postfix_str(f"shards {done[task.quality or 0]}")
+        summary.completions.append((time.perf_counter() - start, len(task.items)))
         worker = result.worker
         summary.peak_rss_bytes[worker] = max(summary.peak_rss_bytes.get(worker, 0),
                                              result.peak_rss_bytes)
