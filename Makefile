@@ -59,9 +59,9 @@ demo: $(PY)  ## synthetic textures -> the demo codecs -> shards for each of DEMO
 	done
 	@echo "shards: $(DEMO_OUT)/synthetic-demo/ (original/ and q<Q>/ for Q in $(DEMO_QUALITIES))"
 
-codec: $(PY)  ## train (or fine-tune: INIT=pretrained|file) the codec of quality Q on DATA
+codec: $(PY)  ## train the codec of quality Q on DATA [INIT=pretrained|file SIZES=N,M STEPS=n]
 	$(PY) -m prep.train_codec -q $(Q) --data $(DATA) --out runs/codecs/q$(Q) --init $(INIT) \
-	  --steps $(STEPS)
+	  --steps $(STEPS) $(if $(SIZES),--sizes $(SIZES))
 
 DOMAIN ?= latent
 NPROC ?= 2

@@ -55,7 +55,7 @@ def loader_alone(shard_set, config, batch: int, batches: int) -> float:
 
 def trainer_loop(shard_set, config, batch: int, steps: int) -> float:
     model = build_model(shard_set, config)
-    ddp = nn.parallel.DistributedDataParallel(model)
+    ddp = nn.parallel.DistributedDataParallel(model, gradient_as_bucket_view=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     data = iter(load_data(shard_set, config, 0, batch))
     train_one_epoch(ddp, nn.CrossEntropyLoss(), optimizer, data, 1, torch.device("cpu"),

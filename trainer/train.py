@@ -157,7 +157,7 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device) -> int:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                  else None)
+                                  else None, gradient_as_bucket_view=True)  # no grad copies
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.scaled_lr, momentum=config.momentum,
