@@ -159,17 +159,15 @@ def _batches(loaded: Iterator, batch_size: int) -> Iterator[list]:
 class ShardEncoder:
     """Holds the codec once and writes shards; runs as a Ray actor or in process."""
 
-    def __init__(self, weights=None, device: str = "cpu", threads: int | None = None,
+    def __init__(self, weights, device: str = "cpu", threads: int | None = None,
                  batch_size: int = 1, io_threads: int = 2):
         import torch
 
+        from prep.codec import load_codec
+
         if threads:
             torch.set_num_threads(threads)
-        self.model = None
-        if weights is not None:
-            from prep.codec import load_codec
-
-            self.model = load_codec(weights, device)
+        self.model = load_codec(weights, device)
         self.batch_size = batch_size
         self.pool = ThreadPoolExecutor(max_workers=io_threads)
         self.name = f"{os.uname().nodename}:{os.getpid()}"

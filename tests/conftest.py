@@ -72,16 +72,17 @@ DEMO_CODEC_Q4 = Path(__file__).resolve().parents[1] / "codecs" / "demo" / "codec
 
 @pytest.fixture(scope="session")
 def trainer_shards(tmp_path_factory, ray_local) -> Path:
-    """4 classes x 60 synthetic textures (128 px, distractors <= 20%) at q4, demo codec.
+    """4 classes x 60 synthetic textures (256 px, distractors <= 20%) at q4, demo codec.
 
-    11 samples a shard: 18 train, 3 validate and 3 test shards (odd counts, short last ones).
+    42/6/12 per class; 11 samples a shard: 16 train, 3 validate and 5 test shards (odd
+    counts, short last ones).
     """
     from prep.job import PrepConfig, run
     from prep.synthetic import write_dataset
 
     root = tmp_path_factory.mktemp("trainer")
-    data = write_dataset(root / "textures", classes=4, per_class=60, size=128, seed=1,
-                         max_mix=0.2)
+    data = write_dataset(root / "textures", classes=4, per_class=60, size=256, seed=1,
+                         fractions=(0.7, 0.1, 0.2), max_mix=0.2)
     run(PrepConfig(data=data, out=root / "shards", quality=4, codec_weights=DEMO_CODEC_Q4,
                    workers=2, shard_size=11))
     return root / "shards" / "textures"

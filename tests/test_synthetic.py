@@ -51,7 +51,7 @@ def test_prepared_synthetic_shards_match_their_manifest(trainer_shards):
         info = schema.read_dataset_json(trainer_shards / set_name)
         assert info["dataset"]["layout"] == "minc-2500" and len(info["categories"]) == 4
         assert {s: c["samples"] for s, c in info["counts"].items()} == {
-            "train": 192, "validate": 24, "test": 24}
+            "train": 168, "validate": 24, "test": 48}
         manifest = schema.read_manifest(trainer_shards / set_name).to_pylist()
         labels = {r["key"]: r["label"] for r in manifest}
         for shard in schema.shard_paths(trainer_shards / set_name, "test"):
