@@ -54,7 +54,7 @@ prep: $(PY)  ## encode DATA at quality Q into WebDataset shards under OUT
 demo: $(PY)  ## synthetic textures -> the demo codecs -> shards for each of DEMO_QUALITIES
 	$(PY) -m prep.synthetic --out $(DEMO_DATA) --classes 10 --per-class 40
 	set -e; for q in $(DEMO_QUALITIES); do \
-	  $(PY) -m prep --data $(DEMO_DATA) --out $(DEMO_OUT) -q $$q \
+	  $(PY) -m prep --data $(DEMO_DATA) --out $(DEMO_OUT) -q $$q --shard-size 50 \
 	    --codec-weights $(CODECS)/codec-q$$q.pth $(if $(WORKERS),--workers $(WORKERS)); \
 	done
 	@echo "shards: $(DEMO_OUT)/synthetic-demo/ (original/ and q<Q>/ for Q in $(DEMO_QUALITIES))"
