@@ -11,7 +11,7 @@ import resource
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -36,16 +36,14 @@ class ShardTask:
         return Path(self.set_dir) / self.shard
 
 
-@dataclass
+@dataclass(frozen=True)
 class ShardResult:
     shard: str
-    quality: int | None
     samples: int
-    failures: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    peak_rss_bytes: int = 0
-    worker: str = ""
-    member_bytes: dict[str, int] = field(default_factory=dict)
+    failures: int
+    seconds: float
+    peak_rss_bytes: int
+    worker: str  # host:pid
 
 
 def part_paths(set_dir: str | Path, shard: str) -> tuple[Path, Path]:
@@ -174,7 +172,7 @@ class ShardEncoder:
 
     def write(self, task: ShardTask) -> ShardResult:
         start = time.perf_counter()
-        rows, failures, sizes = [], [], {}
+        rows, failures = [], []
 
         def commit(outputs: list) -> None:
             for item, output in outputs:
@@ -184,8 +182,6 @@ class ShardEncoder:
                 members, meta = output.result()
                 writer.write(item.key, members)
                 rows.append(meta)
-                for name, data in members.items():
-                    sizes[name] = sizes.get(name, 0) + len(data)
 
         loaded = prefetch(lambda it: _load(task.dataset_root, it), task.items, self.pool, 4)
         with schema.ShardWriter(task.path) as writer:
@@ -196,11 +192,8 @@ class ShardEncoder:
                 pending = outputs
             commit(pending)
             self._write_parts(task, rows, failures)
-        return ShardResult(
-            shard=task.shard, quality=task.quality, samples=len(rows), failures=failures,
-            seconds=time.perf_counter() - start, peak_rss_bytes=peak_rss_bytes(),
-            worker=self.name, member_bytes=sizes,
-        )
+        return ShardResult(task.shard, len(rows), len(failures), time.perf_counter() - start,
+                           peak_rss_bytes(), self.name)
 
     def _submit(self, task: ShardTask, batch: list) -> list:
         """(item, Future of (members, manifest row)) per image, or (item, Failure)."""
