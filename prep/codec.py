@@ -114,11 +114,18 @@ def codec_sizes(model: ScaleHyperprior) -> dict[str, int]:
     return {"N": model.g_a[0].out_channels, "M": model.g_a[6].out_channels}
 
 
-def init_weights(quality: int, seed: int = 0, sizes: tuple[int, int] | None = None) -> bytes:
-    """A freshly initialised codec's state dict (seeded), e.g. to start training from."""
+def init_weights(quality: int, seed: int = 0, sizes: tuple[int, int] | None = None,
+                 latent_gain: float = 1.0) -> bytes:
+    """A freshly initialised codec's state dict (seeded), e.g. to start training from.
+
+    An untrained g_a maps everything to ~0, so y_hat is all zeros; `latent_gain` scales its last
+    layer so that the latents span integer levels and the coder has work to do (tests, benches).
+    """
     check_quality(quality)
     torch.manual_seed(seed)
     model = ScaleHyperprior(*(sizes or cfgs[ARCHITECTURE][quality]))
+    with torch.no_grad():
+        model.g_a[6].weight.mul_(latent_gain)
     model.update(force=True)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)

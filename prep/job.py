@@ -294,7 +294,7 @@ def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: Prep
 
 def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info, resources):
     """Merge the per-shard rows into the set's manifest, failures and dataset.json."""
-    names = sorted(p.name for p in s.set_dir.glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].tar"))
+    names = [p.name for p in schema.shard_paths(s.set_dir)]
     rows = [pq.read_table(part_paths(s.set_dir, n)[0]) for n in names]
     manifest = pa.concat_tables(rows) if rows else schema.manifest_schema(s.quality).empty_table()
     shard_failures = [pq.read_table(part_paths(s.set_dir, n)[1]) for n in names]

@@ -55,7 +55,7 @@ def check_or_record(set_dir: Path, record: dict, force: bool) -> None:
 
 def clear_set(set_dir: Path) -> None:
     """--force: remove a set's shards, parts and manifests (nothing else in the folder)."""
-    for path in set_dir.glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].tar"):
+    for path in schema.shard_paths(set_dir):
         path.unlink()
     for name in (schema.MANIFEST, schema.FAILURES, schema.DATASET_JSON):
         (set_dir / name).unlink(missing_ok=True)

@@ -57,8 +57,9 @@ def shard_name(split: str, index: int) -> str:
     return f"{split}-{index:06d}.tar"
 
 
-def shard_paths(directory: str | Path, split: str) -> list[Path]:
-    """The complete shards of one split, in order (temporary files are not matched)."""
+def shard_paths(directory: str | Path, split: str = "*") -> list[Path]:
+    """The complete shards of one split (default: of every split), in order; temporary files
+    are not matched."""
     return sorted(Path(directory).glob(f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].tar"))
 
 

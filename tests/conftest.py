@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
-import torch
 
 from prep.codec import init_weights
 
@@ -21,20 +19,11 @@ def minc_sample() -> Path:
     return SAMPLE
 
 
-def codec_file(path: Path, quality: int, sizes: tuple[int, int] | None = None) -> Path:
-    """A real codec of the paper's architecture with seeded untrained weights.
-
-    An untrained g_a maps everything to ~0, which makes y_hat all zeros; its last layer is
-    scaled so that the latents span tens of integer levels and the coder has work to do.
-    """
-    from compressai.models import ScaleHyperprior
-
-    state = torch.load(io.BytesIO(init_weights(quality, sizes=sizes)), weights_only=True)
-    model = ScaleHyperprior.from_state_dict(state)
-    with torch.no_grad():
-        model.g_a[6].weight.mul_(40.0)
-    model.update(force=True)
-    torch.save(model.state_dict(), path)
+def codec_file(path: Path, quality: int, sizes: tuple[int, int] | None = None,
+               seed: int = 0) -> Path:
+    """A real codec of the paper's architecture with seeded untrained weights whose latents
+    span tens of integer levels (see init_weights' latent_gain)."""
+    path.write_bytes(init_weights(quality, seed, sizes, latent_gain=40.0))
     return path
 
 
