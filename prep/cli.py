@@ -24,7 +24,8 @@ def parser() -> argparse.ArgumentParser:
                    help="codec quality (1 = lowest rate)")
     p.add_argument("--data", type=Path, default=Path("data/minc-2500"),
                    help="MINC-2500 (categories.txt, images/, labels/) or one folder per class")
-    p.add_argument("--out", type=Path, default=Path("data/shards"), help="output root")
+    p.add_argument("--out", default="data/shards",
+                   help="output root: a local or shared path, or s3://bucket/prefix, gs://...")
     p.add_argument("--split", type=int, default=1, help="MINC-2500 split number (1-5)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the stratified split of a class-folder dataset")

@@ -20,15 +20,15 @@ from importlib import metadata
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from prep import schema
+from prep import schema, storage
 from prep.codec import ARCHITECTURE, METRIC, CodecWeights, codec_sizes, load_codec
 from prep.coding import scale_table
 from prep.datasets import Listing, list_dataset
 from prep.plan import check_or_record, clear_set, plan_record, plan_shards
-from prep.shards import ShardEncoder, ShardResult, ShardTask, is_complete, part_paths
+from prep.shards import ShardEncoder, ShardResult, ShardTask, complete_shards, part_paths
+from prep.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ MAX_ATTEMPTS = 3  # per shard, across actor deaths
 @dataclass(frozen=True)
 class PrepConfig:
     data: Path
-    out: Path
+    out: Location  # a local or shared path, or an object store URI (s3://, gs://)
     quality: int
     split: int = 1
     seed: int = 0
@@ -72,7 +72,7 @@ class Resources:
 
 @dataclass
 class SetSummary:
-    set_dir: Path
+    set_dir: Location
     quality: int | None
     counts: dict = field(default_factory=dict)  # split -> samples
     failures: list[dict] = field(default_factory=list)
@@ -87,6 +87,7 @@ class PrepSummary:
     encoded_images: int = 0
     seconds: float = 0.0
     peak_rss_bytes: dict = field(default_factory=dict)  # worker -> bytes
+    nodes: set = field(default_factory=set)  # Ray node ids whose workers wrote shards
     workers_started: int = 0  # more than resources.workers when dead workers were replaced
     completions: list = field(default_factory=list)  # (seconds since start, images) per shard
 
@@ -127,18 +128,19 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{n: metadata.version(n) for n in names}}
 
 
-def _tasks(listing: Listing, set_dir: Path, quality, weights_sha, config) -> tuple[list, int]:
+def _tasks(listing: Listing, set_dir: Location, quality, weights_sha, config) -> tuple[list, int]:
     """The shard tasks still to do for one set, and how many shards it has in all."""
     plan = plan_shards(listing.items, config.shard_size)
-    set_dir.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(set_dir)
     if config.force:
         clear_set(set_dir)
     check_or_record(set_dir, plan_record(listing, plan, quality, weights_sha), config.force)
     schema.remove_stale_temporaries(set_dir)
-    schema.remove_stale_temporaries(set_dir / schema.PARTS)
+    schema.remove_stale_temporaries(storage.join(set_dir, schema.PARTS))
+    done = complete_shards(set_dir)
     todo = [
         ShardTask(str(set_dir), name, str(listing.root), quality, items)
-        for name, items in plan.items() if not is_complete(set_dir, name)
+        for name, items in plan.items() if name not in done
     ]
     return todo, len(plan)
 
@@ -275,6 +277,7 @@ def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: Prep
         worker = result.worker
         summary.peak_rss_bytes[worker] = max(summary.peak_rss_bytes.get(worker, 0),
                                              result.peak_rss_bytes)
+        summary.nodes.add(result.node)
 
     try:
         errors = pool.run(tasks, on_done)
@@ -294,14 +297,14 @@ def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: Prep
 
 def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info, resources):
     """Merge the per-shard rows into the set's manifest, failures and dataset.json."""
-    names = [p.name for p in schema.shard_paths(s.set_dir)]
-    rows = [pq.read_table(part_paths(s.set_dir, n)[0]) for n in names]
+    names = [storage.name(p) for p in schema.shard_paths(s.set_dir)]
+    rows = [schema.read_table(part_paths(s.set_dir, n)[0]) for n in names]
     manifest = pa.concat_tables(rows) if rows else schema.manifest_schema(s.quality).empty_table()
-    shard_failures = [pq.read_table(part_paths(s.set_dir, n)[1]) for n in names]
+    shard_failures = [schema.read_table(part_paths(s.set_dir, n)[1]) for n in names]
     listed = pa.Table.from_pylist([f.row() for f in listing.failures], schema.failure_schema())
     failures = pa.concat_tables([listed, *shard_failures])
-    pq.write_table(manifest, s.set_dir / schema.MANIFEST)
-    pq.write_table(failures, s.set_dir / schema.FAILURES)
+    schema.write_table(manifest, storage.join(s.set_dir, schema.MANIFEST))
+    schema.write_table(failures, storage.join(s.set_dir, schema.FAILURES))
     s.failures = failures.to_pylist()
     splits = manifest.column("split").to_pylist()
     s.counts = {split: splits.count(split) for split in schema.SPLITS}
@@ -323,7 +326,7 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
         "versions": versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    schema.write_atomic(s.set_dir / schema.DATASET_JSON,
+    schema.write_atomic(storage.join(s.set_dir, schema.DATASET_JSON),
                         json.dumps(info, indent=1, allow_nan=True).encode())
 
 
@@ -342,8 +345,9 @@ def describe(summary: PrepSummary) -> str:
     if summary.encoded_images:
         rate = summary.encoded_images / summary.seconds
         peak = max(summary.peak_rss_bytes.values(), default=0) / 2**20
+        nodes = len(summary.nodes - {""}) or 1
         lines.append(f"wrote {summary.encoded_images} images in {summary.seconds:.1f} s "
-                     f"({rate:.2f} img/s) on {summary.resources.describe()}; "
-                     f"peak worker memory {math.ceil(peak)} MiB")
+                     f"({rate:.2f} img/s) on {summary.resources.describe()} on {nodes} "
+                     f"node(s); peak worker memory {math.ceil(peak)} MiB")
     return "\n".join(lines)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
-from prep import schema
+from prep import schema, storage
 from prep.datasets import Item, Listing
+from prep.storage import Location
 
 PLAN_FILE = "plan.json"
 
@@ -37,11 +37,11 @@ def plan_record(listing: Listing, plan: dict, quality: int | None, weights_sha25
     }
 
 
-def check_or_record(set_dir: Path, record: dict, force: bool) -> None:
+def check_or_record(set_dir: Location, record: dict, force: bool) -> None:
     """Refuse to mix shards of different plans in one folder (unless --force starts over)."""
-    path = set_dir / schema.PARTS / PLAN_FILE
-    if path.is_file() and not force:
-        previous = json.loads(path.read_text())
+    path = storage.join(set_dir, schema.PARTS, PLAN_FILE)
+    if storage.is_file(path) and not force:
+        previous = json.loads(storage.read_bytes(path))
         changed = sorted(k for k in record.keys() | previous.keys()
                          if record.get(k) != previous.get(k))
         if changed:
@@ -49,17 +49,15 @@ def check_or_record(set_dir: Path, record: dict, force: bool) -> None:
                 f"{set_dir} holds shards of another plan (changed: {', '.join(changed)}). "
                 f"Pass --force to redo them, or choose another --out."
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(storage.parent(path))
     schema.write_atomic(path, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
-def clear_set(set_dir: Path) -> None:
+def clear_set(set_dir: Location) -> None:
     """--force: remove a set's shards, parts and manifests (nothing else in the folder)."""
     for path in schema.shard_paths(set_dir):
-        path.unlink()
+        storage.remove(path)
     for name in (schema.MANIFEST, schema.FAILURES, schema.DATASET_JSON):
-        (set_dir / name).unlink(missing_ok=True)
-    parts = set_dir / schema.PARTS
-    if parts.is_dir():
-        for path in parts.iterdir():
-            path.unlink()
+        storage.remove(storage.join(set_dir, name))
+    for path in storage.glob(storage.join(set_dir, schema.PARTS), "*"):
+        storage.remove(path)

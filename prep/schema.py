@@ -10,16 +10,15 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
-import uuid
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 import zstandard
 from PIL import Image
 
+from prep import storage
 from prep.images import to_rgb
+from prep.storage import Location
 
 SCHEMA_VERSION = 1
 
@@ -49,18 +48,19 @@ def set_name(quality: int | None) -> str:
     return ORIGINAL if quality is None else f"q{quality}"
 
 
-def set_dir(out: str | Path, dataset: str, quality: int | None) -> Path:
-    return Path(out) / dataset / set_name(quality)
+def set_dir(out: Location, dataset: str, quality: int | None) -> Location:
+    """<out>/<dataset>/<set>: a Path for a local `out`, a URI for an object store."""
+    return storage.join(out, dataset, set_name(quality))
 
 
 def shard_name(split: str, index: int) -> str:
     return f"{split}-{index:06d}.tar"
 
 
-def shard_paths(directory: str | Path, split: str = "*") -> list[Path]:
+def shard_paths(directory: Location, split: str = "*") -> list[Location]:
     """The complete shards of one split (default: of every split), in order; temporary files
     are not matched."""
-    return sorted(Path(directory).glob(f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].tar"))
+    return storage.glob(directory, f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].tar")
 
 
 def sanitize_key(text: str) -> str:
@@ -124,13 +124,12 @@ class ShardWriter:
     Tars are reproducible (fixed mtime, owner and order), so the same plan gives the same bytes.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: Location):
         import webdataset as wds
 
-        self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}")
-        self._file = open(self.tmp, "wb")
-        self._tar = wds.TarWriter(self._file, encoder=False, mtime=0.0)
+        self.path = storage.location(path)
+        self._commit = storage.open_write(self.path)
+        self._tar = wds.TarWriter(self._commit.__enter__(), encoder=False, mtime=0.0)
 
     def write(self, key: str, members: dict[str, bytes]) -> int:
         """Write one sample; returns the bytes of its members."""
@@ -144,26 +143,18 @@ class ShardWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._tar.close()
-        self._file.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+        self._commit.__exit__(exc_type, exc, tb)  # renamed when complete, else removed
 
 
-def remove_stale_temporaries(directory: str | Path) -> int:
+def remove_stale_temporaries(directory: Location) -> int:
     """Delete what interrupted writers left behind; returns how many."""
-    stale = list(Path(directory).glob(".*.tmp-*"))
+    stale = storage.glob(directory, storage.TEMPORARY_PATTERN)
     for path in stale:
-        path.unlink(missing_ok=True)
+        storage.remove(path)
     return len(stale)
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+write_atomic = storage.write_atomic
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -211,17 +202,18 @@ def decode_sample(raw: dict, only: Iterable[str] | None = None) -> dict:
     return sample
 
 
-def iter_raw_shard(path: str | Path) -> Iterator[dict]:
+def iter_raw_shard(path: Location) -> Iterator[dict]:
     """Raw samples (member name -> bytes) of one shard, in order. Errors name the shard."""
-    from webdataset.tariterators import tarfile_samples
+    from webdataset.tariterators import group_by_keys, tar_file_expander
 
     try:
-        yield from tarfile_samples([{"url": str(path)}])
+        with storage.open_read(path) as stream:
+            yield from group_by_keys(tar_file_expander([{"url": str(path), "stream": stream}]))
     except Exception as err:
         raise ValueError(f"corrupt shard {path}: {err}") from err
 
 
-def iter_shard(path: str | Path, only: Iterable[str] | None = None) -> Iterator[dict]:
+def iter_shard(path: Location, only: Iterable[str] | None = None) -> Iterator[dict]:
     """Decoded samples of one shard, in order."""
     for raw in iter_raw_shard(path):
         yield decode_sample(raw, only)
@@ -232,11 +224,11 @@ def sigma_from_index(index: np.ndarray, scale_table: list[float]) -> np.ndarray:
     return np.asarray(scale_table, dtype=np.float32)[index]
 
 
-def read_dataset_json(directory: str | Path) -> dict:
-    path = Path(directory) / DATASET_JSON
-    if not path.is_file():
+def read_dataset_json(directory: Location) -> dict:
+    path = storage.join(directory, DATASET_JSON)
+    if not storage.is_file(path):
         raise FileNotFoundError(f"{path} not found: is {directory} a prepared shard set?")
-    info = json.loads(path.read_text())
+    info = json.loads(storage.read_bytes(path))
     if info.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(
             f"{path} has schema version {info.get('schema_version')}; this code reads "
@@ -280,11 +272,26 @@ def failure_schema():
     return _columns(*FAILURE_COLUMNS)
 
 
-def read_manifest(directory: str | Path):
+def read_manifest(directory: Location):
     """The manifest of a shard set as a PyArrow table."""
+    path = storage.join(directory, MANIFEST)
+    if not storage.is_file(path):
+        raise FileNotFoundError(f"{path} not found: run `make prep` for this set first")
+    return read_table(path)
+
+
+def read_table(path: Location):
+    """A Parquet file (a manifest, its per-shard parts) as a PyArrow table."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run `make prep` for this set first")
-    return pq.read_table(path)
+    return pq.read_table(pa.BufferReader(storage.read_bytes(path)))
+
+
+def write_table(table, path: Location) -> None:
+    """A Parquet file, written atomically."""
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    storage.write_atomic(path, buffer.getvalue())

@@ -16,24 +16,24 @@ from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from prep import schema
+from prep import schema, storage
 from prep.datasets import Failure, Item
 from prep.images import BadImage, LoadedImage, decode_rgb
+from prep.storage import Location
 
 
 @dataclass(frozen=True)
 class ShardTask:
-    set_dir: str  # <out>/<dataset>/<original|qQ>
+    set_dir: str  # <out>/<dataset>/<original|qQ>: a local path or an object store URI
     shard: str  # file name, e.g. train-000003.tar
     dataset_root: str
     quality: int | None  # None: the original set
     items: tuple[Item, ...]
 
     @property
-    def path(self) -> Path:
-        return Path(self.set_dir) / self.shard
+    def path(self) -> Location:
+        return storage.join(self.set_dir, self.shard)
 
 
 @dataclass(frozen=True)
@@ -44,17 +44,21 @@ class ShardResult:
     seconds: float
     peak_rss_bytes: int
     worker: str  # host:pid
+    node: str = ""  # Ray node id ("" outside Ray)
 
 
-def part_paths(set_dir: str | Path, shard: str) -> tuple[Path, Path]:
+def part_paths(set_dir: Location, shard: str) -> tuple[Location, Location]:
     """The per-shard manifest rows and failure rows, merged into the set's files at the end."""
-    parts = Path(set_dir) / schema.PARTS
-    return parts / f"{shard}.parquet", parts / f"{shard}.failures.parquet"
+    parts = storage.join(set_dir, schema.PARTS)
+    return storage.join(parts, f"{shard}.parquet"), storage.join(parts, f"{shard}.failures.parquet")
 
 
-def is_complete(set_dir: str | Path, shard: str) -> bool:
-    rows, failures = part_paths(set_dir, shard)
-    return (Path(set_dir) / shard).is_file() and rows.is_file() and failures.is_file()
+def complete_shards(set_dir: Location) -> set[str]:
+    """Names of the shards whose tar and both parts exist (two listings, also on object stores).
+    """
+    parts = storage.listdir(storage.join(set_dir, schema.PARTS))
+    return {storage.name(path) for path in schema.shard_paths(set_dir)
+            if all(storage.name(p) in parts for p in part_paths(set_dir, storage.name(path)))}
 
 
 def peak_rss_bytes() -> int:
@@ -169,6 +173,7 @@ class ShardEncoder:
         self.batch_size = batch_size
         self.pool = ThreadPoolExecutor(max_workers=io_threads)
         self.name = f"{os.uname().nodename}:{os.getpid()}"
+        self.node = _ray_node()
 
     def write(self, task: ShardTask) -> ShardResult:
         start = time.perf_counter()
@@ -193,7 +198,7 @@ class ShardEncoder:
             commit(pending)
             self._write_parts(task, rows, failures)
         return ShardResult(task.shard, len(rows), len(failures), time.perf_counter() - start,
-                           peak_rss_bytes(), self.name)
+                           peak_rss_bytes(), self.name, self.node)
 
     def _submit(self, task: ShardTask, batch: list) -> list:
         """(item, Future of (members, manifest row)) per image, or (item, Failure)."""
@@ -219,13 +224,15 @@ class ShardEncoder:
     @staticmethod
     def _write_parts(task: ShardTask, rows: list[dict], failures: list[dict]) -> None:
         rows_path, failures_path = part_paths(task.set_dir, task.shard)
-        rows_path.parent.mkdir(parents=True, exist_ok=True)
+        storage.makedirs(storage.parent(rows_path))
         manifest = schema.manifest_schema(task.quality)
-        _write_table(pa.Table.from_pylist(rows, schema=manifest), rows_path)
-        _write_table(pa.Table.from_pylist(failures, schema=schema.failure_schema()), failures_path)
+        schema.write_table(pa.Table.from_pylist(rows, schema=manifest), rows_path)
+        schema.write_table(pa.Table.from_pylist(failures, schema=schema.failure_schema()),
+                           failures_path)
 
 
-def _write_table(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+def _ray_node() -> str:
+    """The id of the Ray node this process runs on, or "" outside a Ray worker."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from torchvision import transforms as T
 
-from prep import schema
+from prep import schema, storage
 
 DOMAINS = ("original", "decoded", "latent")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -34,7 +34,7 @@ PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140
 class ShardSet:
     """A prepared set as a domain reads it."""
 
-    directory: Path
+    directory: Path | str  # a local path, or an object store URI
     domain: str
     info: dict  # dataset.json
     counts: dict  # split -> samples
@@ -57,13 +57,13 @@ def open_shard_set(root: str | Path, domain: str, quality: int | None) -> ShardS
         raise ValueError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
     if domain != "original" and quality is None:
         raise ValueError(f"--domain {domain} needs --quality (the codec quality of the shards)")
-    root = Path(root)
-    if not root.is_dir():
+    root = storage.location(root)
+    if not storage.is_dir(root):
         raise FileNotFoundError(f"shard folder {root} does not exist: run `make prep` first "
                                 f"(it writes <out>/<dataset>/)")
-    directory = schema.set_dir(root.parent, root.name, None if domain == "original" else quality)
-    if not directory.is_dir():
-        found = sorted(p.name for p in root.iterdir() if p.is_dir())
+    directory = storage.join(root, schema.set_name(None if domain == "original" else quality))
+    if not storage.is_dir(directory):
+        found = sorted(n for n, folder in storage.listdir(root).items() if folder)
         raise FileNotFoundError(
             f"{directory} does not exist: the {domain} domain needs the "
             f"{schema.set_name(None if domain == 'original' else quality)} set, which was not "

@@ -1,0 +1,262 @@
+"""Where shard sets live: a local path (or shared filesystem), or an object store URI.
+
+Every read, write and listing of shards, manifests and plans goes through this module, so
+prep's actors on different nodes, the trainer and evaluation all see one place. A location is
+a local path (`str` or `Path`, kept as a `Path`) or a URI such as `s3://bucket/prefix` or
+`gs://bucket/prefix` (kept as a `str`), opened with PyArrow's filesystems.
+
+Writes are atomic everywhere: the data goes to a temporary name next to the target and is
+renamed when complete (on object stores the rename is a server-side copy, and an object is
+only visible once whole), so a reader never sees a partial file under its final name.
+
+Object stores take their credentials and endpoint from the standard variables, as the AWS and
+Google SDKs read them: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION,
+AWS_ENDPOINT_URL (an S3-compatible server such as MinIO), an instance role, or
+GOOGLE_APPLICATION_CREDENTIALS.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+Location = str | Path
+REMOTE_SCHEMES = ("s3", "gs", "gcs")
+CREDENTIALS_HINT = (
+    "object stores read their credentials and endpoint from AWS_ACCESS_KEY_ID, "
+    "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION and AWS_ENDPOINT_URL (S3) or "
+    "GOOGLE_APPLICATION_CREDENTIALS (GCS) on every node; see README 'Cluster'"
+)
+
+
+def scheme(location: Location) -> str:
+    text = str(location)
+    return text.split("://", 1)[0].lower() if "://" in text else ""
+
+
+def is_remote(location: Location) -> bool:
+    """True for an object store URI, False for a local (or mounted shared) path."""
+    kind = scheme(location)
+    if kind in ("", "file"):
+        return False
+    if kind not in REMOTE_SCHEMES:
+        raise ValueError(
+            f"{location}: unsupported storage scheme {kind}://; use a local or shared "
+            f"filesystem path, or one of {', '.join(s + '://' for s in REMOTE_SCHEMES)}")
+    return True
+
+
+def location(text: Location) -> Location:
+    """A local path as a Path (file:// URIs too), an object store URI as a str without a
+    trailing slash."""
+    if is_remote(text):
+        return str(text).rstrip("/")
+    text = str(text)
+    return Path(text[len("file://"):] if text.startswith("file://") else text)
+
+
+def join(base: Location, *names: str) -> Location:
+    base = location(base)
+    if isinstance(base, Path):
+        return base.joinpath(*names)
+    return "/".join([base, *names])
+
+
+def name(path: Location) -> str:
+    """The last component: `train-000000.tar` of any location."""
+    return str(path).rstrip("/").rsplit("/", 1)[-1]
+
+
+# --- object stores -----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _filesystem(root: str, pid: int, endpoint: str | None):
+    """One PyArrow filesystem per bucket, process (a forked loader worker makes its own) and
+    endpoint."""
+    from pyarrow import fs
+
+    try:
+        filesystem, _ = fs.FileSystem.from_uri(root)
+    except Exception as err:
+        raise OSError(f"cannot open {root}: {err} ({CREDENTIALS_HINT})") from err
+    return filesystem
+
+
+def _remote(path: str):
+    """(filesystem, path inside it) of an object store URI."""
+    kind, rest = path.split("://", 1)
+    bucket = rest.split("/", 1)[0]
+    if not bucket:
+        raise ValueError(f"{path}: an object store URI needs a bucket, e.g. {kind}://bucket/shards")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return _filesystem(f"{kind}://{bucket}", os.getpid(), endpoint), rest.rstrip("/")
+
+
+@contextmanager
+def _explained(path: str) -> Iterator[None]:
+    """Object store errors other than a missing file name the location and the settings."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise OSError(f"{path}: {err} ({CREDENTIALS_HINT})") from err
+
+
+def _info(path: str):
+    filesystem, inner = _remote(path)
+    with _explained(path):
+        return filesystem.get_file_info(inner)
+
+
+# --- queries ------------------------------------------------------------------------------------
+
+
+def is_file(path: Location) -> bool:
+    path = location(path)
+    if isinstance(path, Path):
+        return path.is_file()
+    from pyarrow import fs
+
+    return _info(path).type == fs.FileType.File
+
+
+def is_dir(path: Location) -> bool:
+    """On an object store: whether any object lies under the prefix (or a bucket exists)."""
+    path = location(path)
+    if isinstance(path, Path):
+        return path.is_dir()
+    from pyarrow import fs
+
+    return _info(path).type == fs.FileType.Directory
+
+
+def listdir(directory: Location) -> dict[str, bool]:
+    """The names in a folder, each mapped to whether it is a folder; empty when missing."""
+    directory = location(directory)
+    if isinstance(directory, Path):
+        if not directory.is_dir():
+            return {}
+        return {p.name: p.is_dir() for p in directory.iterdir()}
+    from pyarrow import fs
+
+    filesystem, inner = _remote(directory)
+    with _explained(directory):
+        infos = filesystem.get_file_info(fs.FileSelector(inner, allow_not_found=True))
+    return {name(i.path): i.type == fs.FileType.Directory for i in infos}
+
+
+def glob(directory: Location, pattern: str) -> list[Location]:
+    """Files of one folder whose names match a shell pattern, sorted by name."""
+    matches = sorted(n for n, folder in listdir(directory).items()
+                     if not folder and fnmatch.fnmatchcase(n, pattern))
+    return [join(directory, n) for n in matches]
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def open_read(path: Location) -> Iterator[BinaryIO]:
+    """A binary stream of the whole file; FileNotFoundError names the location."""
+    path = location(path)
+    if isinstance(path, Path):
+        with open(path, "rb") as file:
+            yield file
+        return
+    filesystem, inner = _remote(path)
+    try:
+        with _explained(path):
+            stream = filesystem.open_input_stream(inner)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{path} not found") from err
+    with stream:
+        yield stream
+
+
+def read_bytes(path: Location) -> bytes:
+    with open_read(path) as file:
+        return file.read()
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def makedirs(directory: Location) -> None:
+    """Create a local folder with its parents; object stores have no folders to create."""
+    directory = location(directory)
+    if isinstance(directory, Path):
+        directory.mkdir(parents=True, exist_ok=True)
+
+
+def temporary(path: Location) -> Location:
+    """A fresh temporary name next to `path` (`.<name>.tmp-<hex>`; stale ones match
+    TEMPORARY_PATTERN)."""
+    return join(parent(path), f".{name(path)}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+TEMPORARY_PATTERN = ".*.tmp-*"
+
+
+def parent(path: Location) -> Location:
+    path = location(path)
+    if isinstance(path, Path):
+        return path.parent
+    return path.rsplit("/", 1)[0]
+
+
+@contextmanager
+def open_write(path: Location) -> Iterator[BinaryIO]:
+    """Write a file atomically: a temporary name, renamed to `path` only when the block ends
+    without an exception (else removed)."""
+    path = location(path)
+    tmp = temporary(path)
+    if isinstance(path, Path):
+        try:
+            with open(tmp, "wb") as file:
+                yield file
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return
+    filesystem, inner = _remote(path)
+    _, inner_tmp = _remote(tmp)
+    try:
+        with _explained(path):
+            stream = filesystem.open_output_stream(inner_tmp)
+        with stream:
+            yield stream
+        with _explained(path):
+            filesystem.move(inner_tmp, inner)  # server-side copy: appears whole or not at all
+    except BaseException:
+        remove(tmp)
+        raise
+
+
+def write_atomic(path: Location, data: bytes) -> None:
+    with open_write(path) as file:
+        file.write(data)
+
+
+def remove(path: Location) -> None:
+    """Delete a file; a missing one is fine."""
+    path = location(path)
+    if isinstance(path, Path):
+        path.unlink(missing_ok=True)
+        return
+    filesystem, inner = _remote(path)
+    try:
+        filesystem.delete_file(inner)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        if is_file(path):
+            raise OSError(f"{path}: cannot delete it: {err} ({CREDENTIALS_HINT})") from err
