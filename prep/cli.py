@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     config = PrepConfig(**vars(args))
     try:
         summary = run(config)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, files
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(describe(summary))

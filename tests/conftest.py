@@ -75,3 +75,18 @@ def trainer_shards(tmp_path_factory, ray_local) -> Path:
     run(PrepConfig(data=data, out=root / "shards", quality=4, codec_weights=DEMO_CODEC_Q4,
                    workers=2, shard_size=11))
     return root / "shards" / "textures"
+
+
+SMALL_PREP_ARGS = ("-q", "1", "--workers", "2", "--shard-size", "8")  # 6 shards a set
+
+
+@pytest.fixture(scope="session")
+def small_shards(tmp_path_factory, synthetic_small, codec_q1, ray_local) -> Path:
+    """synthetic_small prepared at q1 on the session's single-node Ray (SMALL_PREP_ARGS): the
+    reference that runs elsewhere (other nodes, other storage) must reproduce byte for byte."""
+    from prep.cli import main
+
+    out = tmp_path_factory.mktemp("small-shards")
+    assert main(["--data", str(synthetic_small), "--out", str(out), "--codec-weights",
+                 str(codec_q1), *SMALL_PREP_ARGS]) == 0
+    return out / "synthetic-small"

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # every check that can fail on input happens before the process group exists
         shard_set = open_shard_set(config.shards, config.domain, config.quality)
         device = _device(config)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     init_process_group("nccl" if device.type == "cuda" else "gloo")
