@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -70,8 +72,13 @@ def prep(env: dict, data, weights, tmp_path) -> str:
     """`python -m prep --out s3://...` as a user runs it, with its own local Ray."""
     command = [sys.executable, "-m", "prep", "--data", str(data), "--out", OUT,
                "--codec-weights", str(weights), *SMALL_PREP_ARGS]
-    result = subprocess.run(command, env={**os.environ, **env, "RAY_ADDRESS": "local"},
-                            cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    ray_tmp = tempfile.mkdtemp(prefix="cdmr-ray-", dir="/tmp")  # short socket paths
+    try:
+        result = subprocess.run(
+            command, env={**os.environ, **env, "RAY_ADDRESS": "local", "RAY_TMPDIR": ray_tmp},
+            cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
