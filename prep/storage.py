@@ -28,6 +28,7 @@ from typing import BinaryIO
 
 Location = str | Path
 REMOTE_SCHEMES = ("s3", "gs", "gcs")
+TEMPORARY_PATTERN = ".*.tmp-*"  # what `temporary` names; stale ones are removed on resume
 CREDENTIALS_HINT = (
     "object stores read their credentials and endpoint from AWS_ACCESS_KEY_ID, "
     "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION and AWS_ENDPOINT_URL (S3) or "
@@ -71,6 +72,13 @@ def join(base: Location, *names: str) -> Location:
 def name(path: Location) -> str:
     """The last component: `train-000000.tar` of any location."""
     return str(path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def parent(path: Location) -> Location:
+    path = location(path)
+    if isinstance(path, Path):
+        return path.parent
+    return path.rsplit("/", 1)[0]
 
 
 # --- object stores -----------------------------------------------------------------------------
@@ -200,16 +208,6 @@ def temporary(path: Location) -> Location:
     """A fresh temporary name next to `path` (`.<name>.tmp-<hex>`; stale ones match
     TEMPORARY_PATTERN)."""
     return join(parent(path), f".{name(path)}.tmp-{uuid.uuid4().hex[:8]}")
-
-
-TEMPORARY_PATTERN = ".*.tmp-*"
-
-
-def parent(path: Location) -> Location:
-    path = location(path)
-    if isinstance(path, Path):
-        return path.parent
-    return path.rsplit("/", 1)[0]
 
 
 @contextmanager
