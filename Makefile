@@ -14,14 +14,16 @@ SPLIT ?= 1
 PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS))
 
-.PHONY: help setup test lint prep data synthetic demo demo-codecs codec train ui table2 evaluate \
+.PHONY: help setup browser test lint prep data synthetic demo demo-codecs codec train ui table2 evaluate \
 	report bench bench-prep bench-train bench-eval clean
 comma := ,
 
 # the embedded default: built-in synthetic textures coded by the project's own demo codecs
-DEMO_DATA ?= data/synthetic-demo
+DEMO_DATA ?= data/demo-textures
 DEMO_OUT ?= data/demo-shards
 DEMO_QUALITIES ?= 1 4 8
+# 6 texture families, 80 images each at 256 px, weak distractors; 60/10/30 split (144 test)
+DEMO_TEXTURES ?= --classes 6 --per-class 80 --size 256 --max-mix 0.2 --fractions 0.6 0.1 0.3
 CODECS ?= codecs/demo
 INIT ?= none
 STEPS ?= 20000
@@ -38,7 +40,12 @@ $(PY): pyproject.toml
 
 setup: $(PY)  ## create .venv with everything (once; again when pyproject.toml changes)
 
-test: $(PY)  ## run the test suite
+browser:  ## Debian's Chromium for the MLflow UI test (needs root and apt; the test skips without)
+	command -v chromium >/dev/null || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: $(PY)  ## run the test suite (first tries to install Chromium for the MLflow UI test)
+	@$(MAKE) --no-print-directory browser || echo "Chromium could not be installed: the MLflow UI test will skip"
 	$(PY) -m pytest -q
 
 lint: $(PY)  ## ruff
@@ -54,7 +61,7 @@ prep: $(PY)  ## encode DATA at quality Q into WebDataset shards under OUT
 	$(PY) -m prep $(PREP_ARGS)
 
 demo: $(PY)  ## the whole paper on synthetic textures: codecs -> shards -> classifiers -> report
-	$(PY) -m prep.synthetic --out $(DEMO_DATA) --classes 10 --per-class 40
+	$(PY) -m prep.synthetic --out $(DEMO_DATA) $(DEMO_TEXTURES)
 	$(if $(filter train,$(CODECS)),$(MAKE) demo-codecs,)
 	$(PY) -m evaluation.pipeline --preset demo --data $(DEMO_DATA) --out $(DEMO_OUT) \
 	  --qualities $(DEMO_QUALITIES) $(if $(filter train,$(CODECS)),--codecs runs/codecs/demo,--codecs $(CODECS)) \
@@ -107,7 +114,10 @@ bench-prep: $(PY)  ## prep throughput, scaling, worker memory and bytes per memb
 bench-train: $(PY)  ## per domain: bare model step vs the trainer's loop vs the loader alone
 	$(PY) -m benchmarks.bench_train
 
-bench: bench-prep bench-train  ## all benchmarks
+bench-eval: $(PY)  ## cost of a prediction from the bitstream: compressed domain vs pixels
+	$(PY) -m benchmarks.bench_eval
+
+bench: bench-prep bench-train bench-eval  ## all benchmarks
 
 clean:  ## remove generated data (keeps .venv)
 	rm -rf data/shards data/synthetic-textures

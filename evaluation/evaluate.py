@@ -54,7 +54,9 @@ class Target:
 
 
 def prepared_qualities(root: Path) -> list[int]:
-    found = (re.fullmatch(r"q(\d+)", p.name) for p in root.iterdir() if p.is_dir())
+    """Qualities whose set is complete (its dataset.json is written when prep ends)."""
+    found = (re.fullmatch(r"q(\d+)", p.name) for p in root.iterdir()
+             if (p / schema.DATASET_JSON).is_file())
     return sorted(int(m.group(1)) for m in found if m)
 
 
@@ -120,8 +122,7 @@ def evaluate_target(target: Target, root: Path, split: str, out: Path, device: t
     if predictions is None:
         model = load_model(target.classifier, shard_set.num_classes,
                            shard_set.latent_channels).to(device)
-        config = target.classifier.config
-        predictions = predict(model, shard_set, split, config.resize, config.crop,
+        predictions = predict(model, shard_set, split, target.classifier.config.input_sizes,
                               workers=workers, desc=f"{target.method} {target.set_name}")
         _save(cache, predictions, sha256)
     check_counts(predictions, shard_set, split)

@@ -24,10 +24,11 @@ class KeyedTransform:
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, shard_set: ShardSet, split: str, resize: int, crop: int,
+def predict(model: torch.nn.Module, shard_set: ShardSet, split: str, input_sizes: tuple,
             batch_size: int = 32, workers: int = 2, desc: str = "") -> dict[str, np.ndarray]:
-    """keys, labels and the top-5 predicted classes (best first) of every sample of the split."""
-    transform = KeyedTransform(SampleTransform(shard_set, False, resize, crop))
+    """keys, labels and the top-5 predicted classes (best first) of every sample of the split;
+    input_sizes: the classifier's eval transform (TrainConfig.input_sizes)."""
+    transform = KeyedTransform(SampleTransform(shard_set, False, *input_sizes))
     data = loader(EvalStream(shard_set.shards(split), transform, rank=0, world=1),
                   batch_size, workers, seed=0)
     device = next(model.parameters()).device

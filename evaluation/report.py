@@ -139,14 +139,16 @@ def measure_efficiency(root: Path, classifiers: list[Classifier], qualities: lis
         pixel_model = (load_model(pixel, classes, None) if pixel
                        else resnet50_deep_stem(classes).eval())
         resize, crop = (pixel.config.resize, pixel.config.crop) if pixel else (256, 224)
+        latent_resize, latent_crop = ((comp.config.latent_resize, comp.config.latent_crop)
+                                      if comp else (32, 28))
         paths = efficiency.Paths(efficiency.set_codec(shard_set, device), latent_model.to(device),
-                                 pixel_model.to(device), resize, crop)
+                                 pixel_model.to(device), resize, crop, latent_resize, latent_crop)
         sizes = schema.read_manifest(shard_set.directory).to_pandas()
         width, height = int(sizes["width"].median()), int(sizes["height"].median())
         bitstreams = efficiency.read_bitstreams(shard_set)
         for row in efficiency.measure(paths, bitstreams, min_seconds=min_seconds):
             rows.append({"quality": q, "image": f"{width}x{height}", "classifier_input":
-                         f"latent 28x28 / pixels {crop}x{crop}", **row})
+                         f"latent {latent_crop}x{latent_crop}, pixels {crop}x{crop}", **row})
     return pd.DataFrame(rows)
 
 

@@ -7,14 +7,17 @@ Running the report again updates the same runs instead of adding new ones.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from prep.tracking import experiment_id as find_experiment
 from prep.tracking import tracking_uri
 
+log = logging.getLogger(__name__)
 REPORT_TAG = "cdmr.report"  # value: the dataset
 CELL_TAG = "cdmr.cell"  # value: "<method>/<set>"
 METRICS = ("top1", "top1_low", "top1_high", "top5", "top5_low", "top5_high", "samples", "bpp",
@@ -39,14 +42,14 @@ def _run(client, experiment_id: str, name: str, tags: dict, find: dict) -> str:
 def log_report(experiment: str, dataset: str, results: pd.DataFrame, folder: Path) -> str:
     """The parent run's id."""
     from mlflow.entities import Metric, Param, RunTag
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri())
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    experiment_id = find_experiment(experiment)
     parent = _run(client, experiment_id, f"{dataset}/report", {REPORT_TAG: dataset},
                   {REPORT_TAG: dataset})
-    now = int(time.time() * 1000)
+    now, summary = int(time.time() * 1000), []
     for row in results.to_dict("records"):
         quality = "original" if pd.isna(row["quality"]) else f"q{int(row['quality'])}"
         cell = f"{row['method']}/{row['set']}"
@@ -63,8 +66,14 @@ def log_report(experiment: str, dataset: str, results: pd.DataFrame, folder: Pat
         client.log_batch(child, metrics=metrics, params=params,
                          tags=[RunTag(k, str(v)) for k, v in tags.items()])
         client.set_terminated(child)
+        summary += [Metric(f"{k}/{row['method']}/{quality}", float(row[k]), now, 0)
+                    for k in ("top1", "top5")]
         if row["mlflow_run_id"]:  # the training run points to the report too
-            client.set_tag(row["mlflow_run_id"], "report_run_id", parent)
+            try:
+                client.set_tag(row["mlflow_run_id"], "report_run_id", parent)
+            except MlflowException as err:  # trained against another tracking store
+                log.warning("training run %s: %s", row["mlflow_run_id"], err)
+    client.log_batch(parent, metrics=summary)  # the whole matrix on the parent's own page
     client.log_artifacts(parent, str(folder))
     client.set_terminated(parent)
     return parent

@@ -124,11 +124,13 @@ class LatentTransform:
 class SampleTransform:
     """Raw sample -> (input tensor, label), decoding only the members the domain reads."""
 
-    def __init__(self, shard_set: ShardSet, train: bool, resize: int, crop: int):
+    def __init__(self, shard_set: ShardSet, train: bool, resize: int, crop: int,
+                 latent_resize: int = 32, latent_crop: int = 28):
         self.domain = shard_set.domain
         if self.domain == "latent":
             self.members = (schema.LABEL, schema.LATENT, schema.SCALES)
-            self.latent = LatentTransform(shard_set.info["codec"]["scale_table"], train)
+            self.latent = LatentTransform(shard_set.info["codec"]["scale_table"], train,
+                                          latent_resize, latent_crop)
         else:
             self.members = (schema.LABEL, schema.DECODED) if self.domain == "decoded" else (
                 schema.LABEL, *schema.ORIGINAL_FORMATS)

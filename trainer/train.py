@@ -114,10 +114,10 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
     rank, world = dist.get_rank(), dist.get_world_size()
     epoch = Shared(start_epoch)
     train = TrainStream(shard_set.shards("train"),
-                        SampleTransform(shard_set, True, config.resize, config.crop),
+                        SampleTransform(shard_set, True, *config.input_sizes),
                         rank, world, config.seed, epoch)
     splits = SplitShards({s: shard_set.shards(s) for s in ("validate", "test")})
-    evaluation = EvalStream(splits, SampleTransform(shard_set, False, config.resize, config.crop),
+    evaluation = EvalStream(splits, SampleTransform(shard_set, False, *config.input_sizes),
                             rank, world)
     seed = config.seed * 1_000_003 + rank
     data = Data(loader(train, per_rank_batch, config.workers, seed, persistent=True),
