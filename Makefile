@@ -14,18 +14,22 @@ SPLIT ?= 1
 PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS))
 
-.PHONY: help setup test lint prep data synthetic demo codec train ui bench bench-prep bench-train clean
+.PHONY: help setup browser test lint prep data synthetic demo demo-codecs codec train ui table2 evaluate \
+	report bench bench-prep bench-train bench-eval clean
+comma := ,
 
 # the embedded default: built-in synthetic textures coded by the project's own demo codecs
-DEMO_DATA ?= data/synthetic-demo
+DEMO_DATA ?= data/demo-textures
 DEMO_OUT ?= data/demo-shards
 DEMO_QUALITIES ?= 1 4 8
+# 6 texture families, 80 images each at 256 px, weak distractors; 60/10/30 split (144 test)
+DEMO_TEXTURES ?= --classes 6 --per-class 80 --size 256 --max-mix 0.2 --fractions 0.6 0.1 0.3
 CODECS ?= codecs/demo
 INIT ?= none
 STEPS ?= 20000
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 	@echo "  variables: Q=$(Q) DATA=$(DATA) OUT=$(OUT) WORKERS=<n> CODEC_WEIGHTS=<file> SPLIT=$(SPLIT)"
 
 $(PY): pyproject.toml
@@ -36,7 +40,12 @@ $(PY): pyproject.toml
 
 setup: $(PY)  ## create .venv with everything (once; again when pyproject.toml changes)
 
-test: $(PY)  ## run the test suite
+browser:  ## Debian's Chromium for the MLflow UI test (needs root and apt; the test skips without)
+	command -v chromium >/dev/null || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: $(PY)  ## run the test suite (first tries to install Chromium for the MLflow UI test)
+	@$(MAKE) --no-print-directory browser || echo "Chromium could not be installed: the MLflow UI test will skip"
 	$(PY) -m pytest -q
 
 lint: $(PY)  ## ruff
@@ -51,13 +60,25 @@ synthetic: $(PY)  ## write the built-in synthetic texture set to data/synthetic-
 prep: $(PY)  ## encode DATA at quality Q into WebDataset shards under OUT
 	$(PY) -m prep $(PREP_ARGS)
 
-demo: $(PY)  ## synthetic textures -> the demo codecs -> shards for each of DEMO_QUALITIES
-	$(PY) -m prep.synthetic --out $(DEMO_DATA) --classes 10 --per-class 40
-	set -e; for q in $(DEMO_QUALITIES); do \
-	  $(PY) -m prep --data $(DEMO_DATA) --out $(DEMO_OUT) -q $$q --shard-size 50 \
-	    --codec-weights $(CODECS)/codec-q$$q.pth $(if $(WORKERS),--workers $(WORKERS)); \
-	done
-	@echo "shards: $(DEMO_OUT)/synthetic-demo/ (original/ and q<Q>/ for Q in $(DEMO_QUALITIES))"
+demo: $(PY)  ## the whole paper on synthetic textures: codecs -> shards -> classifiers -> report
+	$(PY) -m prep.synthetic --out $(DEMO_DATA) $(DEMO_TEXTURES)
+	$(if $(filter train,$(CODECS)),$(MAKE) demo-codecs,)
+	$(PY) -m evaluation.pipeline --preset demo --data $(DEMO_DATA) --out $(DEMO_OUT) \
+	  --qualities $(DEMO_QUALITIES) $(if $(filter train,$(CODECS)),--codecs runs/codecs/demo,--codecs $(CODECS)) \
+	  $(if $(WORKERS),--prep-workers $(WORKERS))
+
+demo-codecs: $(PY)  ## retrain the demo codecs as codecs/demo/README.md says (hours on a CPU)
+	$(PY) -m prep.synthetic --out data/synthetic-textures
+	set -e; T="$(PY) -m prep.train_codec --data data/synthetic-textures --sizes 64,96 \
+	  --batch-size 8 --crop 192 --val-every 500 --val-images 16"; \
+	$$T -q 4 --out runs/codecs/q4 --steps 4000 --lr 2e-4; \
+	$$T -q 1 --out runs/codecs/q1 --steps 2500 --init runs/codecs/q4/codec-q4.pth; \
+	$$T -q 8 --out runs/codecs/q8 --steps 2500 --init runs/codecs/q4/codec-q4.pth; \
+	$$T -q 4 --out runs/codecs/q4-ft --steps 1500 --init runs/codecs/q1/codec-q1.pth; \
+	$$T -q 8 --out runs/codecs/q8-ft --steps 3000 --init runs/codecs/q8/codec-q8.pth
+	mkdir -p runs/codecs/demo
+	cp runs/codecs/q1/codec-q1.pth runs/codecs/q4-ft/codec-q4.pth runs/codecs/q8-ft/codec-q8.pth \
+	  runs/codecs/demo/
 
 codec: $(PY)  ## train the codec of quality Q on DATA [INIT=pretrained|file SIZES=N,M STEPS=n]
 	$(PY) -m prep.train_codec -q $(Q) --data $(DATA) --out runs/codecs/q$(Q) --init $(INIT) \
@@ -73,13 +94,30 @@ train: $(PY)  ## train DOMAIN (original|decoded|latent) at quality Q on SHARDS w
 ui: $(PY)  ## MLflow UI on http://127.0.0.1:5000 (the runs in mlflow.db)
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
+EPOCHS ?= 30
+QUALITIES ?= 1 4 8
+SPLITS ?= 1
+table2: $(PY)  ## the paper's matrix on DATA: prep, 7 classifiers, evaluation, report (resumes)
+	$(PY) -m evaluation.pipeline --data $(DATA) --out $(OUT) --qualities $(QUALITIES) \
+	  --epochs $(EPOCHS) --nproc $(NPROC) --splits $(subst $(comma), ,$(SPLITS)) \
+	  $(if $(CODECS_DIR),--codecs $(CODECS_DIR)) $(if $(WORKERS),--prep-workers $(WORKERS))
+
+evaluate: $(PY)  ## every trained classifier of SHARDS on every prepared set -> reports/<dataset>
+	$(PY) -m evaluation.evaluate --shards $(SHARDS)
+
+report: $(PY)  ## evaluate, then Table 2, figures, efficiency -> reports/<dataset> and MLflow
+	$(PY) -m evaluation.report --shards $(SHARDS)
+
 bench-prep: $(PY)  ## prep throughput, scaling, worker memory and bytes per member
 	$(PY) -m benchmarks.bench_prep
 
 bench-train: $(PY)  ## per domain: bare model step vs the trainer's loop vs the loader alone
 	$(PY) -m benchmarks.bench_train
 
-bench: bench-prep bench-train  ## all benchmarks
+bench-eval: $(PY)  ## cost of a prediction from the bitstream: compressed domain vs pixels
+	$(PY) -m benchmarks.bench_eval
+
+bench: bench-prep bench-train bench-eval  ## all benchmarks
 
 clean:  ## remove generated data (keeps .venv)
 	rm -rf data/shards data/synthetic-textures

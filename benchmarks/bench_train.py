@@ -45,7 +45,7 @@ def bare_step(model: nn.Module, shape: tuple, classes: int, steps: int) -> float
 
 
 def loader_alone(shard_set, config, batch: int, batches: int) -> float:
-    data = iter(load_data(shard_set, config, 0, batch))
+    data = iter(load_data(shard_set, config, 0, batch).train_epoch(0))
     next(data)  # worker start-up is not the steady rate
     start = time.perf_counter()
     for _ in islice(data, batches):
@@ -57,7 +57,7 @@ def trainer_loop(shard_set, config, batch: int, steps: int) -> float:
     model = build_model(shard_set, config)
     ddp = nn.parallel.DistributedDataParallel(model, gradient_as_bucket_view=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    data = iter(load_data(shard_set, config, 0, batch))
+    data = iter(load_data(shard_set, config, 0, batch).train_epoch(0))
     train_one_epoch(ddp, nn.CrossEntropyLoss(), optimizer, data, 1, torch.device("cpu"),
                     nullcontext(), 0, False)  # warm-up and worker start-up
     start = time.perf_counter()

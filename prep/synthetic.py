@@ -188,9 +188,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-mix", type=float, default=0.45,
                    help="largest share of another family blended into an image (difficulty)")
+    p.add_argument("--fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1),
+                   metavar=("TRAIN", "VALIDATE", "TEST"), help="split shares per class")
     args = p.parse_args(argv)
     path = write_dataset(args.out, args.classes, args.per_class, args.size, args.seed,
-                         max_mix=args.max_mix)
+                         tuple(args.fractions), max_mix=args.max_mix)
     print(f"wrote {args.classes} classes x {args.per_class} images to {path}")
 
 

@@ -13,6 +13,24 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / DEFAULT_STORE}"
 
 
+def artifact_location() -> str | None:
+    """Artifacts beside a SQLite store rather than in whatever folder the process runs in."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts").as_uri()
+    return None
+
+
+def experiment_id(name: str) -> str:
+    """The experiment's id, created (with artifact_location) when missing."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found else client.create_experiment(
+        name, artifact_location=artifact_location())
+
+
 def start_run(experiment: str, run_name: str, tags: dict | None = None, run_id: str | None = None):
     """An MLflow run (resumed when run_id is given); the caller ends it."""
     import logging
@@ -21,5 +39,5 @@ def start_run(experiment: str, run_name: str, tags: dict | None = None, run_id: 
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # schema migrations of a new store
     mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_experiment(experiment)
+    mlflow.set_experiment(experiment_id=experiment_id(experiment))
     return mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags)

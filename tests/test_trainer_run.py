@@ -28,7 +28,11 @@ def torchrun(tmp_path: Path, nproc: int, *args: str, extra: tuple = (), **kw):
 
 
 def finish(process, timeout=600) -> str:
-    output, _ = process.communicate(timeout=timeout)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()  # leave no ranks behind
+        raise
     assert process.returncode == 0, output[-3000:]
     return output
 

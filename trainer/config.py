@@ -27,6 +27,8 @@ class TrainConfig:
     max_steps: int | None = None
     resize: int = 256
     crop: int = 224
+    latent_resize: int = 32
+    latent_crop: int = 28
     workers: int = 2
     device: str = "auto"
     seed: int = 0
@@ -37,6 +39,11 @@ class TrainConfig:
     @property
     def scaled_lr(self) -> float:
         return self.lr * self.batch_size / PAPER_BATCH
+
+    @property
+    def input_sizes(self) -> tuple[int, int, int, int]:
+        """resize, crop, latent resize, latent crop (SampleTransform's order)."""
+        return self.resize, self.crop, self.latent_resize, self.latent_crop
 
     @property
     def model_name(self) -> str:
@@ -88,6 +95,10 @@ def parser() -> argparse.ArgumentParser:
                    help="stop each epoch after this many optimizer steps (short runs)")
     p.add_argument("--resize", type=int, default=d.resize, help="pixel domains: resize side")
     p.add_argument("--crop", type=int, default=d.crop, help="pixel domains: crop side")
+    p.add_argument("--latent-resize", type=int, default=d.latent_resize,
+                   help="latent domain: y_hat and sigma_hat resized to this side")
+    p.add_argument("--latent-crop", type=int, default=d.latent_crop,
+                   help="latent domain: crop side")
     p.add_argument("--workers", type=int, default=d.workers, help="loader workers per process")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
     p.add_argument("--seed", type=int, default=d.seed)

@@ -9,6 +9,7 @@ over ranks equal the manifest's.
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -123,11 +124,13 @@ class LatentTransform:
 class SampleTransform:
     """Raw sample -> (input tensor, label), decoding only the members the domain reads."""
 
-    def __init__(self, shard_set: ShardSet, train: bool, resize: int, crop: int):
+    def __init__(self, shard_set: ShardSet, train: bool, resize: int, crop: int,
+                 latent_resize: int = 32, latent_crop: int = 28):
         self.domain = shard_set.domain
         if self.domain == "latent":
             self.members = (schema.LABEL, schema.LATENT, schema.SCALES)
-            self.latent = LatentTransform(shard_set.info["codec"]["scale_table"], train)
+            self.latent = LatentTransform(shard_set.info["codec"]["scale_table"], train,
+                                          latent_resize, latent_crop)
         else:
             self.members = (schema.LABEL, schema.DECODED) if self.domain == "decoded" else (
                 schema.LABEL, *schema.ORIGINAL_FORMATS)
@@ -143,6 +146,34 @@ class SampleTransform:
         return x, sample[schema.LABEL]
 
 
+class Shared:
+    """An integer in shared memory: the training process sets it, its persistent loader
+    workers (forked once, at the start of a run) read it when an iteration starts."""
+
+    def __init__(self, value: int = 0):
+        self._value = multiprocessing.RawValue("q", value)
+
+    def set(self, value: int) -> None:
+        self._value.value = value
+
+    def __int__(self) -> int:
+        return self._value.value
+
+
+class SplitShards:
+    """The shards of several splits; `select` picks the one the next iteration reads."""
+
+    def __init__(self, shards: dict[str, list[str]]):
+        self.names, self.shards, self._index = list(shards), shards, Shared()
+
+    def select(self, split: str) -> SplitShards:
+        self._index.set(self.names.index(split))
+        return self
+
+    def current(self) -> list[str]:
+        return self.shards[self.names[int(self._index)]]
+
+
 def _slot(rank: int, world: int) -> tuple[int, int]:
     """This loader worker's (slot, slots) over all ranks and their workers."""
     worker = get_worker_info()
@@ -151,16 +182,26 @@ def _slot(rank: int, world: int) -> tuple[int, int]:
 
 
 class TrainStream(IterableDataset):
-    """An endless, seeded stream of transformed samples, shards drawn with replacement."""
+    """An endless, seeded stream of transformed samples, shards drawn with replacement.
 
-    def __init__(self, shards: list[str], transform, rank: int, world: int, seed: int, epoch: int,
-                 buffer: int = 256):
+    `epoch` may be a Shared: persistent workers then follow the epoch the trainer sets, and
+    each iteration reseeds a worker's random state from (seed, epoch, slot), so the stream does
+    not depend on how long the worker has lived (a resumed run sees the same samples)."""
+
+    def __init__(self, shards: list[str], transform, rank: int, world: int, seed: int,
+                 epoch: int | Shared, buffer: int = 256):
         self.shards, self.transform, self.rank, self.world = shards, transform, rank, world
         self.seed, self.epoch, self.buffer = seed, epoch, buffer
 
     def __iter__(self) -> Iterator:
         slot, _ = _slot(self.rank, self.world)
-        rng = random.Random(f"{self.seed}:{self.epoch}:{slot}")
+        key = f"{self.seed}:{int(self.epoch)}:{slot}"
+        rng = random.Random(key)
+        if get_worker_info() is not None:  # transforms draw from the worker's global state
+            state = random.Random(key + ":transforms").getrandbits(63)
+            torch.manual_seed(state)
+            random.seed(state)
+            np.random.seed(state % 2**32)
         pool: list = []
         while True:
             for raw in schema.iter_raw_shard(rng.choice(self.shards)):
@@ -170,27 +211,38 @@ class TrainStream(IterableDataset):
 
 
 class EvalStream(IterableDataset):
-    """Each sample of the shards exactly once over all (rank, worker) slots."""
+    """Each sample of the shards exactly once over all (rank, worker) slots; `shards` may be a
+    SplitShards, read at the start of each iteration."""
 
-    def __init__(self, shards: list[str], transform, rank: int, world: int):
+    def __init__(self, shards: list[str] | SplitShards, transform, rank: int, world: int):
         self.shards, self.transform, self.rank, self.world = shards, transform, rank, world
 
     def __iter__(self) -> Iterator:
         slot, slots = _slot(self.rank, self.world)
-        if len(self.shards) >= slots:  # whole shards per slot: each tar read once
-            for shard in self.shards[slot::slots]:
+        shards = self.shards.current() if isinstance(self.shards, SplitShards) else self.shards
+        if len(shards) >= slots:  # whole shards per slot: each tar read once
+            for shard in shards[slot::slots]:
                 for raw in schema.iter_raw_shard(shard):
                     yield self.transform(raw)
             return
         index = 0
-        for shard in self.shards:  # fewer shards than slots: every slots-th sample
+        for shard in shards:  # fewer shards than slots: every slots-th sample
             for raw in schema.iter_raw_shard(shard):
                 if index % slots == slot:
                     yield self.transform(raw)
                 index += 1
 
 
-def loader(dataset: IterableDataset, batch_size: int, workers: int, seed: int) -> DataLoader:
+def loader(dataset: IterableDataset, batch_size: int, workers: int, seed: int,
+           persistent: bool = False) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers, generator=generator,
-                      pin_memory=torch.cuda.is_available(), persistent_workers=False)
+                      pin_memory=torch.cuda.is_available(),
+                      persistent_workers=persistent and workers > 0)
+
+
+def start_workers(*loaders: DataLoader) -> None:
+    """Fork the persistent workers now. Forking later, from a process whose MLflow and tqdm
+    threads may hold a lock, once left a worker hung at its start (1 run in ~20)."""
+    for data in loaders:
+        iter(data)

@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from itertools import islice
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from prep.schema import write_atomic
 from trainer import checkpoint
 from trainer.config import TrainConfig, parse
-from trainer.data import EvalStream, SampleTransform, ShardSet, TrainStream, loader, open_shard_set
+from trainer.data import (
+    EvalStream,
+    SampleTransform,
+    ShardSet,
+    Shared,
+    SplitShards,
+    TrainStream,
+    loader,
+    open_shard_set,
+    start_workers,
+)
 from trainer.models import cresnet39, resnet50_deep_stem
 
 log = logging.getLogger(__name__)
+tqdm.monitor_interval = 0  # no monitor thread in a process that forks loader workers
+
+TEST_RESULT = "test.json"  # written last: the run is complete
 
 
 def train_one_epoch(model, criterion, optimizer, data, steps: int, device, amp, epoch: int,
@@ -74,20 +90,41 @@ def evaluate(model, criterion, data, device, amp, prefix: str) -> dict:
             f"{prefix}_top5": totals[2].item() / n, f"{prefix}_samples": int(totals[3].item())}
 
 
-def load_data(shard_set: ShardSet, config: TrainConfig, epoch: int, per_rank_batch: int):
-    rank = dist.get_rank()
+@dataclass
+class Data:
+    """The run's loaders, their workers forked once: training follows `epoch`, evaluation
+    reads the split selected in `splits`."""
+
+    train: DataLoader
+    evaluation: DataLoader
+    epoch: Shared
+    splits: SplitShards
+
+    def train_epoch(self, epoch: int) -> DataLoader:
+        self.epoch.set(epoch)
+        return self.train
+
+    def split(self, name: str) -> DataLoader:
+        self.splits.select(name)
+        return self.evaluation
+
+
+def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
+              per_rank_batch: int) -> Data:
+    rank, world = dist.get_rank(), dist.get_world_size()
+    epoch = Shared(start_epoch)
     train = TrainStream(shard_set.shards("train"),
-                        SampleTransform(shard_set, True, config.resize, config.crop),
-                        rank, dist.get_world_size(), config.seed, epoch)
-    seed = config.seed * 1_000_003 + epoch * 1009 + rank
-    return loader(train, per_rank_batch, config.workers, seed)
-
-
-def eval_data(shard_set: ShardSet, config: TrainConfig, split: str, per_rank_batch: int):
-    stream = EvalStream(shard_set.shards(split),
-                        SampleTransform(shard_set, False, config.resize, config.crop),
-                        dist.get_rank(), dist.get_world_size())
-    return loader(stream, per_rank_batch, config.workers, config.seed)
+                        SampleTransform(shard_set, True, *config.input_sizes),
+                        rank, world, config.seed, epoch)
+    splits = SplitShards({s: shard_set.shards(s) for s in ("validate", "test")})
+    evaluation = EvalStream(splits, SampleTransform(shard_set, False, *config.input_sizes),
+                            rank, world)
+    seed = config.seed * 1_000_003 + rank
+    data = Data(loader(train, per_rank_batch, config.workers, seed, persistent=True),
+                loader(evaluation, per_rank_batch, config.workers, seed, persistent=True),
+                epoch, splits)
+    start_workers(data.train, data.evaluation)
+    return data
 
 
 def build_model(shard_set: ShardSet, config: TrainConfig) -> nn.Module:
@@ -177,18 +214,19 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device) -> int:
         run_id = state["mlflow_run_id"] or None
         if is_main:
             print(f"resuming {out / checkpoint.CHECKPOINT} after epoch {state['epoch'] + 1}")
+    if is_main:  # a run that trains again is not complete until its new test result
+        (out / TEST_RESULT).unlink(missing_ok=True)
     steps = max(1, shard_set.counts["train"] // config.batch_size)
     if config.max_steps:
         steps = min(steps, config.max_steps)
+    data = load_data(shard_set, config, start_epoch, per_rank_batch)  # before MLflow's threads
     tracker = Tracker(config, shard_set, world, run_id) if is_main else None
     for epoch in range(start_epoch, config.epochs):
-        metrics = train_one_epoch(ddp, criterion, optimizer,
-                                  load_data(shard_set, config, epoch, per_rank_batch), steps,
+        metrics = train_one_epoch(ddp, criterion, optimizer, data.train_epoch(epoch), steps,
                                   device, amp, epoch + 1, is_main)
         metrics["lr"] = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        metrics |= evaluate(model, criterion, eval_data(shard_set, config, "validate",
-                                                        per_rank_batch), device, amp, "val")
+        metrics |= evaluate(model, criterion, data.split("validate"), device, amp, "val")
         history.append({"epoch": epoch + 1, **metrics})
         if is_main:
             path = checkpoint.save(out, model, optimizer, scheduler, epoch, config, history,
@@ -198,10 +236,10 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device) -> int:
                   f"train top-1 {metrics['train_top1']:.3f}, val top-1 {metrics['val_top1']:.3f} "
                   f"top-5 {metrics['val_top5']:.3f}, {metrics['images_per_s']:.1f} img/s")
         dist.barrier()
-    test = evaluate(model, criterion, eval_data(shard_set, config, "test", per_rank_batch),
-                    device, amp, "test")
+    test = evaluate(model, criterion, data.split("test"), device, amp, "test")
     if is_main:
         tracker.finish(test)
+        write_atomic(out / TEST_RESULT, json.dumps(test, indent=1).encode())
         print(f"test: top-1 {test['test_top1']:.4f}, top-5 {test['test_top5']:.4f} on "
               f"{test['test_samples']} samples (manifest: {shard_set.counts['test']})")
     return 0

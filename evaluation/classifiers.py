@@ -1,0 +1,82 @@
+"""Trained classifiers as the evaluation sees them: found in a runs folder, loaded, named.
+
+The methods are the paper's: Anchor 3 (original-trained ResNet-50 on original images),
+Anchor 1 (that same model on decoded images of each quality, not retrained), Anchor 2 (the
+decoded-trained ResNet-50 of quality Q on decoded images of Q), Comp. (cResNet-39 on y_hat and
+sigma_hat of Q; "Comp. (y)" and "Comp. (sigma)" are the single-input ablations).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from trainer import checkpoint
+from trainer.config import TrainConfig
+from trainer.models import cresnet39, resnet50_deep_stem
+
+ANCHOR3, ANCHOR1, ANCHOR2, COMP = "Anchor 3", "Anchor 1", "Anchor 2", "Comp."
+COMP_INPUTS = {"both": COMP, "y": "Comp. (y)", "sigma": "Comp. (sigma)"}
+METHOD_ORDER = (ANCHOR3, ANCHOR1, ANCHOR2, COMP, COMP_INPUTS["y"], COMP_INPUTS["sigma"])
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """One trained checkpoint and what it was trained on."""
+
+    path: Path
+    config: TrainConfig
+    epoch: int  # epochs completed
+    mlflow_run_id: str
+
+    @property
+    def finished(self) -> bool:
+        return self.epoch >= self.config.epochs
+
+    @property
+    def trained_method(self) -> str:
+        if self.config.domain == "original":
+            return ANCHOR3
+        return ANCHOR2 if self.config.domain == "decoded" else COMP_INPUTS[self.config.inputs]
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+
+def read_classifier(path: Path) -> Classifier:
+    state = checkpoint.load(path)
+    config = dict(state["config"], lr_steps=tuple(state["config"]["lr_steps"]))
+    return Classifier(path, TrainConfig(**config), state["epoch"] + 1, state["mlflow_run_id"])
+
+
+def find_classifiers(runs: str | Path) -> list[Classifier]:
+    """Every checkpoint under a runs folder (e.g. runs/train/<dataset>), in method order."""
+    runs = Path(runs)
+    if not runs.is_dir():
+        raise FileNotFoundError(f"runs folder {runs} does not exist: train the classifiers first "
+                                f"(torchrun trainer/main.py ..., or make table2)")
+    found = [read_classifier(p) for p in sorted(runs.rglob(checkpoint.CHECKPOINT))]
+    return sorted(found, key=lambda c: (METHOD_ORDER.index(c.trained_method),
+                                        c.config.quality or 0))
+
+
+def load_model(classifier: Classifier, num_classes: int, latent_channels: int | None) -> nn.Module:
+    """The checkpoint's network in eval mode, on the CPU."""
+    config, state = classifier.config, checkpoint.load(classifier.path)["model"]
+    trained_classes = state["fc.weight"].shape[0]
+    if trained_classes != num_classes:
+        raise ValueError(f"{classifier.path} was trained on {trained_classes} classes, the set "
+                         f"it is evaluated on has {num_classes}: evaluate it on its own dataset")
+    if config.domain == "latent":
+        model = cresnet39(latent_channels, num_classes, config.inputs, "none")
+    else:
+        model = resnet50_deep_stem(num_classes, "none")
+    model.load_state_dict(state)
+    return model.eval()

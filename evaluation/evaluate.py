@@ -1,0 +1,209 @@
+"""Every trained classifier on every prepared set it applies to: one tidy table of results.
+
+    python -m evaluation.evaluate --shards data/shards/minc-2500 --runs runs/train/minc-2500
+
+Predictions are cached per (method, set) with the checkpoint's sha256, so running it again after
+training one more classifier evaluates only that one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from evaluation import metrics
+from evaluation.classifiers import ANCHOR1, Classifier, find_classifiers, load_model
+from evaluation.predict import predict
+from prep import schema
+from trainer.data import ShardSet, open_shard_set
+
+log = logging.getLogger(__name__)
+
+RESULTS, PER_CLASS, CONFUSION = "results", "per_class", "confusion"
+PREDICTIONS = "predictions"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One cell of the matrix: a method at a quality, read by one classifier."""
+
+    method: str
+    quality: int | None
+    domain: str  # how the classifier reads the set: original, decoded or latent
+    classifier: Classifier
+
+    @property
+    def set_name(self) -> str:
+        return schema.set_name(self.quality)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", f"{self.method}-{self.set_name}".lower()).strip("-")
+
+
+def prepared_qualities(root: Path) -> list[int]:
+    """Qualities whose set is complete (its dataset.json is written when prep ends)."""
+    found = (re.fullmatch(r"q(\d+)", p.name) for p in root.iterdir()
+             if (p / schema.DATASET_JSON).is_file())
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def targets(classifiers: list[Classifier], qualities: list[int]) -> list[Target]:
+    """Anchor 1 reuses the original-trained model on each prepared quality (not retrained)."""
+    cells = []
+    for c in classifiers:
+        cells.append(Target(c.trained_method, c.config.quality, c.config.domain, c))
+        if c.config.domain == "original":
+            cells += [Target(ANCHOR1, q, "decoded", c) for q in qualities]
+    return cells
+
+
+def set_quality(shard_set: ShardSet, split: str) -> dict[str, float]:
+    """Mean bpp, PSNR, MS-SSIM and SSIM of a split, from the manifest (the original set: the
+    originals' own bits per pixel)."""
+    table = schema.read_manifest(shard_set.directory).to_pandas()
+    rows = table[table["split"] == split]
+    if "bpp" not in rows:
+        bpp = rows["original_bytes"] * 8 / (rows["width"] * rows["height"])
+        return {"bpp": float(bpp.mean()), "psnr": math.nan, "ms_ssim": math.nan, "ssim": math.nan}
+    return {k: float(rows[k].mean()) for k in ("bpp", "psnr", "ms_ssim", "ssim")}
+
+
+def _cached(path: Path, sha256: str) -> dict | None:
+    if not path.is_file():
+        return None
+    table = pq.read_table(path)
+    if (table.schema.metadata or {}).get(b"checkpoint_sha256", b"").decode() != sha256:
+        return None
+    return {"key": table["key"].to_numpy(zero_copy_only=False), "label": table["label"].to_numpy(),
+            "top": np.stack(table["top"].to_numpy(zero_copy_only=False))}
+
+
+def _save(path: Path, predictions: dict, sha256: str) -> None:
+    table = pa.table({"key": predictions["key"], "label": predictions["label"],
+                      "top": list(predictions["top"])})
+    table = table.replace_schema_metadata({"checkpoint_sha256": sha256})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def check_counts(predictions: dict, shard_set: ShardSet, split: str) -> None:
+    """Every sample of the split evaluated exactly once, or an error naming what differs."""
+    table = schema.read_manifest(shard_set.directory).to_pandas()
+    expected = set(table.loc[table["split"] == split, "key"])
+    keys = list(predictions["key"])
+    if len(keys) != len(set(keys)) or set(keys) != expected:
+        raise RuntimeError(
+            f"{shard_set.directory} {split}: evaluated {len(keys)} samples ({len(set(keys))} "
+            f"distinct), the manifest lists {len(expected)}; the shards and the manifest "
+            f"disagree: prepare the set again")
+
+
+def evaluate_target(target: Target, root: Path, split: str, out: Path, device: torch.device,
+                    workers: int) -> tuple[dict, ShardSet]:
+    shard_set = open_shard_set(root, target.domain, target.quality)
+    sha256 = target.classifier.sha256()
+    cache = out / PREDICTIONS / f"{target.slug}-{split}.parquet"
+    predictions = _cached(cache, sha256)
+    if predictions is None:
+        model = load_model(target.classifier, shard_set.num_classes,
+                           shard_set.latent_channels).to(device)
+        predictions = predict(model, shard_set, split, target.classifier.config.input_sizes,
+                              workers=workers, desc=f"{target.method} {target.set_name}")
+        _save(cache, predictions, sha256)
+    check_counts(predictions, shard_set, split)
+    return predictions, shard_set
+
+
+def evaluate_all(root: str | Path, runs: str | Path, out: str | Path, split: str = "test",
+                 device: str = "cpu", workers: int = 2) -> dict[str, pd.DataFrame]:
+    """The results, per-class and confusion tables, also written to <out> as Parquet and CSV."""
+    root, out = Path(root), Path(out)
+    if not root.is_dir():
+        raise FileNotFoundError(f"shard folder {root} does not exist: run `make prep` first")
+    classifiers = find_classifiers(runs)
+    if not classifiers:
+        raise FileNotFoundError(f"no checkpoints under {runs}: train the classifiers first")
+    results, per_class, confusion = [], [], []
+    for target in targets(classifiers, prepared_qualities(root)):
+        c = target.classifier
+        if not c.finished:
+            log.warning("%s: %d of %d epochs done; evaluating it as it is", c.path, c.epoch,
+                        c.config.epochs)
+        predictions, shard_set = evaluate_target(target, root, split, out, torch.device(device),
+                                                 workers)
+        cell = {"dataset": root.name, "split": split, "method": target.method,
+                "quality": target.quality, "set": target.set_name}
+        results.append(cell | metrics.accuracy(predictions["label"], predictions["top"])
+                       | set_quality(shard_set, split)
+                       | {"checkpoint": str(c.path), "epochs_done": c.epoch,
+                          "epochs": c.config.epochs, "mlflow_run_id": c.mlflow_run_id,
+                          "trained_on": c.config.run_name})
+        names = shard_set.info["categories"]
+        counts = metrics.confusion(predictions["label"], predictions["top"][:, 0], len(names))
+        recall = metrics.per_class_accuracy(counts)
+        per_class += [cell | {"label": label, "class_name": name, "accuracy": recall[label],
+                              "samples": int(counts[label].sum())}
+                      for label, name in enumerate(names)]
+        confusion += [cell | {"true": t, "predicted": p, "count": int(counts[t, p])}
+                      for t in range(len(names)) for p in range(len(names))]
+    tables = {RESULTS: pd.DataFrame(results), PER_CLASS: pd.DataFrame(per_class),
+              CONFUSION: pd.DataFrame(confusion)}
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame["quality"] = frame["quality"].astype("Int64")
+        frame.to_parquet(out / f"{name}.parquet", index=False)
+        frame.to_csv(out / f"{name}.csv", index=False)
+    (out / "categories.json").write_text(json.dumps(names))
+    return tables
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m evaluation.evaluate",
+        description="Evaluate every trained classifier (runs folder) on every prepared set it "
+        "applies to (Anchor 3, Anchor 1, Anchor 2, Comp.): Top-1/Top-5 with 95%% Wilson "
+        "intervals, per-class accuracy, confusion matrices, and each set's bpp/PSNR/MS-SSIM/SSIM.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--shards", required=True, help="<out>/<dataset> written by `make prep`")
+    p.add_argument("--runs", default=None, help="trained runs (default runs/train/<dataset>)")
+    p.add_argument("--out", default=None, help="results folder (default reports/<dataset>)")
+    p.add_argument("--split", default="test", choices=schema.SPLITS)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--workers", type=int, default=2, help="loader workers")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    dataset = Path(args.shards).name
+    out = Path(args.out or f"reports/{dataset}")
+    try:
+        tables = evaluate_all(args.shards, args.runs or f"runs/train/{dataset}", out,
+                              args.split, args.device, args.workers)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    columns = ["method", "set", "top1", "top1_low", "top1_high", "top5", "samples", "bpp"]
+    print(tables[RESULTS][columns].to_string(index=False, float_format="%.3f"))
+    print(f"results: {out / (RESULTS + '.parquet')} (and .csv, per_class, confusion)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The paper's whole experiment matrix, start to end; every finished step is skipped on a rerun.
+
+    python -m evaluation.pipeline --data data/minc-2500 --qualities 1 4 8   # make table2
+    python -m evaluation.pipeline --preset demo                             # make demo
+
+Steps: prep of the original set and each quality (Ray; prep resumes shard by shard), training
+Anchor 3, Anchor 2 and the compressed-domain classifier at each quality (torchrun; a run with
+its test result is done, a run with a checkpoint resumes from it), then the report (evaluation,
+Anchor 1, Table 2, figures, efficiency, MLflow). With several MINC-2500 splits each split gets
+its own shards, runs and report, and `splits.md` gives the mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from evaluation.classifiers import METHOD_ORDER
+from evaluation.evaluate import RESULTS
+from evaluation.report import write_report
+from trainer import checkpoint
+from trainer.train import TEST_RESULT
+
+log = logging.getLogger(__name__)
+TRAINER = Path(__file__).resolve().parent.parent / "trainer" / "main.py"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    data: str = "data/minc-2500"
+    out: str = "data/shards"
+    runs: str = "runs/train"
+    reports: str = "reports"
+    qualities: tuple[int, ...] = (1, 4, 8)
+    codecs: str | None = None  # folder of codec-q<Q>.pth; None: CompressAI's pretrained
+    splits: tuple[int, ...] = (1,)
+    epochs: int = 30
+    max_steps: int | None = None  # optimizer steps per epoch at most (smoke runs)
+    batch_size: int = 32
+    lr: float = 0.01
+    lr_steps: tuple[int, ...] = (10, 20)
+    resize: int = 256
+    crop: int = 224
+    latent_resize: int = 32
+    latent_crop: int = 28
+    init: str = "imagenet"
+    nproc: int = 2
+    loader_workers: int = 2
+    prep_workers: int | None = None
+    shard_size: int = 256
+    ablations: bool = False  # also the y-only and sigma-only compressed-domain classifiers
+    min_seconds: float = 2.0  # efficiency timing per batch size
+    experiment: str = "classifiers"
+
+    @property
+    def dataset(self) -> str:
+        return Path(self.data).name
+
+
+# The README's main command: small synthetic textures, the committed demo codecs, short runs
+# from scratch on native-scale crops; sized to finish in minutes on a 2-core CPU (the README
+# says what it trades).
+DEMO = Experiment(data="data/demo-textures", out="data/demo-shards", runs="runs/demo",
+                  reports="reports", codecs="codecs/demo", epochs=16, lr=0.01, lr_steps=(12,),
+                  batch_size=32, resize=256, crop=64, latent_resize=16, latent_crop=14,
+                  init="none", shard_size=48, min_seconds=1.0)
+PRESETS = {"paper": Experiment(), "demo": DEMO}
+
+
+def _call(command: list[str], what: str) -> None:
+    print(f"\n==> {what}\n    {' '.join(command)}", flush=True)
+    result = subprocess.run(command)
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {result.returncode}); fix the cause and run "
+                           f"the same command again: finished steps are skipped")
+
+
+def prep(e: Experiment, out: Path, split: int) -> None:
+    for q in e.qualities:
+        command = [sys.executable, "-m", "prep", "--data", e.data, "--out", str(out),
+                   "--quality", str(q), "--split", str(split), "--shard-size", str(e.shard_size)]
+        if e.codecs:
+            command += ["--codec-weights", str(Path(e.codecs) / f"codec-q{q}.pth")]
+        if e.prep_workers:
+            command += ["--workers", str(e.prep_workers)]
+        _call(command, f"prep q{q} (and the original set)")
+
+
+def runs_to_train(e: Experiment) -> list[tuple[str, int | None, str]]:
+    """(domain, quality, inputs) of every classifier of the matrix."""
+    inputs = ("both", "y", "sigma") if e.ablations else ("both",)
+    return ([("original", None, "both")] + [("decoded", q, "both") for q in e.qualities]
+            + [("latent", q, i) for q in e.qualities for i in inputs])
+
+
+def run_folder(runs: Path, dataset: str, domain: str, quality: int | None, inputs: str) -> Path:
+    name = domain if domain != "latent" or inputs == "both" else f"latent-{inputs}"
+    return runs / dataset / name / (f"q{quality}" if quality else "")
+
+
+def is_done(folder: Path, epochs: int) -> bool:
+    path = folder / checkpoint.CHECKPOINT
+    return (folder / TEST_RESULT).is_file() and path.is_file() and \
+        checkpoint.load(path)["epoch"] + 1 >= epochs
+
+
+def train(e: Experiment, out: Path, runs: Path, experiment: str) -> None:
+    for domain, quality, inputs in runs_to_train(e):
+        folder = run_folder(runs, e.dataset, domain, quality, inputs)
+        what = f"train {domain}" + (f" q{quality}" if quality else "") + (
+            f" ({inputs})" if inputs != "both" else "")
+        if is_done(folder, e.epochs):
+            print(f"==> {what}: done ({folder / TEST_RESULT})")
+            continue
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc_per_node={e.nproc}", str(TRAINER), "--domain", domain,
+                   "--shards", str(out / e.dataset), "--inputs", inputs, "--init", e.init,
+                   "--epochs", str(e.epochs), "--batch-size", str(e.batch_size),
+                   "--lr", str(e.lr), "--lr-steps", *map(str, e.lr_steps),
+                   "--resize", str(e.resize), "--crop", str(e.crop),
+                   "--latent-resize", str(e.latent_resize), "--latent-crop", str(e.latent_crop),
+                   "--workers", str(e.loader_workers), "--out", str(folder), "--resume",
+                   "--experiment", experiment]
+        if quality:
+            command += ["--quality", str(quality)]
+        if e.max_steps:
+            command += ["--max-steps", str(e.max_steps)]
+        _call(command, what)
+
+
+def summarize_splits(frames: dict[int, pd.DataFrame], path: Path) -> Path:
+    """Mean and standard deviation over the splits of each method and quality."""
+    table = pd.concat([f.assign(split_number=s) for s, f in frames.items()])
+    table["quality"] = table["quality"].astype("Int64")
+    grouped = table.groupby(["method", "set"], sort=False)[["top1", "top5", "bpp"]]
+    stats = grouped.agg(["mean", "std", "count"]).reset_index()
+    lines = ["| method | set | Top-1 mean ± std | Top-5 mean ± std | bpp | splits |",
+             "|---|---|---|---|---|---|"]
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    for row in sorted(stats.itertuples(index=False), key=lambda r: (order.get(r[0], 99), r[1])):
+        method, set_name, t1m, t1s, _, t5m, t5s, _, bpp, _, n = row
+        lines.append(f"| {method} | {set_name} | {100 * t1m:.2f} ± {100 * (t1s or 0):.2f} | "
+                     f"{100 * t5m:.2f} ± {100 * (t5s or 0):.2f} | {bpp:.3f} | {n} |")
+    path.write_text(f"# Over splits {', '.join(map(str, frames))}\n\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def run(e: Experiment) -> list[Path]:
+    start, reports, frames = time.perf_counter(), [], {}
+    for split in e.splits:
+        several = len(e.splits) > 1
+        out = Path(e.out) / f"split{split}" if several else Path(e.out)
+        runs = Path(e.runs) / f"split{split}" if several else Path(e.runs)
+        report_dir = Path(e.reports) / e.dataset / (f"split{split}" if several else "")
+        experiment = f"{e.experiment}-split{split}" if several else e.experiment
+        prep(e, out, split)
+        train(e, out, runs, experiment)
+        print("\n==> evaluate and report", flush=True)
+        reports.append(write_report(out / e.dataset, runs / e.dataset, report_dir,
+                                    min_seconds=e.min_seconds, experiment=experiment))
+        frames[split] = pd.read_parquet(report_dir / f"{RESULTS}.parquet")
+    if len(frames) > 1:
+        reports.append(summarize_splits(frames, Path(e.reports) / e.dataset / "splits.md"))
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\ndone in {minutes:.1f} min. Report: {reports[-1]}\n"
+          f"MLflow UI: make ui  (http://127.0.0.1:5000; the runs are in the "
+          f"'{e.experiment}' experiment, the report is the parent run '{e.dataset}/report')")
+    return reports
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m evaluation.pipeline", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+                   help="defaults to start from (paper: the paper's recipe on MINC-2500)")
+    for name, value in asdict(Experiment()).items():
+        flag = "--" + name.replace("_", "-")
+        if name == "ablations":
+            p.add_argument(flag, action="store_true", default=None)
+        elif isinstance(value, tuple):
+            p.add_argument(flag, type=int, nargs="+", default=None)
+        else:
+            kind = float if isinstance(value, float) else int if isinstance(value, int) or \
+                name in ("prep_workers", "max_steps") else str
+            p.add_argument(flag, type=kind, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = vars(parser().parse_args(argv))
+    preset = PRESETS[args.pop("preset")]
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()
+                 if v is not None}
+    experiment = replace(preset, **overrides)
+    print("experiment:", json.dumps(asdict(experiment)), flush=True)
+    try:
+        run(experiment)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""A classifier's predictions on one split of one shard set, one row per sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from trainer.data import EvalStream, SampleTransform, ShardSet, loader
+
+TOP_K = 5
+tqdm.monitor_interval = 0  # no monitor thread in a process that forks loader workers
+
+
+class KeyedTransform:
+    """The trainer's eval transform, keeping each sample's key (to count every sample once)."""
+
+    def __init__(self, transform: SampleTransform):
+        self.transform = transform
+
+    def __call__(self, raw: dict) -> tuple[torch.Tensor, int, str]:
+        x, label = self.transform(raw)
+        return x, label, raw["__key__"]
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, shard_set: ShardSet, split: str, input_sizes: tuple,
+            batch_size: int = 32, workers: int = 2, desc: str = "") -> dict[str, np.ndarray]:
+    """keys, labels and the top-5 predicted classes (best first) of every sample of the split;
+    input_sizes: the classifier's eval transform (TrainConfig.input_sizes)."""
+    transform = KeyedTransform(SampleTransform(shard_set, False, *input_sizes))
+    data = loader(EvalStream(shard_set.shards(split), transform, rank=0, world=1),
+                  batch_size, workers, seed=0)
+    device = next(model.parameters()).device
+    keys, labels, top = [], [], []
+    with tqdm(total=shard_set.counts[split], desc=desc or split, unit="img", leave=False,
+              dynamic_ncols=True) as bar:
+        for x, y, key in data:
+            logits = model(x.to(device)).float()
+            top.append(logits.topk(min(TOP_K, logits.shape[1]), dim=1).indices.cpu().numpy())
+            labels.append(y.numpy())
+            keys.extend(key)
+            bar.update(len(y))
+    if not keys:
+        raise ValueError(f"{shard_set.directory} has no {split} samples to evaluate")
+    return {"key": np.array(keys), "label": np.concatenate(labels), "top": np.concatenate(top)}

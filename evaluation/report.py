@@ -1,0 +1,259 @@
+"""The report of one dataset: Table 2, Figures 2 and 3, confusion matrices, the measured cost of
+compressed-domain inference, all under reports/<dataset>/ and in one MLflow parent run.
+
+    python -m evaluation.report --shards data/shards/minc-2500 [--runs runs/train/minc-2500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from evaluation import efficiency, figures, tracking
+from evaluation.classifiers import (
+    ANCHOR1,
+    ANCHOR2,
+    ANCHOR3,
+    COMP,
+    Classifier,
+    find_classifiers,
+    load_model,
+)
+from evaluation.evaluate import CONFUSION, RESULTS, evaluate_all, prepared_qualities
+from prep import schema
+from trainer.data import open_shard_set
+from trainer.models import cresnet39, resnet50_deep_stem
+
+log = logging.getLogger(__name__)
+
+# Deng and Karam, Table 2 (MINC-2500 split 1, test): Top-1 (Top-5) in %.
+PAPER = {ANCHOR3: {None: (81.50, 97.58)},
+         ANCHOR1: {1: (60.26, 87.88), 4: (77.13, 96.40), 8: (81.04, 97.55)},
+         ANCHOR2: {1: (77.06, None), 4: (79.93, None)},
+         COMP: {1: (72.59, None), 4: (73.03, None), 8: (76.56, None)}}
+TABLE_METHODS = (ANCHOR1, ANCHOR2, COMP, "Comp. (y)", "Comp. (sigma)")
+
+
+def _cell(row: pd.Series) -> str:
+    return (f"{100 * row.top1:.1f} ({100 * row.top5:.1f}) "
+            f"<br><sub>[{100 * row.top1_low:.1f}, {100 * row.top1_high:.1f}]</sub>")
+
+
+def table2(results: pd.DataFrame, dataset: str) -> str:
+    """Laid out like the paper's Table 2: a row per method, a column per quality."""
+    qualities = sorted(int(q) for q in results["quality"].dropna().unique())
+    head = "| | " + " | ".join(f"q{q}" for q in qualities) + " |\n|---|" + "---|" * len(qualities)
+    rate = []
+    for q in qualities:
+        row = results[results["quality"] == q].iloc[0]
+        rate.append(f"{row.bpp:.3f} bpp<br>{row.psnr:.2f} dB, MS-SSIM {row.ms_ssim:.3f}, "
+                    f"SSIM {row.ssim:.3f}")
+    lines = [head, "| rate and quality | " + " | ".join(rate) + " |"]
+    for method in (m for m in TABLE_METHODS if m in set(results["method"])):
+        cells = []
+        for q in qualities:
+            found = results[(results["method"] == method) & (results["quality"] == q)]
+            cells.append(_cell(found.iloc[0]) if len(found) else "not trained")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    anchor3 = results[results["method"] == ANCHOR3]
+    reference = ("Anchor 3 (ResNet-50 trained and tested on the original images): not trained."
+                 if anchor3.empty else
+                 f"Anchor 3 (ResNet-50 trained and tested on the original images, "
+                 f"{anchor3.iloc[0].bpp:.2f} bpp as stored): Top-1 {100 * anchor3.iloc[0].top1:.1f}"
+                 f" [{100 * anchor3.iloc[0].top1_low:.1f}, {100 * anchor3.iloc[0].top1_high:.1f}],"
+                 f" Top-5 {100 * anchor3.iloc[0].top5:.1f}.")
+    samples = int(results["samples"].iloc[0])
+    return (f"## Table 2: {dataset}, test split ({samples} images)\n\n{reference}\n\n"
+            + "\n".join(lines) + "\n\nTop-1 (Top-5) in %; below, the 95% Wilson interval of "
+            "Top-1. Anchor 1: the Anchor 3 model on decoded images (not retrained); Anchor 2: "
+            "ResNet-50 trained on decoded images of that quality; Comp.: cResNet-39 on y_hat and "
+            "sigma_hat.\n")
+
+
+def paper_comparison(results: pd.DataFrame) -> str:
+    lines = ["| method | quality | paper Top-1 (Top-5) | ours Top-1 (Top-5) |", "|---|---|---|---|"]
+    for method, cells in PAPER.items():
+        for q, (top1, top5) in cells.items():
+            found = results[(results["method"] == method) & (
+                results["quality"].isna() if q is None else results["quality"] == q)]
+            ours = (f"{100 * found.iloc[0].top1:.2f} ({100 * found.iloc[0].top5:.2f})"
+                    if len(found) else "not run")
+            paper = f"{top1:.2f}" + (f" ({top5:.2f})" if top5 else "")
+            lines.append(f"| {method} | {'original' if q is None else q} | {paper} | {ours} |")
+    return "## Against the paper (MINC-2500 split 1)\n\n" + "\n".join(lines) + "\n"
+
+
+def gather_examples(root: Path, qualities: list[int], classes: int = 4) -> list[dict]:
+    """The first test image of up to `classes` classes, with its coded versions."""
+    original = open_shard_set(root, "original", None)
+    picked: dict[int, dict] = {}
+    for path in original.shards("test"):
+        for sample in schema.iter_shard(path):
+            label = sample[schema.LABEL]
+            if label not in picked and len(picked) < classes:
+                image = next(sample[m] for m in schema.ORIGINAL_FORMATS if m in sample)
+                picked[label] = {"key": sample["__key__"], "original": image,
+                                 "class_name": sample[schema.META]["class_name"], "coded": {}}
+    by_key = {e["key"]: e for e in picked.values()}
+    for q in qualities:
+        coded = open_shard_set(root, "latent", q)
+        table = coded.info["codec"]["scale_table"]
+        for path in coded.shards("test"):
+            for sample in schema.iter_shard(path):
+                if sample["__key__"] in by_key:
+                    meta = sample[schema.META]
+                    by_key[sample["__key__"]]["coded"][q] = {
+                        "decoded": sample[schema.DECODED], "y_hat": sample[schema.LATENT],
+                        "sigma": schema.sigma_from_index(sample[schema.SCALES], table),
+                        **{k: meta[k] for k in ("bpp", "psnr", "ssim")}}
+    return [e for e in picked.values() if len(e["coded"]) == len(qualities)]
+
+
+def _pixel_classifier(classifiers: list[Classifier], quality: int) -> Classifier | None:
+    for method, q in ((ANCHOR2, quality), (ANCHOR3, None)):
+        for c in classifiers:
+            if c.trained_method == method and c.config.quality == q:
+                return c
+    return None
+
+
+def measure_efficiency(root: Path, classifiers: list[Classifier], qualities: list[int],
+                       device: torch.device, min_seconds: float) -> pd.DataFrame:
+    """Per quality: the report's own Comp. and pixel classifiers (fresh ones of the same
+    architecture where one was not trained: the cost does not depend on the weights)."""
+    rows = []
+    for q in qualities:
+        shard_set = open_shard_set(root, "latent", q)
+        classes, channels = shard_set.num_classes, shard_set.latent_channels
+        comp = next((c for c in classifiers if c.trained_method == COMP and c.config.quality == q),
+                    None)
+        pixel = _pixel_classifier(classifiers, q)
+        latent_model = (load_model(comp, classes, channels) if comp
+                        else cresnet39(channels, classes).eval())
+        pixel_model = (load_model(pixel, classes, None) if pixel
+                       else resnet50_deep_stem(classes).eval())
+        resize, crop = (pixel.config.resize, pixel.config.crop) if pixel else (256, 224)
+        latent_resize, latent_crop = ((comp.config.latent_resize, comp.config.latent_crop)
+                                      if comp else (32, 28))
+        paths = efficiency.Paths(efficiency.set_codec(shard_set, device), latent_model.to(device),
+                                 pixel_model.to(device), resize, crop, latent_resize, latent_crop)
+        sizes = schema.read_manifest(shard_set.directory).to_pandas()
+        width, height = int(sizes["width"].median()), int(sizes["height"].median())
+        bitstreams = efficiency.read_bitstreams(shard_set)
+        for row in efficiency.measure(paths, bitstreams, min_seconds=min_seconds):
+            rows.append({"quality": q, "image": f"{width}x{height}", "classifier_input":
+                         f"latent {latent_crop}x{latent_crop}, pixels {crop}x{crop}", **row})
+    return pd.DataFrame(rows)
+
+
+def efficiency_markdown(table: pd.DataFrame, device: str) -> str:
+    lines = ["| quality | batch | path | ms / image | images / s | GFLOPs / image |",
+             "|---|---|---|---|---|---|"]
+    for row in table.itertuples():
+        ratio = row.path.startswith("speed-up")
+        fmt = (lambda v: f"**{v:.1f}x**") if ratio else (lambda v: f"{v:.2f}")
+        lines.append(f"| q{row.quality} | {row.batch} | {row.path} | {fmt(row.ms_per_image)} | "
+                     f"{fmt(row.images_per_s)} | {fmt(row.gflops_per_image)} |")
+    first = table.iloc[0]
+    return (f"## Cost of a prediction from the bitstream ({device})\n\n"
+            f"Images {first.image}; classifier inputs {first.classifier_input}. Both paths "
+            "entropy-decode the stored strings (z_hat, h_s, scale indexes, y_hat); the "
+            "compressed-domain path then runs cResNet-39 on y_hat and sigma_hat, the pixel path "
+            "g_s and ResNet-50. Median wall time after a warm-up; FLOPs from torch's counter "
+            "(the range coder's integer work is not counted).\n\n" + "\n".join(lines) + "\n")
+
+
+def write_report(root: str | Path, runs: str | Path, out: str | Path, device: str = "cpu",
+                 min_seconds: float = 2.0, log_mlflow: bool = True, experiment: str = "classifiers"
+                 ) -> Path:
+    root, out = Path(root), Path(out)
+    dataset = root.name
+    tables = evaluate_all(root, runs, out, device=device)
+    results = tables[RESULTS]
+    qualities = prepared_qualities(root)
+    made: list[Path] = []
+    for metric in ("top1", "top5"):
+        made.append(figures.figure3(results, out / f"figure3_{metric}.png", metric, dataset))
+    examples = gather_examples(root, qualities)
+    if examples:
+        made.append(figures.figure2(examples, qualities, out / "figure2.png", dataset))
+    names = list(open_shard_set(root, "original", None).info["categories"])
+    (out / "confusion").mkdir(exist_ok=True)
+    confusion = tables[CONFUSION]
+    for row in results.itertuples():
+        cell = confusion[(confusion["method"] == row.method) & (confusion["set"] == row.set)]
+        counts = np.zeros((len(names), len(names)), dtype=np.int64)
+        counts[cell["true"], cell["predicted"]] = cell["count"]
+        slug = f"{row.method}-{row.set}".lower().replace(" ", "-").replace(".", "")
+        made.append(figures.confusion_figure(
+            counts, names, f"{row.method}, {row.set}: Top-1 {100 * row.top1:.1f}%",
+            out / "confusion" / f"{slug.replace('(', '').replace(')', '')}.png"))
+    classifiers = find_classifiers(runs)
+    cost = measure_efficiency(root, classifiers, qualities, torch.device(device), min_seconds)
+    cost.to_csv(out / "efficiency.csv", index=False)
+    device_label = efficiency.device_name(torch.device(device))
+    sections = [f"# Report: {dataset}\n", table2(results, dataset),
+                "![Figure 3, Top-1](figure3_top1.png)\n\n![Figure 3, Top-5](figure3_top5.png)\n",
+                efficiency_markdown(cost, device_label)]
+    if examples:
+        sections.append("## Figure 2: examples\n\n![Figure 2](figure2.png)\n")
+    if dataset.startswith("minc-2500"):
+        sections.append(paper_comparison(results))
+    sections.append(_unfinished(classifiers))
+    report = out / "README.md"
+    (out / "table2.md").write_text(table2(results, dataset))
+    report.write_text("\n".join(s for s in sections if s))
+    if log_mlflow:
+        run_id = tracking.log_report(experiment, dataset, results, out)
+        print(f"MLflow: parent run {run_id} in experiment {experiment!r}")
+    return report
+
+
+def _unfinished(classifiers: list[Classifier]) -> str:
+    lines = [f"- {c.path}: {c.epoch} of {c.config.epochs} epochs" for c in classifiers
+             if not c.finished]
+    return ("## Unfinished classifiers (evaluated as they are)\n\n" + "\n".join(lines) + "\n"
+            if lines else "")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m evaluation.report",
+        description="Evaluate every trained classifier and write the report (Table 2, "
+        "Figures 2 and 3, confusion matrices, measured efficiency) to reports/<dataset>/, "
+        "logged as one MLflow parent run with a child run per table cell.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--shards", required=True, help="<out>/<dataset> written by `make prep`")
+    p.add_argument("--runs", default=None, help="trained runs (default runs/train/<dataset>)")
+    p.add_argument("--out", default=None, help="report folder (default reports/<dataset>)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--min-seconds", type=float, default=2.0,
+                   help="efficiency: time each path at least this long per batch size")
+    p.add_argument("--experiment", default="classifiers", help="MLflow experiment")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    dataset = Path(args.shards).name
+    try:
+        report = write_report(args.shards, args.runs or f"runs/train/{dataset}",
+                              args.out or f"reports/{dataset}", args.device, args.min_seconds,
+                              not args.no_mlflow, args.experiment)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""A small demo end to end, for real: synthetic textures -> the committed demo codecs -> Ray
+prep -> 5 classifiers with torchrun -> evaluation (Anchor 1 included) -> report -> MLflow."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from evaluation.classifiers import ANCHOR1, ANCHOR2, ANCHOR3, COMP, load_model, read_classifier
+from evaluation.evaluate import check_counts
+from evaluation.predict import predict
+from prep import schema
+from trainer.data import open_shard_set
+
+pytestmark = pytest.mark.slow
+CODECS = Path(__file__).resolve().parents[1] / "codecs" / "demo"
+
+
+def pipeline(root: Path, data: Path, *more: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "evaluation.pipeline", "--preset", "demo",
+               "--data", str(data), "--out", str(root / "shards"), "--runs", str(root / "runs"),
+               "--reports", str(root / "reports"), "--codecs", str(CODECS), "--qualities", "1", "8",
+               "--epochs", "1", "--max-steps", "2", "--batch-size", "8", "--resize", "40",
+               "--crop", "32", "--nproc", "2", "--loader-workers", "1", "--shard-size", "8",
+               "--prep-workers", "2", "--min-seconds", "0.05", *more]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    return subprocess.run(command, cwd=Path(__file__).resolve().parents[1], env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def demo(synthetic_small, tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    first = pipeline(root, synthetic_small)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    report = root / "reports" / synthetic_small.name
+    return {"root": root, "data": synthetic_small, "report": report, "output": first.stdout,
+            "results": pd.read_parquet(report / "results.parquet"),
+            "shards": root / "shards" / synthetic_small.name}
+
+
+def test_the_table_has_every_method_and_quality_that_was_trained(demo):
+    results = demo["results"]
+    cells = {(m, None if pd.isna(q) else int(q)) for m, q in zip(results["method"],
+                                                                 results["quality"], strict=True)}
+    assert cells == {(ANCHOR3, None), (ANCHOR1, 1), (ANCHOR1, 8), (ANCHOR2, 1), (ANCHOR2, 8),
+                     (COMP, 1), (COMP, 8)}
+    table2 = (demo["report"] / "table2.md").read_text()
+    for text in ("| Anchor 1 |", "| Anchor 2 |", "| Comp. |", "q1", "q8", "Anchor 3"):
+        assert text in table2
+    assert "done in" in demo["output"] and "make ui" in demo["output"]
+
+
+def test_anchor1_is_the_original_model_on_decoded_images_not_retrained(demo):
+    results = demo["results"]
+    anchor3 = results[results["method"] == ANCHOR3].iloc[0]
+    anchor1 = results[results["method"] == ANCHOR1]
+    assert set(anchor1["checkpoint"]) == {anchor3["checkpoint"]}
+    assert not any(p.name == "anchor1" for p in (demo["root"] / "runs").rglob("*"))
+    # the cached Anchor 1 predictions are what the original model predicts on decoded q1 images
+    classifier = read_classifier(Path(anchor3["checkpoint"]))
+    decoded = open_shard_set(demo["shards"], "decoded", 1)
+    model = load_model(classifier, decoded.num_classes, None)
+    fresh = predict(model, decoded, "test", classifier.config.input_sizes, workers=0)
+    cached = pd.read_parquet(demo["report"] / "predictions" / "anchor-1-q1-test.parquet")
+    order = np.argsort(fresh["key"])
+    assert list(fresh["key"][order]) == sorted(cached["key"])
+    cached = cached.sort_values("key")
+    assert np.array_equal(fresh["top"][order], np.stack(cached["top"].to_numpy()))
+
+
+def test_every_test_sample_is_evaluated_once(demo):
+    for row in demo["results"].itertuples():
+        manifest = schema.read_manifest(demo["shards"] / row.set).to_pandas()
+        assert row.samples == (manifest["split"] == "test").sum() > 0
+    shard_set = open_shard_set(demo["shards"], "latent", 8)
+    keys = pd.read_parquet(demo["report"] / "predictions" / "comp-q8-test.parquet")["key"]
+    check_counts({"key": keys.to_numpy()}, shard_set, "test")  # exactly the manifest's keys
+    with pytest.raises(RuntimeError, match="evaluated .* distinct"):
+        check_counts({"key": np.concatenate([keys, keys[:1]])}, shard_set, "test")
+    with pytest.raises(RuntimeError, match="the manifest lists"):
+        check_counts({"key": keys[1:].to_numpy()}, shard_set, "test")
+
+
+def test_figures_exist_and_show_something(demo):
+    report = demo["report"]
+    for name in ("figure3_top1.png", "figure3_top5.png", "figure2.png"):
+        with Image.open(report / name) as image:
+            pixels = np.asarray(image.convert("L"), dtype=np.float32)
+        assert image.width > 600 and image.height > 200 and pixels.std() > 10, name
+    assert len(list((report / "confusion").glob("*.png"))) == len(demo["results"])
+    text = (report / "README.md").read_text()
+    assert "![Figure 3, Top-1](figure3_top1.png)" in text and "figure2.png" in text
+
+
+def test_efficiency_is_measured_for_both_paths(demo):
+    cost = pd.read_csv(demo["report"] / "efficiency.csv")
+    for _, rows in cost.groupby(["quality", "batch"]):
+        by_path = rows.set_index("path")
+        c, p = by_path.loc["compressed domain"], by_path.loc["pixel domain"]
+        assert c.ms_per_image > 0 and p.ms_per_image > 0 and c.gflops_per_image > 0
+        speedup = by_path.loc["speed-up (pixel / compressed)"]
+        assert speedup.ms_per_image == pytest.approx(p.ms_per_image / c.ms_per_image)
+        assert speedup.gflops_per_image == pytest.approx(p.gflops_per_image / c.gflops_per_image)
+    assert set(cost["quality"]) == {1, 8} and set(cost["batch"]) == {1, 32}
+    assert "speed-up" in (demo["report"] / "README.md").read_text()
+
+
+def test_the_mlflow_parent_run_holds_the_report(demo):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{demo['root'] / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("classifiers")
+    [parent] = client.search_runs([experiment.experiment_id], "tags.`cdmr.report` = "
+                                  f"'{demo['data'].name}'")
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"README.md", "table2.md", "figure3_top1.png", "figure2.png", "results.csv",
+            "efficiency.csv"} <= artifacts
+    children = client.search_runs([experiment.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == len(demo["results"]) == 7
+    by_cell = {(r.data.tags["method"], r.data.tags["quality"]): r for r in children}
+    for row in demo["results"].itertuples():
+        quality = "original" if pd.isna(row.quality) else f"q{row.quality}"
+        child = by_cell[(row.method, quality)]
+        assert child.data.metrics["top1"] == pytest.approx(row.top1)
+        assert child.data.metrics["bpp"] == pytest.approx(row.bpp)
+    training = client.search_runs([experiment.experiment_id], "tags.domain = 'latent'")
+    assert training and all(r.data.tags["report_run_id"] == parent.info.run_id for r in training)
+
+
+def test_a_second_run_skips_every_finished_step(demo):
+    again = pipeline(demo["root"], demo["data"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count(": done (") == 5  # every classifier
+    assert "torch.distributed.run" not in again.stdout
+    assert again.stdout.count("already done") >= 2
+    results = pd.read_parquet(demo["report"] / "results.parquet")
+    pd.testing.assert_series_equal(results["top1"], demo["results"]["top1"])
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{demo['root'] / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("classifiers")
+    assert len(client.search_runs([experiment.experiment_id], "tags.`cdmr.report` = "
+                                  f"'{demo['data'].name}'")) == 1  # updated, not duplicated
+
+
+def test_a_missing_codec_fails_with_its_name(synthetic_small, tmp_path):
+    result = pipeline(tmp_path, synthetic_small, "--codecs", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert "nowhere/codec-q1.pth" in result.stdout + result.stderr
+
+
+def test_the_mlflow_ui_shows_the_runs_and_their_top1(demo):
+    """The MLflow UI on loopback, rendered by headless Chromium: the report's parent run page
+    lists every cell's run and its Top-1; a screenshot goes to docs/ (not committed)."""
+    from mlflow.tracking import MlflowClient
+
+    from evaluation import browser
+
+    if browser.chromium() is None:
+        pytest.skip("chromium is not installed (`make browser` installs Debian's package)")
+    store = demo["root"] / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("classifiers")
+    [parent] = client.search_runs([experiment.experiment_id], "tags.`cdmr.report` = "
+                                  f"'{demo['data'].name}'")
+    with browser.mlflow_ui(store) as base:
+        url = browser.run_url(base, experiment.experiment_id, parent.info.run_id)
+        text = browser.page_text(url)
+        shot = browser.screenshot(url, Path(__file__).resolve().parents[1] / "docs" /
+                                  "mlflow-ui-test.png")
+    assert f"{demo['data'].name}/report" in text
+    for row in demo["results"].itertuples():
+        quality = "original" if pd.isna(row.quality) else f"q{row.quality}"
+        assert f"{demo['data'].name}/{row.method}/{quality}" in text  # the cell's child run
+        shown = re.search(rf"top1/{re.escape(row.method)}/{quality} ([\d.]+)", text)
+        assert shown and float(shown.group(1)) == pytest.approx(row.top1, abs=1e-3), quality
+    with Image.open(shot) as image:
+        assert image.size == (1400, 1000)
+        assert np.asarray(image.convert("L"), dtype=np.float32).std() > 10
