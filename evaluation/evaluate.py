@@ -26,7 +26,8 @@ import torch
 from evaluation import metrics
 from evaluation.classifiers import ANCHOR1, Classifier, find_classifiers, load_model
 from evaluation.predict import predict
-from prep import schema
+from prep import schema, storage
+from prep.storage import Location
 from trainer.data import ShardSet, open_shard_set
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,10 @@ class Target:
         return re.sub(r"[^a-z0-9]+", "-", f"{self.method}-{self.set_name}".lower()).strip("-")
 
 
-def prepared_qualities(root: Path) -> list[int]:
+def prepared_qualities(root: Location) -> list[int]:
     """Qualities whose set is complete (its dataset.json is written when prep ends)."""
-    found = (re.fullmatch(r"q(\d+)", p.name) for p in root.iterdir()
-             if (p / schema.DATASET_JSON).is_file())
+    found = (re.fullmatch(r"q(\d+)", name) for name, folder in storage.listdir(root).items()
+             if folder and storage.is_file(storage.join(root, name, schema.DATASET_JSON)))
     return sorted(int(m.group(1)) for m in found if m)
 
 
@@ -113,7 +114,7 @@ def check_counts(predictions: dict, shard_set: ShardSet, split: str) -> None:
             f"disagree: prepare the set again")
 
 
-def evaluate_target(target: Target, root: Path, split: str, out: Path, device: torch.device,
+def evaluate_target(target: Target, root: Location, split: str, out: Path, device: torch.device,
                     workers: int) -> tuple[dict, ShardSet]:
     shard_set = open_shard_set(root, target.domain, target.quality)
     sha256 = target.classifier.sha256()
@@ -129,11 +130,11 @@ def evaluate_target(target: Target, root: Path, split: str, out: Path, device: t
     return predictions, shard_set
 
 
-def evaluate_all(root: str | Path, runs: str | Path, out: str | Path, split: str = "test",
+def evaluate_all(root: Location, runs: str | Path, out: str | Path, split: str = "test",
                  device: str = "cpu", workers: int = 2) -> dict[str, pd.DataFrame]:
     """The results, per-class and confusion tables, also written to <out> as Parquet and CSV."""
-    root, out = Path(root), Path(out)
-    if not root.is_dir():
+    root, out = storage.location(root), Path(out)
+    if not storage.is_dir(root):
         raise FileNotFoundError(f"shard folder {root} does not exist: run `make prep` first")
     classifiers = find_classifiers(runs)
     if not classifiers:
@@ -146,7 +147,7 @@ def evaluate_all(root: str | Path, runs: str | Path, out: str | Path, split: str
                         c.config.epochs)
         predictions, shard_set = evaluate_target(target, root, split, out, torch.device(device),
                                                  workers)
-        cell = {"dataset": root.name, "split": split, "method": target.method,
+        cell = {"dataset": storage.name(root), "split": split, "method": target.method,
                 "quality": target.quality, "set": target.set_name}
         results.append(cell | metrics.accuracy(predictions["label"], predictions["top"])
                        | set_quality(shard_set, split)
@@ -191,7 +192,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
-    dataset = Path(args.shards).name
+    dataset = storage.name(args.shards)
     out = Path(args.out or f"reports/{dataset}")
     try:
         tables = evaluate_all(args.shards, args.runs or f"runs/train/{dataset}", out,

@@ -26,6 +26,8 @@ import pandas as pd
 from evaluation.classifiers import METHOD_ORDER
 from evaluation.evaluate import RESULTS
 from evaluation.report import write_report
+from prep import storage
+from prep.storage import Location
 from trainer import checkpoint
 from trainer.train import TEST_RESULT
 
@@ -83,7 +85,7 @@ def _call(command: list[str], what: str) -> None:
                            f"the same command again: finished steps are skipped")
 
 
-def prep(e: Experiment, out: Path, split: int) -> None:
+def prep(e: Experiment, out: Location, split: int) -> None:
     for q in e.qualities:
         command = [sys.executable, "-m", "prep", "--data", e.data, "--out", str(out),
                    "--quality", str(q), "--split", str(split), "--shard-size", str(e.shard_size)]
@@ -112,7 +114,7 @@ def is_done(folder: Path, epochs: int) -> bool:
         checkpoint.load(path)["epoch"] + 1 >= epochs
 
 
-def train(e: Experiment, out: Path, runs: Path, experiment: str) -> None:
+def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
     for domain, quality, inputs in runs_to_train(e):
         folder = run_folder(runs, e.dataset, domain, quality, inputs)
         what = f"train {domain}" + (f" q{quality}" if quality else "") + (
@@ -122,7 +124,8 @@ def train(e: Experiment, out: Path, runs: Path, experiment: str) -> None:
             continue
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc_per_node={e.nproc}", str(TRAINER), "--domain", domain,
-                   "--shards", str(out / e.dataset), "--inputs", inputs, "--init", e.init,
+                   "--shards", str(storage.join(out, e.dataset)), "--inputs", inputs,
+                   "--init", e.init,
                    "--epochs", str(e.epochs), "--batch-size", str(e.batch_size),
                    "--lr", str(e.lr), "--lr-steps", *map(str, e.lr_steps),
                    "--resize", str(e.resize), "--crop", str(e.crop),
@@ -157,14 +160,14 @@ def run(e: Experiment) -> list[Path]:
     start, reports, frames = time.perf_counter(), [], {}
     for split in e.splits:
         several = len(e.splits) > 1
-        out = Path(e.out) / f"split{split}" if several else Path(e.out)
+        out = storage.join(e.out, f"split{split}") if several else storage.location(e.out)
         runs = Path(e.runs) / f"split{split}" if several else Path(e.runs)
         report_dir = Path(e.reports) / e.dataset / (f"split{split}" if several else "")
         experiment = f"{e.experiment}-split{split}" if several else e.experiment
         prep(e, out, split)
         train(e, out, runs, experiment)
         print("\n==> evaluate and report", flush=True)
-        reports.append(write_report(out / e.dataset, runs / e.dataset, report_dir,
+        reports.append(write_report(storage.join(out, e.dataset), runs / e.dataset, report_dir,
                                     min_seconds=e.min_seconds, experiment=experiment))
         frames[split] = pd.read_parquet(report_dir / f"{RESULTS}.parquet")
     if len(frames) > 1:

@@ -26,7 +26,8 @@ from evaluation.classifiers import (
     load_model,
 )
 from evaluation.evaluate import CONFUSION, RESULTS, evaluate_all, prepared_qualities
-from prep import schema
+from prep import schema, storage
+from prep.storage import Location
 from trainer.data import open_shard_set
 from trainer.models import cresnet39, resnet50_deep_stem
 
@@ -89,7 +90,7 @@ def paper_comparison(results: pd.DataFrame) -> str:
     return "## Against the paper (MINC-2500 split 1)\n\n" + "\n".join(lines) + "\n"
 
 
-def gather_examples(root: Path, qualities: list[int], classes: int = 4) -> list[dict]:
+def gather_examples(root: Location, qualities: list[int], classes: int = 4) -> list[dict]:
     """The first test image of up to `classes` classes, with its coded versions."""
     original = open_shard_set(root, "original", None)
     picked: dict[int, dict] = {}
@@ -123,7 +124,7 @@ def _pixel_classifier(classifiers: list[Classifier], quality: int) -> Classifier
     return None
 
 
-def measure_efficiency(root: Path, classifiers: list[Classifier], qualities: list[int],
+def measure_efficiency(root: Location, classifiers: list[Classifier], qualities: list[int],
                        device: torch.device, min_seconds: float) -> pd.DataFrame:
     """Per quality: the report's own Comp. and pixel classifiers (fresh ones of the same
     architecture where one was not trained: the cost does not depend on the weights)."""
@@ -169,11 +170,11 @@ def efficiency_markdown(table: pd.DataFrame, device: str) -> str:
             "(the range coder's integer work is not counted).\n\n" + "\n".join(lines) + "\n")
 
 
-def write_report(root: str | Path, runs: str | Path, out: str | Path, device: str = "cpu",
+def write_report(root: Location, runs: str | Path, out: str | Path, device: str = "cpu",
                  min_seconds: float = 2.0, log_mlflow: bool = True, experiment: str = "classifiers"
                  ) -> Path:
-    root, out = Path(root), Path(out)
-    dataset = root.name
+    root, out = storage.location(root), Path(out)
+    dataset = storage.name(root)
     tables = evaluate_all(root, runs, out, device=device)
     results = tables[RESULTS]
     qualities = prepared_qualities(root)
@@ -243,7 +244,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
-    dataset = Path(args.shards).name
+    dataset = storage.name(args.shards)
     try:
         report = write_report(args.shards, args.runs or f"runs/train/{dataset}",
                               args.out or f"reports/{dataset}", args.device, args.min_seconds,
