@@ -22,8 +22,8 @@ comma := ,
 DEMO_DATA ?= data/demo-textures
 DEMO_OUT ?= data/demo-shards
 DEMO_QUALITIES ?= 1 4 8
-# 6 texture families, 80 images each at 256 px, weak distractors; 60/10/30 split (144 test)
-DEMO_TEXTURES ?= --classes 6 --per-class 80 --size 256 --max-mix 0.2 --fractions 0.6 0.1 0.3
+# 6 texture families, 100 images each at 256 px, weak distractors; 60/10/30 split (180 test)
+DEMO_TEXTURES ?= --classes 6 --per-class 100 --size 256 --max-mix 0.2 --fractions 0.6 0.1 0.3
 CODECS ?= codecs/demo
 INIT ?= none
 STEPS ?= 20000

@@ -4,8 +4,10 @@ pixels, with the paper's sizes: bmshj2018-hyperprior of quality Q (N, M as publi
 
 Codec weights: CompressAI's pretrained file where it is in the torch.hub cache, else seeded
 weights of the same architecture (the cost of g_s, h_s and the classifiers does not depend on
-the weights; the range coder's work does, a little, through the rate). Target: the compressed
-domain at least 6x faster end to end at q1 and q8 on this CPU.
+the weights; the range coder's work does, through the rate: seeded weights code to several
+bpp, far above a trained codec, so their entropy decoding is slower than a trained codec's and
+the speed-up it leaves is a lower bound). Target: the compressed domain at least 6x faster end
+to end at q1 and q8 on this CPU.
 
     python -m benchmarks.bench_eval [--qualities 1 8] [--images DIR] [--min-seconds 3]
 """
@@ -60,6 +62,10 @@ def main(argv: list[str] | None = None) -> None:
         weights, kind = codec_weights(quality)
         codec = load_codec(weights)
         streams = bitstreams(codec, images)
+        bpp = sum(8 * (len(b.y_string) + len(b.z_string)) for b in streams) / (
+            len(streams) * size[0] * size[1])
+        print(f"q{quality}: {kind} weights, N={codec.g_a[0].out_channels}, "
+              f"M={codec.g_a[6].out_channels}, bitstreams {bpp:.2f} bpp")
         channels = codec.g_a[6].out_channels
         paths = Paths(codec, cresnet39(channels, CLASSES).eval(),
                       resnet50_deep_stem(CLASSES).eval())

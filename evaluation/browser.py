@@ -81,7 +81,7 @@ def page_text(url: str, wait_ms: int = 15000) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", text)))
 
 
-def screenshot(url: str, path: Path, size: tuple[int, int] = (1400, 1000),
+def screenshot(url: str, path: Path, size: tuple[int, int] = (1920, 1200),
                wait_ms: int = 15000) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     _chromium(f"--screenshot={Path(path).resolve()}", f"--window-size={size[0]},{size[1]}", url,

@@ -27,6 +27,7 @@ from prep.coding import entropy_decode
 from trainer.data import IMAGENET_MEAN, IMAGENET_STD
 
 COMPRESSED, PIXEL = "compressed domain", "pixel domain"
+DECODE = "of which entropy decoding"  # the shared first stage (z_hat, h_s, indexes, y_hat)
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,15 @@ def timed(fn: Callable, batch: list[Bitstream], min_seconds: float, min_runs: in
 @torch.no_grad()  # not inference_mode: the flop counter's module hooks need autograd's views
 def measure(paths: Paths, bitstreams: list[Bitstream], batch_sizes=(1, 32),
             min_seconds: float = 2.0, min_runs: int = 3) -> list[dict]:
-    """One row per (batch size, path): ms per image, images/s, GFLOPs per image; and the ratio
-    pixel / compressed of each (the compressed domain's speed-up)."""
+    """One row per (batch size, path): ms per image, images/s, GFLOPs per image; the shared
+    entropy-decoding stage alone; and the ratio pixel / compressed of each (the compressed
+    domain's speed-up)."""
     rows = []
     for batch_size in batch_sizes:
         batch = [bitstreams[i % len(bitstreams)] for i in range(batch_size)]
         by_path = {}
-        for name, fn in ((COMPRESSED, paths.compressed), (PIXEL, paths.pixel)):
+        for name, fn in ((COMPRESSED, paths.compressed), (PIXEL, paths.pixel),
+                         (DECODE, paths.decode)):
             seconds = timed(fn, batch, min_seconds, min_runs)
             by_path[name] = {"batch": batch_size, "path": name,
                              "ms_per_image": 1000 * seconds / batch_size,

@@ -51,7 +51,12 @@ class Target:
 
     @property
     def slug(self) -> str:
-        return re.sub(r"[^a-z0-9]+", "-", f"{self.method}-{self.set_name}".lower()).strip("-")
+        return slug(self.method, self.set_name)
+
+
+def slug(method: str, set_name: str) -> str:
+    """A file name for a table cell: `Comp. (y)`, `q4` -> `comp-y-q4`."""
+    return re.sub(r"[^a-z0-9]+", "-", f"{method}-{set_name}".lower()).strip("-")
 
 
 def prepared_qualities(root: Location) -> list[int]:
@@ -177,16 +182,21 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m evaluation.evaluate",
         description="Evaluate every trained classifier (runs folder) on every prepared set it "
-        "applies to (Anchor 3, Anchor 1, Anchor 2, Comp.): Top-1/Top-5 with 95%% Wilson "
+        "applies to (Anchor 3, Anchor 1, Anchor 2, Comp.): Top-1/Top-5 with 95% Wilson "
         "intervals, per-class accuracy, confusion matrices, and each set's bpp/PSNR/MS-SSIM/SSIM.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common_arguments(p)
+    p.add_argument("--split", default="test", choices=schema.SPLITS)
+    p.add_argument("--workers", type=int, default=2, help="loader workers")
+    return p
+
+
+def common_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the shards, the trained runs and the results are, and the device."""
     p.add_argument("--shards", required=True, help="<out>/<dataset> written by `make prep`")
     p.add_argument("--runs", default=None, help="trained runs (default runs/train/<dataset>)")
     p.add_argument("--out", default=None, help="results folder (default reports/<dataset>)")
-    p.add_argument("--split", default="test", choices=schema.SPLITS)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--workers", type=int, default=2, help="loader workers")
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
