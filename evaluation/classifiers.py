@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from torch import nn
@@ -42,6 +43,7 @@ class Classifier:
             return ANCHOR3
         return ANCHOR2 if self.config.domain == "decoded" else COMP_INPUTS[self.config.inputs]
 
+    @cached_property  # read once: a classifier serves several cells (Anchor 3 and Anchor 1)
     def sha256(self) -> str:
         digest = hashlib.sha256()
         with open(self.path, "rb") as file:
@@ -63,6 +65,8 @@ def find_classifiers(runs: str | Path) -> list[Classifier]:
         raise FileNotFoundError(f"runs folder {runs} does not exist: train the classifiers first "
                                 f"(torchrun trainer/main.py ..., or make table2)")
     found = [read_classifier(p) for p in sorted(runs.rglob(checkpoint.CHECKPOINT))]
+    if not found:
+        raise FileNotFoundError(f"no checkpoints under {runs}: train the classifiers first")
     return sorted(found, key=lambda c: (METHOD_ORDER.index(c.trained_method),
                                         c.config.quality or 0))
 

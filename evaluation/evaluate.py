@@ -122,7 +122,7 @@ def check_counts(predictions: dict, shard_set: ShardSet, split: str) -> None:
 def evaluate_target(target: Target, root: Location, split: str, out: Path, device: torch.device,
                     workers: int) -> tuple[dict, ShardSet]:
     shard_set = open_shard_set(root, target.domain, target.quality)
-    sha256 = target.classifier.sha256()
+    sha256 = target.classifier.sha256
     cache = out / PREDICTIONS / f"{target.slug}-{split}.parquet"
     predictions = _cached(cache, sha256)
     if predictions is None:
@@ -135,15 +135,13 @@ def evaluate_target(target: Target, root: Location, split: str, out: Path, devic
     return predictions, shard_set
 
 
-def evaluate_all(root: Location, runs: str | Path, out: str | Path, split: str = "test",
+def evaluate_all(root: Location, classifiers: list[Classifier], out: str | Path,
+                 split: str = "test",
                  device: str = "cpu", workers: int = 2) -> dict[str, pd.DataFrame]:
     """The results, per-class and confusion tables, also written to <out> as Parquet and CSV."""
     root, out = storage.location(root), Path(out)
     if not storage.is_dir(root):
         raise FileNotFoundError(f"shard folder {root} does not exist: run `make prep` first")
-    classifiers = find_classifiers(runs)
-    if not classifiers:
-        raise FileNotFoundError(f"no checkpoints under {runs}: train the classifiers first")
     results, per_class, confusion = [], [], []
     for target in targets(classifiers, prepared_qualities(root)):
         c = target.classifier
@@ -205,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = storage.name(args.shards)
     out = Path(args.out or f"reports/{dataset}")
     try:
-        tables = evaluate_all(args.shards, args.runs or f"runs/train/{dataset}", out,
-                              args.split, args.device, args.workers)
+        tables = evaluate_all(args.shards, find_classifiers(args.runs or f"runs/train/{dataset}"),
+                              out, args.split, args.device, args.workers)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -158,26 +159,33 @@ def gather_examples(root: Location, qualities: list[int], classes: int = 4) -> l
     """The first test image of up to `classes` classes, with its coded versions."""
     original = open_shard_set(root, "original", None)
     picked: dict[int, dict] = {}
-    for path in original.shards("test"):
-        for sample in schema.iter_shard(path):
-            label = sample[schema.LABEL]
-            if label not in picked and len(picked) < classes:
-                image = next(sample[m] for m in schema.ORIGINAL_FORMATS if m in sample)
-                picked[label] = {"key": sample["__key__"], "original": image,
-                                 "class_name": sample[schema.META]["class_name"], "coded": {}}
+    for raw in _test_samples(original):  # labels only, until each class has its example
+        label = schema.decode_sample(raw, only=(schema.LABEL,))[schema.LABEL]
+        if label not in picked:
+            sample = schema.decode_sample(raw)
+            image = next(sample[m] for m in schema.ORIGINAL_FORMATS if m in sample)
+            picked[label] = {"key": sample["__key__"], "original": image,
+                             "class_name": sample[schema.META]["class_name"], "coded": {}}
+            if len(picked) == classes:
+                break
     by_key = {e["key"]: e for e in picked.values()}
     for q in qualities:
         coded = open_shard_set(root, "latent", q)
         table = coded.info["codec"]["scale_table"]
-        for path in coded.shards("test"):
-            for sample in schema.iter_shard(path):
-                if sample["__key__"] in by_key:
-                    meta = sample[schema.META]
-                    by_key[sample["__key__"]]["coded"][q] = {
-                        "decoded": sample[schema.DECODED], "y_hat": sample[schema.LATENT],
-                        "sigma": schema.sigma_from_index(sample[schema.SCALES], table),
-                        **{k: meta[k] for k in ("bpp", "psnr", "ssim")}}
+        for raw in _test_samples(coded):
+            if raw["__key__"] in by_key:  # decode only the examples
+                sample = schema.decode_sample(raw)
+                meta = sample[schema.META]
+                by_key[sample["__key__"]]["coded"][q] = {
+                    "decoded": sample[schema.DECODED], "y_hat": sample[schema.LATENT],
+                    "sigma": schema.sigma_from_index(sample[schema.SCALES], table),
+                    **{k: meta[k] for k in ("bpp", "psnr", "ssim")}}
     return [e for e in picked.values() if len(e["coded"]) == len(qualities)]
+
+
+def _test_samples(shard_set) -> Iterator[dict]:
+    for path in shard_set.shards("test"):
+        yield from schema.iter_raw_shard(path)
 
 
 def _pixel_classifier(classifiers: list[Classifier], quality: int) -> Classifier | None:
@@ -239,7 +247,8 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
                  ) -> Path:
     root, out = storage.location(root), Path(out)
     dataset = storage.name(root)
-    tables = evaluate_all(root, runs, out, device=device)
+    classifiers = find_classifiers(runs)
+    tables = evaluate_all(root, classifiers, out, device=device)
     results = tables[RESULTS]
     qualities = prepared_qualities(root)
     for metric in ("top1", "top5"):
@@ -257,7 +266,6 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
         figures.confusion_figure(counts, names,
                                  f"{row.method}, {row.set}: Top-1 {100 * row.top1:.1f}%",
                                  out / "confusion" / f"{slug(row.method, row.set)}.png")
-    classifiers = find_classifiers(runs)
     cost = measure_efficiency(root, classifiers, qualities, torch.device(device), min_seconds)
     cost.to_csv(out / "efficiency.csv", index=False)
     device_label = efficiency.device_name(torch.device(device))
