@@ -14,7 +14,7 @@ SPLIT ?= 1
 PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS))
 
-.PHONY: help setup browser test lint prep data synthetic demo demo-codecs codec train ui table2 evaluate \
+.PHONY: help setup browser test lint prep data synthetic demo demo-codecs pretrain codec train ui table2 evaluate \
 	report bench bench-prep bench-train bench-eval clean
 comma := ,
 
@@ -79,6 +79,18 @@ demo-codecs: $(PY)  ## retrain the demo codecs as codecs/demo/README.md says (ho
 	mkdir -p runs/codecs/demo
 	cp runs/codecs/q1/codec-q1.pth runs/codecs/q4-ft/codec-q4.pth runs/codecs/q8-ft/codec-q8.pth \
 	  runs/codecs/demo/
+
+# The offline stand-in for ImageNet (backbones/procedural/README.md): a procedural corpus with no
+# family in common with any evaluated set -> its original/ shards -> a deep-stem ResNet-50
+PRETRAIN_EPOCHS ?= 16
+pretrain: $(PY)  ## pretrain the offline starting point -> backbones/procedural (resumes)
+	$(PY) -m prep.procedural --out data/procedural --per-class 160 --size 96
+	$(PY) -m prep --data data/procedural --out data/pretrain-shards --original-only
+	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) trainer/main.py --domain original \
+	  --shards data/pretrain-shards/procedural --init none --epochs $(PRETRAIN_EPOCHS) \
+	  --batch-size 64 --lr 0.025 --lr-steps 10 14 --resize 96 --crop 64 \
+	  --out runs/pretrain/procedural --resume --experiment pretraining
+	$(PY) -m trainer.backbone runs/pretrain/procedural/checkpoint.pth backbones/procedural/resnet50.pth
 
 codec: $(PY)  ## train the codec of quality Q on DATA [INIT=pretrained|file SIZES=N,M STEPS=n]
 	$(PY) -m prep.train_codec -q $(Q) --data $(DATA) --out runs/codecs/q$(Q) --init $(INIT) \

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from prep.progress import progress
 from trainer.data import EvalStream, SampleTransform, ShardSet, loader
 
 TOP_K = 5
-tqdm.monitor_interval = 0  # no monitor thread in a process that forks loader workers
 
 
 class KeyedTransform:
@@ -33,8 +32,8 @@ def predict(model: torch.nn.Module, shard_set: ShardSet, split: str, input_sizes
                   batch_size, workers, seed=0)
     device = next(model.parameters()).device
     keys, labels, top = [], [], []
-    with tqdm(total=shard_set.counts[split], desc=desc or split, unit="img", leave=False,
-              dynamic_ncols=True) as bar:
+    with progress(total=shard_set.counts[split], desc=desc or split, unit="img",
+                  leave=False) as bar:
         for x, y, key in data:
             logits = model(x.to(device)).float()
             top.append(logits.topk(min(TOP_K, logits.shape[1]), dim=1).indices.cpu().numpy())

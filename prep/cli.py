@@ -48,12 +48,19 @@ def parser() -> argparse.ArgumentParser:
                    help="exit non-zero when more inputs than this fail (good shards are kept)")
     p.add_argument("--no-original", dest="original", action="store_false",
                    help="do not write the original/ set")
+    p.add_argument("--original-only", action="store_true",
+                   help="write only the original/ set (no codec; e.g. a pretraining corpus)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.original_only and not args.original:
+        parser().error("--original-only and --no-original leave nothing to write")
+    if args.original_only:
+        args.quality = None
+    del args.original_only
     config = PrepConfig(**vars(args))
     try:
         summary = run(config)

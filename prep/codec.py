@@ -6,7 +6,6 @@ every Ray actor, on any node, loads the same bytes with `weights_only=True`.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,9 @@ import torch
 from compressai.models import ScaleHyperprior
 from compressai.zoo.image import cfgs, model_urls
 from compressai.zoo.pretrained import load_pretrained
+
+from prep import hub
+from prep.hub import sha256_of
 
 ARCHITECTURE = "bmshj2018-hyperprior"
 METRIC = "ms-ssim"
@@ -40,41 +42,12 @@ def check_quality(quality: int) -> None:
         raise ValueError(f"quality {quality} is not one of {list(QUALITIES)}")
 
 
-def hub_checkpoint_dir() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def fetch_pretrained(quality: int) -> CodecWeights:
-    """CompressAI's pretrained file from the torch.hub cache, downloading it if it is missing.
-
-    The 8 hex digits in the file name are the sha256 prefix; CompressAI does not check them,
-    this does (both for a download and for a file someone placed in the cache).
-    """
+    """CompressAI's pretrained file from the torch.hub cache (downloaded if missing), its
+    sha256 prefix checked."""
     url = pretrained_url(quality)
-    path = hub_checkpoint_dir() / url.rsplit("/", 1)[-1]
-    expected = path.name.split("-")[-1].split(".")[0]
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(url, str(path), hash_prefix=expected, progress=True)
-        except Exception as err:
-            raise FileNotFoundError(
-                f"pretrained codec weights {path.name} are not in {path.parent} and could not be "
-                f"downloaded from {url} ({type(err).__name__}: {err}). Put that file in "
-                f"{path.parent} (set TORCH_HOME to use another cache), or pass a state dict "
-                f"with --codec-weights FILE."
-            ) from None
-    data = path.read_bytes()
-    digest = sha256_of(data)
-    if not digest.startswith(expected):
-        raise ValueError(
-            f"{path} has sha256 {digest[:8]}..., but its name says {expected}: the file is "
-            f"corrupt or not the published one. Delete it and run again."
-        )
+    data, digest = hub.fetch(url, "pretrained codec weights",
+                             "pass a state dict with --codec-weights FILE")
     return CodecWeights(data=data, source=url, sha256=digest)
 
 

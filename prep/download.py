@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
+from prep.progress import progress
 
 URL = "http://opensurfaces.cs.cornell.edu/static/minc/minc-2500.tar.gz"
 ARCHIVE = "minc-2500.tar.gz"
@@ -53,7 +53,7 @@ def fetch(url: str, path: Path, timeout: float = 20.0) -> None:
         if done and response.status != 206:  # the server ignored Range: start again
             done = 0
         total = done + int(response.headers.get("Content-Length", 0)) or None
-        with open(part, "ab" if done else "wb") as file, tqdm(
+        with open(part, "ab" if done else "wb") as file, progress(
             total=total, initial=done, unit="B", unit_scale=True, desc=path.name
         ) as bar:
             while chunk := response.read(CHUNK):

@@ -20,13 +20,13 @@ from importlib import metadata
 from pathlib import Path
 
 import pyarrow as pa
-from tqdm import tqdm
 
 from prep import schema, storage
 from prep.codec import ARCHITECTURE, METRIC, CodecWeights, codec_sizes, load_codec
 from prep.coding import scale_table
 from prep.datasets import Listing, list_dataset
-from prep.plan import check_or_record, clear_set, plan_record, plan_shards
+from prep.plan import SHUFFLE_SEED, check_or_record, clear_set, plan_record, plan_shards
+from prep.progress import progress
 from prep.shards import ShardEncoder, ShardResult, ShardTask, complete_shards, part_paths
 from prep.storage import Location
 
@@ -40,7 +40,7 @@ MAX_ATTEMPTS = 3  # per shard, across actor deaths
 class PrepConfig:
     data: Path
     out: Location  # a local or shared path, or an object store URI (s3://, gs://)
-    quality: int
+    quality: int | None  # None: the original set alone (no codec)
     split: int = 1
     seed: int = 0
     codec_weights: Path | None = None
@@ -206,18 +206,19 @@ class ActorPool:
 
 
 def run(config: PrepConfig) -> PrepSummary:
-    """Prepare the original set and quality `config.quality`; resumable."""
+    """Prepare the original set and quality `config.quality` (or the original set alone when
+    quality is None); resumable."""
     import ray
 
     listing = list_dataset(config.data, config.split, config.seed)
-    weights, codec_info = _codec(config)
+    weights, codec_info = _codec(config) if config.quality else (None, None)
     started_ray = not ray.is_initialized()
     if started_ray:
         ray.init(address=config.address, include_dashboard=False, logging_level=logging.WARNING,
                  log_to_driver=False)
     try:
         resources = choose_resources(config, ray.cluster_resources())
-        sets = [None, config.quality] if config.original else [config.quality]
+        sets = [None] * config.original + [config.quality] * bool(config.quality)
         summaries, tasks = [], []
         for quality in sets:
             set_dir = schema.set_dir(config.out, listing.name, quality)
@@ -262,8 +263,8 @@ def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: Prep
     pool = ActorPool(resources, ray.put(weights))
     sets = sorted({t.quality or 0 for t in tasks})
     bars = {
-        q: tqdm(total=sum(len(t.items) for t in tasks if (t.quality or 0) == q), unit="img",
-                desc=schema.set_name(q or None), position=i, dynamic_ncols=True, smoothing=0.1)
+        q: progress(total=sum(len(t.items) for t in tasks if (t.quality or 0) == q),
+                    unit="img", desc=schema.set_name(q or None), position=i, smoothing=0.1)
         for i, q in enumerate(sets)
     }
     done = defaultdict(int)
@@ -272,7 +273,7 @@ def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: Prep
         bar = bars[task.quality or 0]
         done[task.quality or 0] += 1
         bar.update(len(task.items))
-        bar.set_postfix_str(f"shards {done[task.quality or 0]}")
+        bar.set_postfix_str(f"shards {done[task.quality or 0]}", refresh=False)
         summary.completions.append((time.perf_counter() - start, len(task.items)))
         worker = result.worker
         summary.peak_rss_bytes[worker] = max(summary.peak_rss_bytes.get(worker, 0),
@@ -322,6 +323,7 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
                            "shards": sum(n.startswith(split + "-") for n in names)}
                    for split in schema.SPLITS},
         "shard_size": config.shard_size,
+        "shard_order": f"each split shuffled with seed {SHUFFLE_SEED} (plan.py)",
         "device": resources.device if resources else None,
         "versions": versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -4,27 +4,35 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 
 from prep import schema, storage
 from prep.datasets import Item, Listing
 from prep.storage import Location
 
 PLAN_FILE = "plan.json"
+# Keys start with the class name: shards cut from the sorted keys would hold one class each and
+# a training stream's buffer could not mix them. Each split is shuffled with this seed first.
+SHUFFLE_SEED = 0
 
 
-def plan_shards(items: tuple[Item, ...], shard_size: int) -> dict[str, tuple[Item, ...]]:
-    """Shard name -> items: per split, sorted by key, `shard_size` a shard; run-independent."""
+def plan_shards(items: tuple[Item, ...], shard_size: int,
+                seed: int = SHUFFLE_SEED) -> dict[str, tuple[Item, ...]]:
+    """Shard name -> items: per split, sorted by key then shuffled with `seed` (the same order
+    on every run and node), `shard_size` a shard."""
     if shard_size < 1:
         raise ValueError(f"shard size must be at least 1, got {shard_size}")
     plan = {}
     for split in schema.SPLITS:
         keyed = sorted((item for item in items if item.split == split), key=lambda i: i.key)
+        random.Random(f"{seed}:{split}").shuffle(keyed)
         for index, start in enumerate(range(0, len(keyed), shard_size)):
             plan[schema.shard_name(split, index)] = tuple(keyed[start:start + shard_size])
     return plan
 
 
-def plan_record(listing: Listing, plan: dict, quality: int | None, weights_sha256: str | None):
+def plan_record(listing: Listing, plan: dict, quality: int | None, weights_sha256: str | None,
+                seed: int = SHUFFLE_SEED):
     """What the shards of a set depend on; a rerun must match it to reuse them."""
     layout = {name: [item.key for item in items] for name, items in plan.items()}
     return {
@@ -33,6 +41,7 @@ def plan_record(listing: Listing, plan: dict, quality: int | None, weights_sha25
         "split": listing.split,
         "set": schema.set_name(quality),
         "weights_sha256": weights_sha256,
+        "shuffle_seed": seed,
         "shards_sha256": hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest(),
     }
 

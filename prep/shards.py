@@ -169,7 +169,7 @@ class ShardEncoder:
 
         if threads:
             torch.set_num_threads(threads)
-        self.model = load_codec(weights, device)
+        self.model = load_codec(weights, device) if weights is not None else None
         self.batch_size = batch_size
         self.pool = ThreadPoolExecutor(max_workers=io_threads)
         self.name = f"{os.uname().nodename}:{os.getpid()}"

@@ -140,20 +140,17 @@ def texture(family: str, seed: int, class_index: int, index: int, size: int = 36
     return Image.fromarray(np.uint8(np.clip(rgb, 0, 1) * 255 + 0.5), "RGB")
 
 
-def write_dataset(out: str | Path, classes: int = 10, per_class: int = 100, size: int = 362,
-                  seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                  quality: int = 90, max_mix: float = 0.45) -> Path:
-    """Write the set in MINC-2500's layout (split 1); existing images are kept (resumable)."""
-    if not 1 <= classes <= len(FAMILIES):
-        raise ValueError(f"classes must be 1..{len(FAMILIES)}, got {classes}")
-    if size < 64 or per_class < 1:
-        raise ValueError(f"need size >= 64 and per_class >= 1, got {size} and {per_class}")
-    out = Path(out)
-    names = list(FAMILIES)[:classes]
+def write_layout(out: str | Path, names: list[str], render: Callable[[int, int], Image.Image],
+                 per_class: int, fractions: tuple[float, float, float], readme: str,
+                 quality: int = 90) -> Path:
+    """Write `per_class` images of each class, `render(class_index, index)`, in MINC-2500's
+    layout (split 1, first images train, then validate, then test); existing images are kept,
+    so an interrupted run resumes."""
     n_validate, n_test = (max(1, round(per_class * f)) for f in fractions[1:])
     n_train = per_class - n_validate - n_test
     if n_train < 1:
         raise ValueError(f"per_class={per_class} leaves no training images")
+    out = Path(out)
     splits = {"train": [], "validate": [], "test": []}
     for c, name in enumerate(names):
         (out / "images" / name).mkdir(parents=True, exist_ok=True)
@@ -162,7 +159,7 @@ def write_dataset(out: str | Path, classes: int = 10, per_class: int = 100, size
             path = out / source
             if not path.is_file():
                 tmp = path.with_name(f".{path.name}.tmp")
-                texture(name, seed, c, i, size, max_mix).save(tmp, format="JPEG", quality=quality)
+                render(c, i).save(tmp, format="JPEG", quality=quality)
                 tmp.replace(path)
             split = "train" if i < n_train else "validate" if i < n_train + n_validate else "test"
             splits[split].append(source)
@@ -171,11 +168,24 @@ def write_dataset(out: str | Path, classes: int = 10, per_class: int = 100, size
         (out / "labels" / f"{split}1.txt").write_text("\n".join(sources) + "\n")
     (out / "categories.txt").write_text("\n".join(names) + "\n")
     (out / "README.txt").write_text(
-        f"Synthetic textures (cdmr prep.synthetic): {classes} classes x {per_class} images, "
-        f"{size}x{size} JPEG q{quality}, seed {seed}, distractor mix <= {max_mix}; split 1 = "
-        f"{n_train}/{n_validate}/{n_test} per class (train/validate/test), MINC-2500's layout.\n"
-    )
+        f"{readme}; split 1 = {n_train}/{n_validate}/{n_test} per class (train/validate/test), "
+        f"JPEG q{quality}, MINC-2500's layout.\n")
     return out
+
+
+def write_dataset(out: str | Path, classes: int = 10, per_class: int = 100, size: int = 362,
+                  seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                  quality: int = 90, max_mix: float = 0.45) -> Path:
+    """Write the set in MINC-2500's layout (split 1); existing images are kept (resumable)."""
+    if not 1 <= classes <= len(FAMILIES):
+        raise ValueError(f"classes must be 1..{len(FAMILIES)}, got {classes}")
+    if size < 64 or per_class < 1:
+        raise ValueError(f"need size >= 64 and per_class >= 1, got {size} and {per_class}")
+    names = list(FAMILIES)[:classes]
+    return write_layout(
+        out, names, lambda c, i: texture(names[c], seed, c, i, size, max_mix), per_class,
+        fractions, f"Synthetic textures (cdmr prep.synthetic): {classes} classes x {per_class} "
+        f"images, {size}x{size}, seed {seed}, distractor mix <= {max_mix}", quality)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,12 +27,12 @@ from compressai.models import ScaleHyperprior
 from compressai.optimizers import net_aux_optimizer
 from compressai.zoo.image import cfgs
 from PIL import Image
-from tqdm import tqdm
 
 from prep import schema
 from prep.codec import ARCHITECTURE, QUALITIES, CodecWeights, load_codec, resolve_weights
 from prep.coding import code_images
 from prep.datasets import Listing, list_dataset
+from prep.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def train(config: CodecTrainConfig) -> Path:
             mlflow.log_params({**asdict(config), "lambda": config.rd_lambda,
                                "dataset": listing.name})
         config_with_run = {**asdict(config), "mlflow_run_id": run.info.run_id}
-        bar = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True)
+        bar = progress(total=config.steps, initial=step, unit="step")
         start = time.perf_counter()
         while step < config.steps:
             x = crops.batch(config.batch_size)
@@ -198,7 +198,7 @@ def train(config: CodecTrainConfig) -> Path:
             bar.update(1)
             bar.set_postfix(loss=f"{losses['loss'].item():.3f}",
                             bpp=f"{losses['bpp_loss'].item():.3f}",
-                            msssim=f"{losses['ms_ssim_loss'].item():.3f}")
+                            msssim=f"{losses['ms_ssim_loss'].item():.3f}", refresh=False)
             if step % 50 == 0:
                 mlflow.log_metrics({"loss": losses["loss"].item(),
                                     "bpp_loss": losses["bpp_loss"].item(),

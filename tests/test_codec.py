@@ -3,7 +3,7 @@ import pickle
 import pytest
 import torch
 
-from prep import codec
+from prep import codec, hub
 from tests.conftest import codec_file
 
 
@@ -59,7 +59,7 @@ def _offline(url, dst, hash_prefix=None, progress=True):
 
 def test_cached_file_with_wrong_sha256_prefix_is_refused(tmp_path, monkeypatch, codec_q8):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    cached = codec.hub_checkpoint_dir() / "bmshj2018-hyperprior-ms-ssim-8-cc15b5f3.pth.tar"
+    cached = hub.checkpoint_dir() / "bmshj2018-hyperprior-ms-ssim-8-cc15b5f3.pth.tar"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(codec_q8.read_bytes())
     with pytest.raises(ValueError, match="its name says cc15b5f3"):
@@ -73,8 +73,8 @@ def test_cached_pretrained_file_loads(tmp_path, monkeypatch, codec_q8):
     name = f"bmshj2018-hyperprior-ms-ssim-8-{codec.sha256_of(data)[:8]}.pth.tar"
     monkeypatch.setitem(codec.model_urls[codec.ARCHITECTURE][codec.METRIC], 8,
                         f"https://example.invalid/{name}")
-    (codec.hub_checkpoint_dir()).mkdir(parents=True)
-    (codec.hub_checkpoint_dir() / name).write_bytes(data)
+    (hub.checkpoint_dir()).mkdir(parents=True)
+    (hub.checkpoint_dir() / name).write_bytes(data)
     weights = codec.fetch_pretrained(8)
     assert weights.sha256 == codec.sha256_of(data)
     assert codec.codec_sizes(codec.load_codec(weights)) == {"N": 192, "M": 320}

@@ -1,3 +1,6 @@
+import hashlib
+import pickle
+
 import pytest
 import torch
 from torchvision.models import resnet50
@@ -51,11 +54,32 @@ def test_imagenet_offline_error_names_file_and_folder(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(FileNotFoundError) as err:
         models.resnet50_deep_stem(23, init="imagenet")
     assert "resnet50-0676ba61.pth" in str(err.value)
     assert str(tmp_path / "hub" / "checkpoints") in str(err.value)
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("unpickled: code ran",))
+
+
+def test_imagenet_file_in_the_cache_is_checked_and_never_unpickled(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "resnet50-0676ba61.pth").write_bytes(b"not the published file")
+    with pytest.raises(ValueError, match="corrupt or not the published one"):
+        models.resnet50_deep_stem(23, init="imagenet")
+    # a hostile pickle whose sha256 prefix matches its name still is not unpickled
+    data = pickle.dumps({"fc.weight": Payload()})
+    name = f"resnet50-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    monkeypatch.setattr(models, "IMAGENET_URL", f"https://example.invalid/{name}")
+    (folder / name).write_bytes(data)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        models.resnet50_deep_stem(23, init="imagenet")
 
 
 def test_imagenet_init_loads_every_matching_tensor(monkeypatch):

@@ -1,12 +1,15 @@
 """The paper's classifiers (Table 1): ResNet-50 with a deep stem, and cResNet-39 on latents.
 
-`--init imagenet` starts from torchvision's ImageNet ResNet-50 wherever the shapes agree (the
-deep stem and the layers that read it start fresh); `--init FILE` loads a state dict;
-`--init none` is a fresh model.
+`--init` names where a classifier starts: `imagenet` (torchvision's ImageNet ResNet-50, as the
+paper; the deep stem, both latent branches and the fc start fresh), `procedural` (the
+project's offline stand-in, a deep-stem ResNet-50 pretrained on procedural images:
+backbones/procedural/README.md), `none`, or a state dict file. Every tensor whose name and
+shape agree is loaded; cResNet-39 takes conv_3x..conv_5x.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -15,24 +18,22 @@ from torch import nn
 from torchvision.models import ResNet50_Weights, resnet50
 from torchvision.models.resnet import Bottleneck, conv1x1
 
+from prep import hub
+
 log = logging.getLogger(__name__)
 
-INITS = ("none", "imagenet")  # or a path to a state dict
+BACKBONES = Path(__file__).resolve().parent.parent / "backbones"
+NAMED_FILES = {"procedural": BACKBONES / "procedural" / "resnet50.pth"}
+INITS = ("none", "imagenet", *NAMED_FILES)  # or a path to a state dict
+IMAGENET_URL = ResNet50_Weights.IMAGENET1K_V1.url  # resnet50-0676ba61.pth
 
 
 def imagenet_state_dict() -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet ResNet-50 weights: the hub cache, else a download, else an error."""
-    weights = ResNet50_Weights.IMAGENET1K_V1
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    name = weights.url.rsplit("/", 1)[-1]
-    try:
-        return weights.get_state_dict(progress=True, check_hash=True)
-    except Exception as err:
-        raise FileNotFoundError(
-            f"ImageNet weights {name} are not in {folder} and could not be downloaded from "
-            f"{weights.url} ({type(err).__name__}: {err}). Put that file in {folder} (set "
-            f"TORCH_HOME to use another cache), or use --init none or --init FILE."
-        ) from None
+    """torchvision's ImageNet ResNet-50: the hub cache, else a download, sha256 prefix checked,
+    read without unpickling (weights_only)."""
+    data, _ = hub.fetch(IMAGENET_URL, "ImageNet weights",
+                        "use --init procedural (offline), none or FILE")
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
 def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> list[str]:
@@ -51,12 +52,14 @@ def initialise(model: nn.Module, init: str) -> nn.Module:
     if init == "imagenet":
         load_matching(model, imagenet_state_dict(), "ImageNet ResNet-50")
         return model
-    path = Path(init)
+    path = NAMED_FILES.get(init, Path(init))
     if not path.is_file():
-        raise FileNotFoundError(f"--init {init}: no such file (choices: none, imagenet, a file)")
+        raise FileNotFoundError(f"--init {init}: no such file {path} (choices: "
+                                f"{', '.join(INITS)}, or a state dict file)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = state.get("model", state) if isinstance(state, dict) else state
-    load_matching(model, state, str(path))
+    load_matching(model, {k: v.float() if v.is_floating_point() else v
+                           for k, v in state.items()}, str(path))
     return model
 
 

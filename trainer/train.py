@@ -17,8 +17,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
+from prep.progress import progress
 from prep.schema import write_atomic
 from trainer import checkpoint
 from trainer.config import TrainConfig, parse
@@ -36,9 +36,9 @@ from trainer.data import (
 from trainer.models import cresnet39, resnet50_deep_stem
 
 log = logging.getLogger(__name__)
-tqdm.monitor_interval = 0  # no monitor thread in a process that forks loader workers
 
 TEST_RESULT = "test.json"  # written last: the run is complete
+POSTFIX_EVERY = 10  # steps between progress figures (each reads the device: a host sync)
 
 
 def train_one_epoch(model, criterion, optimizer, data, steps: int, device, amp, epoch: int,
@@ -46,9 +46,9 @@ def train_one_epoch(model, criterion, optimizer, data, steps: int, device, amp, 
     model.train()
     totals = torch.zeros(3, device=device)  # loss sum, correct, samples
     start = time.perf_counter()
-    bar = tqdm(total=steps, desc=f"epoch {epoch}", unit="step", disable=not is_main,
-               dynamic_ncols=True, leave=False)
-    for x, y in islice(data, steps):
+    bar = progress(total=steps, desc=f"epoch {epoch}", unit="step", disable=not is_main,
+                   leave=False)
+    for step, (x, y) in enumerate(islice(data, steps), 1):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
@@ -61,9 +61,11 @@ def train_one_epoch(model, criterion, optimizer, data, steps: int, device, amp, 
         totals += torch.stack([loss.detach() * len(y), (logits.argmax(1) == y).sum(),
                                torch.tensor(len(y), device=device)]).float()
         bar.update(1)
-        seconds = time.perf_counter() - start
-        bar.set_postfix(loss=f"{totals[0] / totals[2]:.3f}", top1=f"{totals[1] / totals[2]:.3f}",
-                        img_s=f"{totals[2].item() * _world() / seconds:.1f}")
+        if is_main and step % POSTFIX_EVERY == 0:
+            loss_sum, correct, seen = totals.tolist()
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", top1=f"{correct / seen:.3f}",
+                            img_s=f"{seen * _world() / (time.perf_counter() - start):.1f}",
+                            refresh=False)
     bar.close()
     dist.all_reduce(totals)
     loss, top1 = (totals[:2] / totals[2]).tolist()

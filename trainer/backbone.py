@@ -1,0 +1,47 @@
+"""A finished run's model as a starting point for other classifiers (`--init FILE|name`).
+
+    python -m trainer.backbone runs/pretrain/procedural/checkpoint.pth \
+        backbones/procedural/resnet50.pth
+
+Keeps every tensor but the classifier head (fc: its classes are the corpus's, not the task's),
+floating-point tensors in float16 (half the size; the loader widens them back to float32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+from pathlib import Path
+
+import torch
+
+from prep.schema import write_atomic
+from trainer import checkpoint
+
+
+def export(run_checkpoint: Path, out: Path) -> tuple[int, str]:
+    """Write the backbone; returns its size in bytes and its sha256."""
+    state = checkpoint.load(run_checkpoint)["model"]
+    backbone = {k: v.half() if v.is_floating_point() else v
+                for k, v in state.items() if not k.startswith("fc.")}
+    buffer = io.BytesIO()
+    torch.save(backbone, buffer)
+    data = buffer.getvalue()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, data)
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m trainer.backbone", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="a run's checkpoint.pth")
+    p.add_argument("out", type=Path, help="the backbone file to write")
+    args = p.parse_args(argv)
+    size, digest = export(args.checkpoint, args.out)
+    print(f"wrote {args.out}: {size / 2**20:.1f} MiB, sha256 {digest}")
+
+
+if __name__ == "__main__":
+    main()
