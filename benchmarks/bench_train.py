@@ -54,7 +54,7 @@ def loader_alone(shard_set, config, batch: int, batches: int) -> float:
 
 
 def trainer_loop(shard_set, config, batch: int, steps: int) -> float:
-    model = build_model(shard_set, config)
+    model = build_model(shard_set, config, None)
     ddp = nn.parallel.DistributedDataParallel(model, gradient_as_bucket_view=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     data = iter(load_data(shard_set, config, 0, batch).train_epoch(0))
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
                                  workers=args.workers, batch_size=args.batch)
             shape = ((args.batch, 2 * shard_set.latent_channels, 28, 28) if domain == "latent"
                      else (args.batch, 3, config.crop, config.crop))
-            bare = bare_step(build_model(shard_set, config), shape, shard_set.num_classes,
+            bare = bare_step(build_model(shard_set, config, None), shape, shard_set.num_classes,
                              args.steps)
             loop = trainer_loop(shard_set, config, args.batch, args.steps)
             load = loader_alone(shard_set, config, args.batch, 4 * args.steps)

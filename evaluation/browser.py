@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import re
 import shutil
 import socket
@@ -18,6 +19,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from prep.tracking import UI_ENV
 
 CHROMIUM = "chromium"
 # Without the networking flags Chromium keeps trying Google's hosts, which a closed network
@@ -43,7 +46,8 @@ def mlflow_ui(store: Path, timeout: float = 90) -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port),
                "--backend-store-uri", f"sqlite:///{Path(store).resolve()}"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env={**os.environ, **UI_ENV})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -91,6 +95,11 @@ def screenshot(url: str, path: Path, size: tuple[int, int] = (1920, 1200),
 
 def run_url(base: str, experiment_id: str, run_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def experiment_url(base: str, experiment_id: str) -> str:
+    """What a user opens first: the experiment, from the UI's list."""
+    return f"{base}/#/experiments/{experiment_id}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from evaluation.report import write_report
 from prep import storage
 from prep.storage import Location
 from trainer import checkpoint
+from trainer.models import initial_state
 from trainer.train import TEST_RESULT
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,7 @@ class Experiment:
     crop: int = 224
     latent_resize: int = 32
     latent_crop: int = 28
-    init: str = "imagenet"
-    # Offline there are no ImageNet weights: Anchor 3, trained first for anchor3_epochs, then
-    # initialises every other classifier (cResNet-39 takes its conv_3x..conv_5x), as ImageNet
-    # does in the paper.
-    init_from_anchor3: bool = False
-    anchor3_epochs: int | None = None
+    init: str = "imagenet"  # every classifier's start (trainer.models.INITS, or a file)
     nproc: int = 2
     loader_workers: int = 2
     prep_workers: int | None = None
@@ -72,14 +68,14 @@ class Experiment:
         return Path(self.data).name
 
 
-# The README's main command: small synthetic textures, the committed demo codecs, short runs
-# from scratch on native-scale crops; sized to finish in minutes on a 2-core CPU (the README
-# says what it trades).
+# The README's main command: small synthetic textures, the committed demo codecs, every
+# classifier fine-tuned from the offline pretrained start (as the paper fine-tunes from
+# ImageNet) on native-scale crops; sized to finish in minutes on a 2-core CPU (the README says
+# what it trades).
 DEMO = Experiment(data="data/demo-textures", out="data/demo-shards", runs="runs/demo",
-                  reports="reports", codecs="codecs/demo", epochs=10, lr=0.01, lr_steps=(8,),
+                  reports="reports", codecs="codecs/demo", epochs=6, lr=0.01, lr_steps=(4,),
                   batch_size=32, resize=256, crop=64, latent_resize=16, latent_crop=14,
-                  init="none", init_from_anchor3=True, anchor3_epochs=50, shard_size=48,
-                  min_seconds=1.0)
+                  init="procedural", shard_size=48, min_seconds=1.0)
 PRESETS = {"paper": Experiment(), "demo": DEMO}
 
 
@@ -121,23 +117,18 @@ def is_done(folder: Path, epochs: int) -> bool:
 
 
 def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
-    anchor3 = run_folder(runs, e.dataset, "original", None, "both")
     for domain, quality, inputs in runs_to_train(e):
         folder = run_folder(runs, e.dataset, domain, quality, inputs)
         what = f"train {domain}" + (f" q{quality}" if quality else "") + (
             f" ({inputs})" if inputs != "both" else "")
-        epochs = e.anchor3_epochs or e.epochs if domain == "original" else e.epochs
-        if is_done(folder, epochs):
+        if is_done(folder, e.epochs):
             print(f"==> {what}: done ({folder / TEST_RESULT})")
             continue
-        init = e.init
-        if e.init_from_anchor3 and domain != "original":
-            init = str(anchor3 / checkpoint.CHECKPOINT)
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc_per_node={e.nproc}", str(TRAINER), "--domain", domain,
                    "--shards", str(storage.join(out, e.dataset)), "--inputs", inputs,
-                   "--init", init, "--epochs", str(epochs), "--batch-size", str(e.batch_size),
-                   "--lr", str(e.lr), "--lr-steps", *map(str, lr_steps(e, epochs)),
+                   "--init", e.init, "--epochs", str(e.epochs), "--batch-size", str(e.batch_size),
+                   "--lr", str(e.lr), "--lr-steps", *map(str, e.lr_steps),
                    "--resize", str(e.resize), "--crop", str(e.crop),
                    "--latent-resize", str(e.latent_resize), "--latent-crop", str(e.latent_crop),
                    "--workers", str(e.loader_workers), "--out", str(folder), "--resume",
@@ -147,11 +138,6 @@ def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
         if e.max_steps:
             command += ["--max-steps", str(e.max_steps)]
         _call(command, what)
-
-
-def lr_steps(e: Experiment, epochs: int) -> tuple[int, ...]:
-    """The recipe's steps (10 and 20 of 30 epochs) scaled to a run of another length."""
-    return tuple(max(1, round(step * epochs / e.epochs)) for step in e.lr_steps)
 
 
 def summarize_splits(frames: dict[int, pd.DataFrame], path: Path) -> Path:
@@ -173,6 +159,7 @@ def summarize_splits(frames: dict[int, pd.DataFrame], path: Path) -> Path:
 
 def run(e: Experiment) -> list[Path]:
     start, reports, frames = time.perf_counter(), [], {}
+    initial_state(e.init)  # a missing starting point is one line now, not after prep
     for split in e.splits:
         several = len(e.splits) > 1
         out = storage.join(e.out, f"split{split}") if several else storage.location(e.out)
@@ -202,13 +189,13 @@ def parser() -> argparse.ArgumentParser:
                    help="defaults to start from (paper: the paper's recipe on MINC-2500)")
     for name, value in asdict(Experiment()).items():
         flag = "--" + name.replace("_", "-")
-        if name in ("ablations", "init_from_anchor3"):
+        if name == "ablations":
             p.add_argument(flag, action="store_true", default=None)
         elif isinstance(value, tuple):
             p.add_argument(flag, type=int, nargs="+", default=None)
         else:
             kind = float if isinstance(value, float) else int if isinstance(value, int) or \
-                name in ("prep_workers", "max_steps", "anchor3_epochs") else str
+                name in ("prep_workers", "max_steps") else str
             p.add_argument(flag, type=kind, default=None)
     return p
 

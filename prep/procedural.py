@@ -193,6 +193,50 @@ def write_corpus(out: str | Path, per_class: int = 160, size: int = 96, seed: in
                         f"classes x {per_class} images, {size}x{size}, seed {seed}")
 
 
+def contact_sheet(path: str | Path, seed: int = 0, size: int = 96, shown: int = 12,
+                  per_class: int = 3) -> Path:
+    """A figure: images of `shown` pretraining classes beside every family of prep.synthetic
+    (the demo's and the tests' families), so anyone can see that they differ."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from prep.synthetic import FAMILIES, texture
+
+    renders = families(seed)
+    names = list(renders)
+    picked = [names[round(i * (len(names) - 1) / (shown - 1))] for i in range(shown)]
+    blocks = (
+        [(n, [renders[n](np.random.default_rng([seed, 3, names.index(n), i]), size)
+              for i in range(per_class)]) for n in picked],
+        [(f, [texture(f, 1, c, i, 256, 0.2).resize((size, size)) for i in range(per_class)])
+         for c, f in enumerate(FAMILIES)])
+    height = max(len(b) for b in blocks)
+    fig, axes = plt.subplots(height, 2 * per_class, figsize=(2 * per_class * 1.2, height * 1.0),
+                             gridspec_kw={"wspace": 0.05, "hspace": 0.1})
+    for ax in axes.flat:
+        ax.axis("off")
+    for column, (block, title) in enumerate(zip(blocks, (
+            "pretraining corpus (prep.procedural)", "evaluated families (prep.synthetic)"),
+            strict=True)):
+        axes[0, column * per_class].set_title(title, fontsize=8, loc="left")
+        for r, (label, images) in enumerate(block):
+            for i, image in enumerate(images):
+                ax = axes[r, column * per_class + i]
+                ax.imshow(image)
+                if i == 0:
+                    ax.text(0.03, 0.05, label, fontsize=6.5, transform=ax.transAxes,
+                            bbox={"facecolor": "white", "alpha": 0.8, "pad": 1.5,
+                                  "linewidth": 0})
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.96, bottom=0.01)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m prep.procedural", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -202,7 +246,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fractals", type=int, default=24, help="IFS fractal classes")
     p.add_argument("--filters", type=int, default=24, help="random-filter texture classes")
+    p.add_argument("--figure", type=Path, default=None,
+                   help="instead: draw pretraining classes beside prep.synthetic's families")
     args = p.parse_args(argv)
+    if args.figure:
+        print(contact_sheet(args.figure, args.seed, args.size))
+        return
     path = write_corpus(args.out, args.per_class, args.size, args.seed,
                         fractals=args.fractals, filters=args.filters)
     print(f"wrote {len(families(args.seed, args.fractals, args.filters))} classes x "

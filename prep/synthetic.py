@@ -151,6 +151,14 @@ def write_layout(out: str | Path, names: list[str], render: Callable[[int, int],
     if n_train < 1:
         raise ValueError(f"per_class={per_class} leaves no training images")
     out = Path(out)
+    description = (f"{readme}; split 1 = {n_train}/{n_validate}/{n_test} per class "
+                   f"(train/validate/test), JPEG q{quality}, MINC-2500's layout.\n")
+    record = out / "README.txt"  # written first: a resumed run must have the same settings
+    if record.is_file() and record.read_text() != description:
+        raise ValueError(f"{out} holds images written with other settings ({record}: "
+                         f"{record.read_text().strip()}); remove it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_text(description)
     splits = {"train": [], "validate": [], "test": []}
     for c, name in enumerate(names):
         (out / "images" / name).mkdir(parents=True, exist_ok=True)
@@ -167,9 +175,6 @@ def write_layout(out: str | Path, names: list[str], render: Callable[[int, int],
     for split, sources in splits.items():
         (out / "labels" / f"{split}1.txt").write_text("\n".join(sources) + "\n")
     (out / "categories.txt").write_text("\n".join(names) + "\n")
-    (out / "README.txt").write_text(
-        f"{readme}; split 1 = {n_train}/{n_validate}/{n_test} per class (train/validate/test), "
-        f"JPEG q{quality}, MINC-2500's layout.\n")
     return out
 
 

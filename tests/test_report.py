@@ -34,7 +34,7 @@ def paper_like() -> pd.DataFrame:
 
 
 def test_table2_has_a_row_per_method_and_a_column_per_quality():
-    text = table2(paper_like(), "minc-2500")
+    text = table2(paper_like(), "minc-2500", 23, 23)
     lines = [line for line in text.splitlines() if line.startswith("|")]
     assert lines[0] == "| | q1 | q8 |"
     assert [line.split("|")[1].strip() for line in lines[2:]] == [
@@ -43,21 +43,32 @@ def test_table2_has_a_row_per_method_and_a_column_per_quality():
     assert "Top-1 81.5" in text and "5750 images" in text  # Anchor 3 as the reference
 
 
+def test_chance_counts_the_classes_present_and_top5_is_flagged_when_uninformative():
+    full = table2(paper_like(), "minc-2500", 23, 23)
+    assert "Chance: Top-1 4.3%, Top-5 21.7% for 23 classes." in full
+    assert "uninformative" not in full
+    subset = table2(paper_like(), "minc-2500-subset", 4, 23)
+    assert "Top-1 25.0%, Top-5 100.0% for 4 classes (the classes present" in subset
+    assert "of a 23-class label space" in subset and "**Top-5 is uninformative here**" in subset
+    assert "Top-1 16.7%, Top-5 83.3% for 6 classes." in table2(paper_like(), "demo", 6, 6)
+
+
 def test_a_missing_cell_says_not_trained():
     frame = results([row("Anchor 1", 1, .6), row("Anchor 1", 8, .8), row("Comp.", 8, .76)])
-    comp = next(line for line in table2(frame, "x").splitlines() if line.startswith("| Comp."))
+    lines = table2(frame, "x", 23, 23).splitlines()
+    comp = next(line for line in lines if line.startswith("| Comp."))
     assert comp.startswith("| Comp. | not trained |")
 
 
 def test_the_papers_pattern_holds_where_the_numbers_say_so():
-    text = pattern(paper_like())
+    text = pattern(paper_like(), {"imagenet"})
     assert text.count("holds here") == 3 and "differs" not in text
 
 
 def test_a_reversed_pattern_is_reported_as_different():
     frame = results([row("Anchor 1", 1, .40), row("Anchor 1", 8, .80), row("Anchor 2", 1, .41),
                      row("Comp.", 1, .80), row("Comp.", 8, .92), row("Anchor 2", 8, .48)])
-    text = pattern(frame)
+    text = pattern(frame, {"procedural"})
     assert "1. *" in text and "holds here" in text  # Anchor 1 falls with the rate
     assert "within noise" in text.split("\n")[3]  # Anchor 2 vs Anchor 1 at q1: 41 vs 40 %
     assert "**differs here**" in text.split("\n")[4]  # Comp. well ahead of Anchor 2

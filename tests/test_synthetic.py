@@ -45,6 +45,12 @@ def test_bad_parameters_are_refused(tmp_path):
         write_dataset(tmp_path, per_class=2)
 
 
+def test_a_folder_of_other_settings_is_refused_not_mixed(tmp_path):
+    write_dataset(tmp_path, classes=2, per_class=4, size=64, seed=0)
+    with pytest.raises(ValueError, match="written with other settings.*seed 0"):
+        write_dataset(tmp_path, classes=2, per_class=4, size=64, seed=1)
+
+
 @pytest.mark.slow
 def test_prepared_synthetic_shards_match_their_manifest(trainer_shards):
     for set_name in ("original", "q4"):

@@ -19,8 +19,10 @@ pytestmark = pytest.mark.slow
 MAIN = Path(__file__).resolve().parents[1] / "trainer" / "main.py"
 
 
-def torchrun(tmp_path: Path, nproc: int, *args: str, extra: tuple = (), **kw):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+def torchrun(tmp_path: Path, nproc: int, *args: str, extra: tuple = (), env: dict | None = None,
+             **kw):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           **(env or {})}
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
                "--standalone", *extra, str(MAIN), *args]
     return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
@@ -112,3 +114,27 @@ def test_unprepared_quality_fails_before_the_process_group(trainer_shards, tmp_p
     output, _ = process.communicate(timeout=120)
     assert process.returncode != 0 and time.time() - start < 120
     assert "q8 set, which was not prepared" in output
+
+
+def test_pixel_classifier_learns_from_the_pretrained_start(trainer_shards, tmp_path):
+    """The procedural backbone (never shown these texture families) fine-tuned for 4 epochs."""
+    output = finish(torchrun(tmp_path, 2, "--domain", "original", "--shards",
+                             str(trainer_shards), "--init", "procedural", "--epochs", "4",
+                             "--lr-steps", "3", "--batch-size", "16", "--resize", "256",
+                             "--crop", "64", "--workers", "1", "--out", str(tmp_path / "run")))
+    assert "--init procedural: " in output and "tensors loaded" in output
+    top1 = float(re.search(r"test: top-1 ([\d.]+), top-5 [\d.]+ on 48 samples", output).group(1))
+    # chance is 0.25; 30 of 48 right by chance has p < 1e-8
+    assert top1 >= 0.625, output[-2000:]
+
+
+def test_a_missing_starting_point_is_one_line(trainer_shards, tmp_path):
+    closed = "http://127.0.0.1:9"  # no network, whatever the machine has
+    env = {"TORCH_HOME": str(tmp_path / "empty"), "HTTPS_PROXY": closed, "https_proxy": closed}
+    process = torchrun(tmp_path, 2, "--domain", "original", "--shards", str(trainer_shards),
+                       "--init", "imagenet", env=env)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode != 0
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "resnet50-0676ba61.pth" in errors[0]
+    assert "Traceback" not in output.split("torch.distributed.elastic")[0]

@@ -46,20 +46,26 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str)
     return fresh
 
 
-def initialise(model: nn.Module, init: str) -> nn.Module:
+def initial_state(init: str) -> dict[str, torch.Tensor] | None:
+    """The tensors `--init` names (None for none), in float32; a missing file is one error
+    that says what to do. The trainer calls this before any process group exists."""
     if init == "none":
-        return model
+        return None
     if init == "imagenet":
-        load_matching(model, imagenet_state_dict(), "ImageNet ResNet-50")
-        return model
+        return imagenet_state_dict()
     path = NAMED_FILES.get(init, Path(init))
     if not path.is_file():
         raise FileNotFoundError(f"--init {init}: no such file {path} (choices: "
                                 f"{', '.join(INITS)}, or a state dict file)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = state.get("model", state) if isinstance(state, dict) else state
-    load_matching(model, {k: v.float() if v.is_floating_point() else v
-                           for k, v in state.items()}, str(path))
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def initialise(model: nn.Module, init: str) -> nn.Module:
+    state = initial_state(init)
+    if state is not None:
+        load_matching(model, state, f"--init {init}")
     return model
 
 

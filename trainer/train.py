@@ -33,7 +33,7 @@ from trainer.data import (
     open_shard_set,
     start_workers,
 )
-from trainer.models import cresnet39, resnet50_deep_stem
+from trainer.models import cresnet39, initial_state, load_matching, resnet50_deep_stem
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +129,15 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
     return data
 
 
-def build_model(shard_set: ShardSet, config: TrainConfig) -> nn.Module:
+def build_model(shard_set: ShardSet, config: TrainConfig, init: dict | None) -> nn.Module:
+    """The domain's network, `init` (initial_state of config.init) loaded where it matches."""
     if config.domain == "latent":
-        return cresnet39(shard_set.latent_channels, shard_set.num_classes, config.inputs,
-                         config.init)
-    return resnet50_deep_stem(shard_set.num_classes, config.init)
+        model = cresnet39(shard_set.latent_channels, shard_set.num_classes, config.inputs)
+    else:
+        model = resnet50_deep_stem(shard_set.num_classes)
+    if init is not None:
+        load_matching(model, init, f"--init {config.init}")
+    return model
 
 
 def _world() -> int:
@@ -157,12 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     try:  # every check that can fail on input happens before the process group exists
         shard_set = open_shard_set(config.shards, config.domain, config.quality)
         device = _device(config)
+        init = initial_state(config.init)
     except (OSError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        if int(os.environ.get("RANK", 0)) == 0:  # one line for the whole group
+            print(f"error: {err}", file=sys.stderr)
         return 2
     init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        return run(config, shard_set, device)
+        return run(config, shard_set, device, init)
     finally:
         dist.destroy_process_group()
 
@@ -185,14 +191,15 @@ def init_process_group(backend: str) -> None:
                             rank=rank, world_size=world)
 
 
-def run(config: TrainConfig, shard_set: ShardSet, device: torch.device) -> int:
+def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
+        init: dict | None) -> int:
     rank, world = dist.get_rank(), dist.get_world_size()
     is_main = rank == 0
     if config.batch_size % world:
         raise ValueError(f"--batch-size {config.batch_size} is not divisible by {world} processes")
     per_rank_batch = config.batch_size // world
     torch.manual_seed(config.seed)
-    model = build_model(shard_set, config).to(device)
+    model = build_model(shard_set, config, init).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
