@@ -15,7 +15,7 @@ PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS))
 
 .PHONY: help setup browser test lint prep data synthetic demo demo-codecs pretrain codec train ui table2 evaluate \
-	report bench bench-prep bench-train bench-eval clean
+	report minc-subset bench bench-prep bench-train bench-eval clean
 comma := ,
 
 # the embedded default: built-in synthetic textures coded by the project's own demo codecs
@@ -115,6 +115,9 @@ table2: $(PY)  ## the paper's matrix on DATA: prep, 7 classifiers, evaluation, r
 	$(PY) -m evaluation.pipeline --data $(DATA) --out $(OUT) --qualities $(QUALITIES) \
 	  --epochs $(EPOCHS) --nproc $(NPROC) --splits $(subst $(comma), ,$(SPLITS)) \
 	  $(if $(CODECS_DIR),--codecs $(CODECS_DIR)) $(if $(WORKERS),--prep-workers $(WORKERS))
+
+minc-subset: $(PY)  ## the experiment on the real MINC-2500 photographs of ../shared (4 classes; resumes)
+	$(PY) -m evaluation.pipeline --preset minc-subset $(if $(WORKERS),--prep-workers $(WORKERS))
 
 evaluate: $(PY)  ## every trained classifier of SHARDS on every prepared set -> reports/<dataset>
 	$(PY) -m evaluation.evaluate --shards $(SHARDS)

@@ -76,7 +76,16 @@ DEMO = Experiment(data="data/demo-textures", out="data/demo-shards", runs="runs/
                   reports="reports", codecs="codecs/demo", epochs=6, lr=0.01, lr_steps=(4,),
                   batch_size=32, resize=256, crop=64, latent_resize=16, latent_crop=14,
                   init="procedural", shard_size=48, min_seconds=1.0)
-PRESETS = {"paper": Experiment(), "demo": DEMO}
+# The experiment on real photographs: the 4-class MINC-2500 subset in ../shared (SUBSET.md),
+# coded by the project's codecs trained on its split-1 train images (codecs/minc-subset), every
+# classifier fine-tuned from the procedural start; inputs halved (128 -> 112 px, latents 16 ->
+# 14) to fit a CPU (the README says what this trades).
+MINC_SUBSET = Experiment(data="../shared/data/minc-2500-subset/minc-2500",
+                         out="data/minc-subset-shards", runs="runs/minc-subset",
+                         reports="reports/minc-subset", codecs="codecs/minc-subset", epochs=6,
+                         lr=0.01, lr_steps=(4,), resize=128, crop=112, latent_resize=16,
+                         latent_crop=14, init="procedural", shard_size=128, min_seconds=1.0)
+PRESETS = {"paper": Experiment(), "demo": DEMO, "minc-subset": MINC_SUBSET}
 
 
 def _call(command: list[str], what: str) -> None:
