@@ -70,11 +70,12 @@ class Experiment:
 
 # The README's main command: small synthetic textures, the committed demo codecs, every
 # classifier fine-tuned from the offline pretrained start (as the paper fine-tunes from
-# ImageNet) on native-scale crops; sized to finish in minutes on a 2-core CPU (the README says
+# ImageNet). Pixels and latents see the same share of the image as in the paper (256 -> 72,
+# crop 64; y_hat 16x16, crop 14); sized to finish in minutes on a 2-core CPU (the README says
 # what it trades).
 DEMO = Experiment(data="data/demo-textures", out="data/demo-shards", runs="runs/demo",
                   reports="reports", codecs="codecs/demo", epochs=6, lr=0.01, lr_steps=(4,),
-                  batch_size=32, resize=256, crop=64, latent_resize=16, latent_crop=14,
+                  batch_size=32, resize=72, crop=64, latent_resize=16, latent_crop=14,
                   init="procedural", shard_size=48, min_seconds=1.0)
 # The experiment on real photographs: the 4-class MINC-2500 subset in ../shared (SUBSET.md),
 # coded by the project's codecs trained on its split-1 train images (codecs/minc-subset), every
