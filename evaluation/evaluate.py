@@ -121,7 +121,7 @@ def check_counts(predictions: dict, shard_set: ShardSet, split: str) -> None:
 
 def evaluate_target(target: Target, root: Location, split: str, out: Path, device: torch.device,
                     workers: int) -> tuple[dict, ShardSet]:
-    shard_set = open_shard_set(root, target.domain, target.quality)
+    shard_set = open_shard_set(root, target.domain, target.quality, splits=(split,))
     sha256 = target.classifier.sha256
     cache = out / PREDICTIONS / f"{target.slug}-{split}.parquet"
     predictions = _cached(cache, sha256)
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tables = evaluate_all(args.shards, find_classifiers(args.runs or f"runs/train/{dataset}"),
                               out, args.split, args.device, args.workers)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, object stores
         print(f"error: {err}", file=sys.stderr)
         return 2
     columns = ["method", "set", "top1", "top1_low", "top1_high", "top5", "samples", "bpp"]

@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     print("experiment:", json.dumps(asdict(experiment)), flush=True)
     try:
         run(experiment)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, object stores
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         report = write_report(args.shards, args.runs or f"runs/train/{dataset}",
                               args.out or f"reports/{dataset}", args.device, args.min_seconds,
                               not args.no_mlflow, args.experiment)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, object stores
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"report: {report}")

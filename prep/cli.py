@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
 from prep.codec import QUALITIES
+from prep.images import MAX_PIXELS
 from prep.job import PrepConfig, describe, run
 
 
@@ -44,6 +46,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None,
                    help="Ray cluster address ('auto' inside a cluster); default: a local Ray")
     p.add_argument("--force", action="store_true", help="redo every shard of the sets")
+    p.add_argument("--verify", action="store_true",
+                   help="also check finished shards' sha256 (reads them all; a resume always "
+                   "checks their sizes) and redo those that differ")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                   help="larger images are recorded as failures, never decoded (the default "
+                   "fits a CPU worker's memory, see README)")
     p.add_argument("--max-failures", type=int, default=0,
                    help="exit non-zero when more inputs than this fail (good shards are kept)")
     p.add_argument("--no-original", dest="original", action="store_false",
@@ -67,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, files
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as stop:  # SIGINT, or SIGTERM (job.run raises it for both)
+        name = stop.args[0] if stop.args else "SIGINT"
+        print(f"interrupted ({name}): the workers are stopped and the finished shards kept; "
+              f"the same command codes the rest", file=sys.stderr)
+        return 128 + signal.Signals[name]
     print(describe(summary))
     failed = len(summary.failed_keys)
     if failed > config.max_failures:

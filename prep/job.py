@@ -3,6 +3,8 @@
 One actor per GPU where the cluster has GPUs, else `workers` CPU actors; each loads the codec
 once. Shards are the unit of work and of resume. An actor that dies has its shards handed to
 a fresh actor; each key ends up exactly once because a shard only appears when complete.
+SIGINT or SIGTERM of the driver stops the actors (what they were writing stays temporary and
+is removed by the next run, which finishes the job).
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import logging
 import math
 import os
 import platform
+import signal
+import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from prep import schema, storage
 from prep.codec import ARCHITECTURE, METRIC, CodecWeights, codec_sizes, load_codec
 from prep.coding import scale_table
 from prep.datasets import Listing, list_dataset
+from prep.images import MAX_PIXELS
 from prep.plan import SHUFFLE_SEED, check_or_record, clear_set, plan_record, plan_shards
 from prep.progress import progress
 from prep.shards import ShardEncoder, ShardResult, ShardTask, complete_shards, part_paths
@@ -53,6 +58,8 @@ class PrepConfig:
     force: bool = False
     max_failures: int = 0
     original: bool = True  # also write the original/ set (anchor 3)
+    verify: bool = False  # also compare finished shards' sha256 with their fingerprints
+    max_pixels: int = MAX_PIXELS  # larger images are failures, not decoded
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class SetSummary:
     failures: list[dict] = field(default_factory=list)
     shards_total: int = 0
     shards_skipped: int = 0
+    damaged: list[str] = field(default_factory=list)  # finished shards found damaged, redone
 
 
 @dataclass
@@ -128,8 +136,9 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{n: metadata.version(n) for n in names}}
 
 
-def _tasks(listing: Listing, set_dir: Location, quality, weights_sha, config) -> tuple[list, int]:
-    """The shard tasks still to do for one set, and how many shards it has in all."""
+def _tasks(listing: Listing, set_dir: Location, quality, weights_sha,
+           config) -> tuple[SetSummary, list[ShardTask]]:
+    """The set's summary so far and its shard tasks still to do."""
     plan = plan_shards(listing.items, config.shard_size)
     storage.makedirs(set_dir)
     if config.force:
@@ -137,12 +146,13 @@ def _tasks(listing: Listing, set_dir: Location, quality, weights_sha, config) ->
     check_or_record(set_dir, plan_record(listing, plan, quality, weights_sha), config.force)
     schema.remove_stale_temporaries(set_dir)
     schema.remove_stale_temporaries(storage.join(set_dir, schema.PARTS))
-    done = complete_shards(set_dir)
+    done, damaged = complete_shards(set_dir, config.verify)
     todo = [
-        ShardTask(str(set_dir), name, str(listing.root), quality, items)
+        ShardTask(str(set_dir), name, str(listing.root), quality, items, config.max_pixels)
         for name, items in plan.items() if name not in done
     ]
-    return todo, len(plan)
+    return SetSummary(set_dir, quality, shards_total=len(plan),
+                      shards_skipped=len(plan) - len(todo), damaged=damaged), todo
 
 
 class ActorPool:
@@ -194,15 +204,37 @@ class ActorPool:
                 if attempt < MAX_ATTEMPTS:
                     queue.appendleft((task, attempt + 1))
                 else:
-                    errors.append(f"{task.path}: its worker died {attempt} times ({err})")
+                    errors.append(f"{task.path}: its worker died {attempt} times; if it ran out "
+                                  f"of memory, lower --max-pixels or --batch-size, or run fewer "
+                                  f"--workers ({str(err).splitlines()[0]})")
             except ray.exceptions.RayTaskError as err:
-                errors.append(f"{task.path}: {err.cause!r}")
+                errors.append(_shard_error(task, err.cause))
             fill(slot)
         return errors
 
     def shutdown(self) -> None:
         for actor in self.actors:
             self.ray.kill(actor)
+
+
+def _shard_error(task: ShardTask, cause: BaseException) -> str:
+    """A shard that failed as a whole, in one line: images fail alone, so this is its storage
+    (the error names the file and what to fix) or a bug."""
+    if isinstance(cause, OSError):
+        return str(cause)
+    return (f"{task.path}: unexpected {type(cause).__name__}: {cause} (a bug in prep, not in the "
+            f"data: please report it)")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _on_sigterm(handler) -> None:
+    """Set the SIGTERM handler where Python allows it (the main thread; None: one set outside
+    Python, left alone)."""
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def run(config: PrepConfig) -> PrepSummary:
@@ -213,22 +245,27 @@ def run(config: PrepConfig) -> PrepSummary:
     listing = list_dataset(config.data, config.split, config.seed)
     weights, codec_info = _codec(config) if config.quality else (None, None)
     started_ray = not ray.is_initialized()
+    previous = signal.getsignal(signal.SIGTERM)
     if started_ray:
         ray.init(address=config.address, include_dashboard=False, logging_level=logging.WARNING,
                  log_to_driver=False)
+    # SIGTERM as SIGINT: the `finally` blocks stop the actors and a local Ray (the handler that
+    # ray.init installs would tear Ray down under the running job)
+    _on_sigterm(_interrupt)
     try:
         resources = choose_resources(config, ray.cluster_resources())
         sets = [None] * config.original + [config.quality] * bool(config.quality)
         summaries, tasks = [], []
         for quality in sets:
             set_dir = schema.set_dir(config.out, listing.name, quality)
-            todo, total = _tasks(listing, set_dir, quality,
-                                 weights.sha256 if quality else None, config)
-            summaries.append(SetSummary(set_dir, quality, shards_total=total,
-                                        shards_skipped=total - len(todo)))
+            set_summary, todo = _tasks(listing, set_dir, quality,
+                                       weights.sha256 if quality else None, config)
+            summaries.append(set_summary)
             tasks += todo
         summary = PrepSummary(summaries, resources)
         for s in summaries:
+            for note in s.damaged:
+                print(note)
             print(f"{s.set_dir}: {s.shards_skipped} of {s.shards_total} shards already done")
         if tasks:
             _encode(tasks, resources, weights, summary)
@@ -238,6 +275,7 @@ def run(config: PrepConfig) -> PrepSummary:
     finally:
         if started_ray:
             ray.shutdown()
+        _on_sigterm(previous)
 
 
 def _codec(config: PrepConfig) -> tuple[CodecWeights, dict]:
@@ -291,8 +329,8 @@ def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: Prep
     summary.seconds = time.perf_counter() - start
     if errors:
         raise RuntimeError(
-            f"{len(errors)} shard(s) could not be written (the others are kept; run the same "
-            f"command again to retry):\n  " + "\n  ".join(errors)
+            f"{len(errors)} shard(s) could not be written; the finished ones are kept and the "
+            f"same command codes only the rest once the cause is fixed:\n  " + "\n  ".join(errors)
         )
 
 
@@ -323,6 +361,7 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
                            "shards": sum(n.startswith(split + "-") for n in names)}
                    for split in schema.SPLITS},
         "shard_size": config.shard_size,
+        schema.FINGERPRINTS: {n: asdict(schema.read_fingerprint(s.set_dir, n)) for n in names},
         "shard_order": f"each split shuffled with seed {SHUFFLE_SEED} (plan.py)",
         "device": resources.device if resources else None,
         "versions": versions(),

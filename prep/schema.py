@@ -7,10 +7,14 @@ so a shard can never run code while it is read.
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import gzip
 import io
 import json
-from collections.abc import Iterable, Iterator
+import shlex
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import zstandard
@@ -28,6 +32,7 @@ MANIFEST = "manifest.parquet"
 FAILURES = "failures.parquet"
 DATASET_JSON = "dataset.json"
 PARTS = ".parts"  # per-shard manifest rows, merged into MANIFEST when a job ends
+FINGERPRINTS = "shards"  # dataset.json's record of each shard's bytes and sha256
 
 # Members of a sample (WebDataset: the text after the key's first dot).
 LABEL = "cls"
@@ -57,10 +62,24 @@ def shard_name(split: str, index: int) -> str:
     return f"{split}-{index:06d}.tar"
 
 
+SHARD_PATTERN = "{split}-[0-9][0-9][0-9][0-9][0-9][0-9].tar"
+
+
 def shard_paths(directory: Location, split: str = "*") -> list[Location]:
     """The complete shards of one split (default: of every split), in order; temporary files
     are not matched."""
-    return storage.glob(directory, f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].tar")
+    return storage.glob(directory, SHARD_PATTERN.format(split=split))
+
+
+def shard_sizes(directory: Location) -> dict[str, int]:
+    """Shard name -> bytes of every complete shard, from one listing (cheap on object stores)."""
+    pattern = SHARD_PATTERN.format(split="*")
+    return {n: size for n, size in sorted(storage.file_sizes(directory).items())
+            if fnmatch.fnmatchcase(n, pattern)}
+
+
+def shard_split(name: str) -> str:
+    return name.split("-", 1)[0]
 
 
 def sanitize_key(text: str) -> str:
@@ -118,18 +137,32 @@ def original_member(file_format: str) -> str | None:
 # --- writing --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Fingerprint:
+    """A committed shard's size and sha256: a resume compares the size (a listing), --verify
+    the sha256, the trainer and evaluation the sizes of the shards they read."""
+
+    bytes: int
+    sha256: str
+
+
 class ShardWriter:
     """Write one shard to a temporary name; it appears under its final name only when complete.
 
     Tars are reproducible (fixed mtime, owner and order), so the same plan gives the same bytes.
+    `before_commit(fingerprint)` runs once the tar is whole and before it is renamed (its
+    records are written there): an error in it, or in writing, leaves no shard behind.
     """
 
-    def __init__(self, path: Location):
+    def __init__(self, path: Location, before_commit: Callable[[Fingerprint], None] | None = None):
         import webdataset as wds
 
         self.path = storage.location(path)
+        self.before_commit = before_commit
+        self.fingerprint: Fingerprint | None = None
         self._commit = storage.open_write(self.path)
-        self._tar = wds.TarWriter(self._commit.__enter__(), encoder=False, mtime=0.0)
+        self._digest = storage.Digest(self._commit.__enter__())
+        self._tar = wds.TarWriter(self._digest, encoder=False, mtime=0.0)
 
     def write(self, key: str, members: dict[str, bytes]) -> int:
         """Write one sample; returns the bytes of its members."""
@@ -142,8 +175,33 @@ class ShardWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._tar.close()
-        self._commit.__exit__(exc_type, exc, tb)  # renamed when complete, else removed
+        if exc is not None:
+            with contextlib.suppress(Exception):  # closed, so that nothing writes to it later
+                self._tar.close()
+            self._commit.__exit__(exc_type, exc, tb)  # removes the temporary
+            return
+        try:
+            self._tar.close()  # the end-of-archive blocks
+            self.fingerprint = Fingerprint(self._digest.size, self._digest.hexdigest())
+            if self.before_commit is not None:
+                self.before_commit(self.fingerprint)
+        except BaseException as err:
+            self._commit.__exit__(type(err), err, err.__traceback__)  # removes the temporary
+            raise
+        self._commit.__exit__(None, None, None)  # renamed to its final name
+
+
+def fingerprint_path(set_dir: Location, shard: str) -> Location:
+    """A shard's fingerprint while its set is being written (merged into dataset.json)."""
+    return storage.join(set_dir, PARTS, f"{shard}.json")
+
+
+def write_fingerprint(set_dir: Location, shard: str, fingerprint: Fingerprint) -> None:
+    write_atomic(fingerprint_path(set_dir, shard), json.dumps(asdict(fingerprint)).encode())
+
+
+def read_fingerprint(set_dir: Location, shard: str) -> Fingerprint:
+    return Fingerprint(**json.loads(storage.read_bytes(fingerprint_path(set_dir, shard))))
 
 
 def remove_stale_temporaries(directory: Location) -> int:
@@ -235,6 +293,46 @@ def read_dataset_json(directory: Location) -> dict:
             f"version {SCHEMA_VERSION}. Prepare the shards again with this version."
         )
     return info
+
+
+def check_shards(directory: Location, info: dict, splits: Iterable[str] = SPLITS) -> None:
+    """The shards of `splits` are all there with the sizes prep recorded (one listing); else a
+    ValueError in one line naming the first bad shard and the command that redoes it."""
+    recorded = info.get(FINGERPRINTS)
+    if recorded is None:
+        raise ValueError(f"{storage.join(directory, DATASET_JSON)} records no shard sizes (the set "
+                         f"was prepared before they were): run `{redo_command(directory, info)}`, "
+                         f"which checks the shards and records them without coding again")
+    found = shard_sizes(directory)
+    for name, fingerprint in sorted(recorded.items()):
+        size = found.get(name)
+        if shard_split(name) in splits and size != fingerprint["bytes"]:
+            state = "is missing" if size is None else (
+                f"is {size} bytes, prep wrote {fingerprint['bytes']} (damaged or truncated)")
+            raise ValueError(f"shard {storage.join(directory, name)} {state}: redo it with "
+                             f"`{redo_command(directory, info)}`")
+
+
+def redo_command(directory: Location, info: dict) -> str:
+    """`python -m prep ...` that prepares this set again as it was (it redoes only the shards
+    that are missing or damaged): its dataset, split, codec and shard size from dataset.json,
+    --out from where the set is."""
+    out = storage.parent(storage.parent(storage.location(directory)))
+    args = ["--data", info["dataset"]["root"], "--out", str(out)]
+    split = info.get("split") or {}
+    if "number" in split:
+        args += ["--split", str(split["number"])]
+    if "seed" in split:
+        args += ["--seed", str(split["seed"])]
+    codec = info.get("codec")
+    if codec:
+        args += ["--quality", str(codec["quality"])]
+        if "://" not in codec["weights_source"]:  # a file, not CompressAI's download
+            args += ["--codec-weights", codec["weights_source"]]
+    else:
+        args += ["--original-only"]
+    args += ["--shard-size", str(info["shard_size"])]
+    return "python -m prep " + shlex.join(args)
 
 
 # --- manifests ------------------------------------------------------------------------------

@@ -1,7 +1,12 @@
 """Write one planned shard: read its images, code them, and commit the tar and its manifest rows.
 
-A shard is committed in two steps, rows first and the tar last, each under a temporary name
-renamed when complete: a shard whose tar exists is done; anything else is redone on resume.
+A shard is committed in steps, each under a temporary name renamed when complete: its rows and
+failures, then its fingerprint (size and sha256 of the finished tar), the tar last. A shard
+whose tar exists with the recorded size is done; anything else is redone on resume.
+
+Failures are per image: any error reading, decoding, converting or coding one image becomes
+that image's failure record and the shard is written with the rest. Only errors of the shard
+itself (its storage) fail the shard, and they say what to fix.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
@@ -19,7 +25,7 @@ import pyarrow as pa
 
 from prep import schema, storage
 from prep.datasets import Failure, Item
-from prep.images import BadImage, LoadedImage, decode_rgb
+from prep.images import MAX_PIXELS, BadImage, LoadedImage, decode_rgb
 from prep.storage import Location
 
 
@@ -30,6 +36,7 @@ class ShardTask:
     dataset_root: str
     quality: int | None  # None: the original set
     items: tuple[Item, ...]
+    max_pixels: int = MAX_PIXELS  # larger images are failures, never decoded
 
     @property
     def path(self) -> Location:
@@ -53,12 +60,49 @@ def part_paths(set_dir: Location, shard: str) -> tuple[Location, Location]:
     return storage.join(parts, f"{shard}.parquet"), storage.join(parts, f"{shard}.failures.parquet")
 
 
-def complete_shards(set_dir: Location) -> set[str]:
-    """Names of the shards whose tar and both parts exist (two listings, also on object stores).
-    """
+def complete_shards(set_dir: Location, verify: bool = False) -> tuple[set[str], list[str]]:
+    """Names of the shards that are done (tar, parts and fingerprint there, the tar's size as
+    recorded; with `verify` its sha256 too), and a note for each damaged one, which is removed
+    so that it is redone. Two listings and a small read per shard, also on object stores."""
     parts = storage.listdir(storage.join(set_dir, schema.PARTS))
-    return {storage.name(path) for path in schema.shard_paths(set_dir)
-            if all(storage.name(p) in parts for p in part_paths(set_dir, storage.name(path)))}
+    done, notes = set(), []
+    for name, size in schema.shard_sizes(set_dir).items():
+        path = storage.join(set_dir, name)
+        if not all(storage.name(p) in parts for p in part_paths(set_dir, name)):
+            continue  # its parts are lost: redone (the tar is overwritten)
+        if storage.name(schema.fingerprint_path(set_dir, name)) not in parts:
+            problem = _adopt(set_dir, name, size)
+        else:
+            problem = _damage(path, size, schema.read_fingerprint(set_dir, name), verify)
+        if problem:
+            storage.remove(path)
+            notes.append(f"{path} {problem}: redoing it")
+        else:
+            done.add(name)
+    return done, notes
+
+
+def _damage(path: Location, size: int, fingerprint: schema.Fingerprint,
+            verify: bool) -> str | None:
+    if size != fingerprint.bytes:
+        return f"is {size} bytes, {fingerprint.bytes} when written (damaged or truncated)"
+    if verify and storage.sha256(path) != fingerprint.sha256:
+        return "has the recorded size but not the recorded sha256 (damaged)"
+    return None
+
+
+def _adopt(set_dir: Location, name: str, size: int) -> str | None:
+    """A shard written before fingerprints were recorded: record its own if it reads whole and
+    holds exactly its manifest rows' keys (read once, not coded again), else say why not."""
+    path = storage.join(set_dir, name)
+    try:
+        keys = [raw["__key__"] for raw in schema.iter_raw_shard(path)]
+    except ValueError as err:
+        return f"has no fingerprint and does not read whole ({err})"
+    if keys != schema.read_table(part_paths(set_dir, name)[0]).column("key").to_pylist():
+        return "has no fingerprint and holds other keys than its manifest rows"
+    schema.write_fingerprint(set_dir, name, schema.Fingerprint(size, storage.sha256(path)))
+    return None
 
 
 def peak_rss_bytes() -> int:
@@ -75,14 +119,20 @@ def prefetch(fn: Callable, items: Iterable, pool: ThreadPoolExecutor, depth: int
         yield result
 
 
-def _load(root: str, item: Item) -> tuple[Item, bytes | None, LoadedImage | str]:
+def _load(task: ShardTask, item: Item) -> tuple[Item, bytes | None, LoadedImage | str]:
     """The file's bytes and decoded image, or the reason it cannot be used."""
     try:
-        data = Path(root, item.source).read_bytes()
-        return item, data, decode_rgb(data, item.source)
-    except (OSError, BadImage) as err:
-        reason = str(err) if isinstance(err, BadImage) else f"cannot read file: {err}"
-        return item, None, reason
+        data = Path(task.dataset_root, item.source).read_bytes()
+    except OSError as err:
+        return item, None, f"cannot read file: {err}"
+    try:
+        return item, data, decode_rgb(data, item.source, task.max_pixels)
+    except Exception as err:  # BadImage, or anything else the decoder raises for this file
+        return item, None, str(err) if isinstance(err, BadImage) else _reason(err)
+
+
+def _reason(err: Exception) -> str:
+    return f"{type(err).__name__}: {err}"
 
 
 MISMATCH = "entropy-decoded y_hat differs from the encoder's round(y) (see DESIGN.md)"
@@ -181,22 +231,23 @@ class ShardEncoder:
 
         def commit(outputs: list) -> None:
             for item, output in outputs:
-                if isinstance(output, Failure):
-                    failures.append(output.row(task.shard))
+                result = _result(item, output)
+                if isinstance(result, Failure):
+                    failures.append(result.row(task.shard))
                     continue
-                members, meta = output.result()
-                writer.write(item.key, members)
+                members, meta = result
+                writer.write(item.key, members)  # a storage error here fails the shard
                 rows.append(meta)
 
-        loaded = prefetch(lambda it: _load(task.dataset_root, it), task.items, self.pool, 4)
-        with schema.ShardWriter(task.path) as writer:
+        loaded = prefetch(lambda it: _load(task, it), task.items, self.pool, 4)
+        records = partial(_write_parts, task, rows, failures)  # once the tar is whole
+        with schema.ShardWriter(task.path, before_commit=records) as writer:
             pending: list = []
             for batch in _batches(loaded, self.batch_size):
                 outputs = self._submit(task, batch)  # codes this batch while the pool
                 commit(pending)  # encodes the previous one's members
                 pending = outputs
             commit(pending)
-            self._write_parts(task, rows, failures)
         return ShardResult(task.shard, len(rows), len(failures), time.perf_counter() - start,
                            peak_rss_bytes(), self.name, self.node)
 
@@ -211,24 +262,48 @@ class ShardEncoder:
                                         _base_meta(item, task.shard, loaded)))
                 for item, data, loaded in batch
             ]
-        from prep.coding import code_images
-
-        coded = code_images(self.model, [loaded.rgb for _, _, loaded in batch])
         return [
-            (item, self.pool.submit(_coded_members, item, c, task.quality,
-                                    _base_meta(item, task.shard, loaded)))
-            if c.exact else (item, _failure(item, "verify", MISMATCH))
-            for (item, _, loaded), c in zip(batch, coded, strict=True)
+            (item, c if isinstance(c, Failure) else
+             self.pool.submit(_coded_members, item, c, task.quality,
+                              _base_meta(item, task.shard, loaded)))
+            for (item, _, loaded), c in zip(batch, self._code(batch), strict=True)
         ]
 
-    @staticmethod
-    def _write_parts(task: ShardTask, rows: list[dict], failures: list[dict]) -> None:
-        rows_path, failures_path = part_paths(task.set_dir, task.shard)
-        storage.makedirs(storage.parent(rows_path))
-        manifest = schema.manifest_schema(task.quality)
-        schema.write_table(pa.Table.from_pylist(rows, schema=manifest), rows_path)
-        schema.write_table(pa.Table.from_pylist(failures, schema=schema.failure_schema()),
-                           failures_path)
+    def _code(self, batch: list) -> list:
+        """Coded, or a Failure, per image: a batch that fails is coded again image by image so
+        that only the image at fault fails."""
+        from prep import coding
+
+        try:
+            coded = coding.code_images(self.model, [loaded.rgb for _, _, loaded in batch])
+        except Exception as err:
+            if len(batch) > 1:
+                return [result for entry in batch for result in self._code([entry])]
+            return [_failure(batch[0][0], "encode", f"coding failed: {_reason(err)}")]
+        return [c if c.exact else _failure(item, "verify", MISMATCH)
+                for (item, _, _), c in zip(batch, coded, strict=True)]
+
+
+def _result(item: Item, output: Future | Failure) -> tuple[dict, dict] | Failure:
+    """An image's members and manifest row, or its failure (encoding the members can fail)."""
+    if isinstance(output, Failure):
+        return output
+    try:
+        return output.result()
+    except Exception as err:
+        return _failure(item, "encode", _reason(err))
+
+
+def _write_parts(task: ShardTask, rows: list[dict], failures: list[dict],
+                 fingerprint: schema.Fingerprint) -> None:
+    """The shard's rows, failures and fingerprint, written before its tar is renamed."""
+    rows_path, failures_path = part_paths(task.set_dir, task.shard)
+    storage.makedirs(storage.parent(rows_path))
+    manifest = schema.manifest_schema(task.quality)
+    schema.write_table(pa.Table.from_pylist(rows, schema=manifest), rows_path)
+    schema.write_table(pa.Table.from_pylist(failures, schema=schema.failure_schema()),
+                       failures_path)
+    schema.write_fingerprint(task.set_dir, task.shard, fingerprint)
 
 
 def _ray_node() -> str:

@@ -17,8 +17,11 @@ GOOGLE_APPLICATION_CREDENTIALS.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fnmatch
 import functools
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -34,6 +37,13 @@ CREDENTIALS_HINT = (
     "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION and AWS_ENDPOINT_URL (S3) or "
     "GOOGLE_APPLICATION_CREDENTIALS (GCS) on every node; see README 'Cluster'"
 )
+# What to do about a failed write, by errno; every tool that writes takes an --out
+WRITE_ADVICE = {
+    errno.ENOSPC: "free space on that filesystem or choose another --out",
+    errno.EDQUOT: "the disk quota is used up: free space or choose another --out",
+    errno.EROFS: "the filesystem is read-only: choose another --out",
+    errno.EACCES: "this user may not write there: fix the permissions or choose another --out",
+}
 
 
 def scheme(location: Location) -> str:
@@ -161,6 +171,22 @@ def listdir(directory: Location) -> dict[str, bool]:
     return {name(i.path): i.type == fs.FileType.Directory for i in infos}
 
 
+def file_sizes(directory: Location) -> dict[str, int]:
+    """The files of one folder and their sizes in bytes, from one listing (one request on an
+    object store); empty when missing."""
+    directory = location(directory)
+    if isinstance(directory, Path):
+        if not directory.is_dir():
+            return {}
+        return {p.name: p.stat().st_size for p in directory.iterdir() if p.is_file()}
+    from pyarrow import fs
+
+    filesystem, inner = _remote(directory)
+    with _explained(directory):
+        infos = filesystem.get_file_info(fs.FileSelector(inner, allow_not_found=True))
+    return {name(i.path): i.size for i in infos if i.type == fs.FileType.File}
+
+
 def glob(directory: Location, pattern: str) -> list[Location]:
     """Files of one folder whose names match a shell pattern, sorted by name."""
     matches = sorted(n for n, folder in listdir(directory).items()
@@ -194,6 +220,15 @@ def read_bytes(path: Location) -> bytes:
         return file.read()
 
 
+def sha256(path: Location) -> str:
+    """The sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open_read(path) as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 # --- writing ------------------------------------------------------------------------------------
 
 
@@ -213,30 +248,57 @@ def temporary(path: Location) -> Location:
 @contextmanager
 def open_write(path: Location) -> Iterator[BinaryIO]:
     """Write a file atomically: a temporary name, renamed to `path` only when the block ends
-    without an exception (else removed)."""
+    without an exception (else removed). An OSError names `path` and what to do."""
     path = location(path)
     tmp = temporary(path)
-    if isinstance(path, Path):
-        try:
+    if not isinstance(path, Path):
+        (filesystem, inner), (_, inner_tmp) = _remote(path), _remote(tmp)
+    try:
+        if isinstance(path, Path):
             with open(tmp, "wb") as file:
                 yield file
             os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return
-    filesystem, inner = _remote(path)
-    _, inner_tmp = _remote(tmp)
-    try:
+            return
         with _explained(path):
             stream = filesystem.open_output_stream(inner_tmp)
-        with stream:
-            yield stream
-        with _explained(path):
+            with stream:
+                yield stream
             filesystem.move(inner_tmp, inner)  # server-side copy: appears whole or not at all
-    except BaseException:
-        remove(tmp)
+    except BaseException as err:
+        with contextlib.suppress(OSError):  # a stale temporary is removed by the next run
+            remove(tmp)
+        explained = write_error(path, err) if isinstance(err, OSError) else err
+        if explained is not err:
+            raise explained from err
         raise
+
+
+def write_error(path: Location, err: OSError) -> OSError:
+    """A failed write as one line that names the file and what to do (errno kept)."""
+    if str(path) in str(err) or (err.strerror or "").startswith("cannot write "):
+        return err  # explained already (object store errors, a nested write)
+    advice = WRITE_ADVICE.get(err.errno)
+    return OSError(err.errno, f"cannot write {path}: {err.strerror or err}"
+                   + (f"; {advice}" if advice else ""))
+
+
+class Digest:
+    """A write-through stream that counts and hashes what passes: a file's fingerprint while
+    it is written, without reading it back."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream, self.size, self._sha256 = stream, 0, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self._sha256.update(data)
+        self.size += len(data)
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def hexdigest(self) -> str:
+        return self._sha256.hexdigest()
 
 
 def write_atomic(path: Location, data: bytes) -> None:

@@ -1,3 +1,5 @@
+import errno
+import hashlib
 import io
 import pickle
 import tarfile
@@ -94,3 +96,22 @@ def test_tar_members_are_named_per_contract(tmp_path):
         writer.write("brick_000001", {schema.LATENT: b"x", schema.SCALES: b"y"})
     with tarfile.open(path) as tar:
         assert tar.getnames() == ["brick_000001.latent.npy.zst", "brick_000001.scales.npy.zst"]
+
+
+def test_writer_fingerprints_the_tar_before_it_is_committed(tmp_path):
+    path = tmp_path / "train-000000.tar"
+    seen = []
+    with schema.ShardWriter(path, lambda fp: seen.append((fp, path.exists()))) as writer:
+        writer.write("k", {schema.LABEL: b"1", schema.Y_STRING: bytes(20000)})
+    [(fingerprint, committed)] = seen
+    assert not committed  # its records are written while the tar is still temporary
+    assert fingerprint == schema.Fingerprint(path.stat().st_size,
+                                             hashlib.sha256(path.read_bytes()).hexdigest())
+
+    def records_fail(fingerprint):
+        raise OSError(errno.EIO, "Input/output error")
+
+    with pytest.raises(OSError, match="cannot write .*train-000001.tar: Input/output error"), \
+            schema.ShardWriter(tmp_path / "train-000001.tar", records_fail) as writer:
+        writer.write("k", {schema.LABEL: b"1"})
+    assert [p.name for p in tmp_path.iterdir()] == ["train-000000.tar"]  # nothing else left

@@ -49,11 +49,16 @@ class ShardSet:
         return self.info["codec"]["M"] if self.info.get("codec") else None
 
     def shards(self, split: str) -> list[str]:
-        return [str(p) for p in schema.shard_paths(self.directory, split)]
+        """The shards prep recorded for a split (their sizes checked by open_shard_set)."""
+        return [str(storage.join(self.directory, name))
+                for name in sorted(self.info[schema.FINGERPRINTS])
+                if schema.shard_split(name) == split]
 
 
-def open_shard_set(root: str | Path, domain: str, quality: int | None) -> ShardSet:
-    """Check everything a run needs before any process group exists; errors say what to do."""
+def open_shard_set(root: str | Path, domain: str, quality: int | None,
+                   splits: tuple[str, ...] = schema.SPLITS) -> ShardSet:
+    """Check everything a run needs before any process group exists, the size of every shard of
+    `splits` included; errors are one line that says what to do."""
     if domain not in DOMAINS:
         raise ValueError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
     if domain != "original" and quality is None:
@@ -70,13 +75,9 @@ def open_shard_set(root: str | Path, domain: str, quality: int | None) -> ShardS
             f"{schema.set_name(None if domain == 'original' else quality)} set, which was not "
             f"prepared (sets in {root}: {', '.join(found) or 'none'}); run `make prep Q=...`")
     info = schema.read_dataset_json(directory)
+    schema.check_shards(directory, info, splits)
     counts = {split: info["counts"][split]["samples"] for split in schema.SPLITS}
-    shard_set = ShardSet(directory, domain, info, counts)
-    for split in schema.SPLITS:
-        if counts[split] and not shard_set.shards(split):
-            raise FileNotFoundError(f"{directory} lists {counts[split]} {split} samples but "
-                                    f"holds no {split} shards: prepare it again")
-    return shard_set
+    return ShardSet(directory, domain, info, counts)
 
 
 class Lighting:
