@@ -14,7 +14,7 @@ SPLIT ?= 1
 PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS))
 
-.PHONY: help setup browser test lint prep data synthetic demo demo-codecs pretrain codec train ui table2 evaluate \
+.PHONY: help setup browser test lint prep data synthetic demo demo-codecs pretrain minc-codecs codec train ui table2 evaluate \
 	report minc-subset bench bench-prep bench-train bench-eval clean
 comma := ,
 
@@ -93,6 +93,16 @@ pretrain: $(PY)  ## pretrain the offline starting point -> backbones/procedural 
 	  --batch-size 64 --lr 0.025 --lr-steps 10 14 --resize 96 --crop 64 \
 	  --out runs/pretrain/procedural --resume --experiment pretraining
 	$(PY) -m trainer.backbone runs/pretrain/procedural/checkpoint.pth backbones/procedural/resnet50.pth
+
+SUBSET ?= ../shared/data/minc-2500-subset/minc-2500
+minc-codecs: $(PY)  ## retrain codecs/minc-subset on the real photographs, as its model card says
+	set -e; T="$(PY) -m prep.train_codec --data $(SUBSET) --batch-size 8 --crop 192 --threads 1 \
+	  --val-every 500 --val-images 16"; R=runs/codecs/minc-subset; \
+	$$T -q 4 --out $$R/q4 --steps 3000 --init codecs/demo/codec-q4.pth; \
+	$$T -q 1 --out $$R/q1 --steps 1500 --init $$R/q4/codec-q4.pth & Q1=$$!; \
+	$$T -q 8 --out $$R/q8 --steps 2000 --init $$R/q4/codec-q4.pth; wait $$Q1; \
+	mkdir -p codecs/minc-subset; \
+	cp $$R/q1/codec-q1.pth $$R/q4/codec-q4.pth $$R/q8/codec-q8.pth codecs/minc-subset/
 
 codec: $(PY)  ## train the codec of quality Q on DATA [INIT=pretrained|file SIZES=N,M STEPS=n]
 	$(PY) -m prep.train_codec -q $(Q) --data $(DATA) --out runs/codecs/q$(Q) --init $(INIT) \
