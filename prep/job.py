@@ -1,8 +1,10 @@
 """The prep job: plan the shards, spread them over a pool of Ray actors, merge the manifests.
 
-One actor per GPU where the cluster has GPUs, else `workers` CPU actors; each loads the codec
-once. Shards are the unit of work and of resume. An actor that dies has its shards handed to
-a fresh actor; each key ends up exactly once because a shard only appears when complete.
+One job writes the original set, the learned codec's set of one quality and any classical
+(JPEG, WebP) sets. One actor per GPU where the cluster has GPUs, else `workers` CPU actors;
+each loads the learned codec once. Shards are the unit of work and of resume. An actor that
+dies has its shards handed to a fresh actor; each key ends up exactly once because a shard only
+appears when complete.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from prep import schema, storage
+from prep import classical, schema, storage
 from prep.codec import ARCHITECTURE, METRIC, CodecWeights, codec_sizes, load_codec
 from prep.coding import scale_table
 from prep.datasets import Listing, list_dataset
@@ -40,7 +42,7 @@ MAX_ATTEMPTS = 3  # per shard, across actor deaths
 class PrepConfig:
     data: Path
     out: Location  # a local or shared path, or an object store URI (s3://, gs://)
-    quality: int | None  # None: the original set alone (no codec)
+    quality: int | None  # the learned codec's quality; None: no learned set
     split: int = 1
     seed: int = 0
     codec_weights: Path | None = None
@@ -53,6 +55,13 @@ class PrepConfig:
     force: bool = False
     max_failures: int = 0
     original: bool = True  # also write the original/ set (anchor 3)
+    classical: tuple[tuple[str, int], ...] = ()  # (codec, Pillow quality): sets jpeg30, ...
+
+    def sets(self) -> list[tuple[int | None, str]]:
+        """(quality, codec) of every set the job writes; quality None: the original set."""
+        learned = [(self.quality, schema.LEARNED)] if self.quality else []
+        return ([(None, schema.LEARNED)] * self.original + learned
+                + [(quality, codec) for codec, quality in self.classical])
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class Resources:
 class SetSummary:
     set_dir: Location
     quality: int | None
+    codec: str = schema.LEARNED
     counts: dict = field(default_factory=dict)  # split -> samples
     failures: list[dict] = field(default_factory=list)
     shards_total: int = 0
@@ -128,18 +138,21 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{n: metadata.version(n) for n in names}}
 
 
-def _tasks(listing: Listing, set_dir: Location, quality, weights_sha, config) -> tuple[list, int]:
+def _tasks(listing: Listing, set_dir: Location, quality, codec: str, weights_sha,
+           config) -> tuple[list, int]:
     """The shard tasks still to do for one set, and how many shards it has in all."""
     plan = plan_shards(listing.items, config.shard_size)
     storage.makedirs(set_dir)
     if config.force:
         clear_set(set_dir)
-    check_or_record(set_dir, plan_record(listing, plan, quality, weights_sha), config.force)
+    encoder = classical.encoder_info(codec, quality) if codec in schema.CLASSICAL else None
+    check_or_record(set_dir, plan_record(listing, plan, quality, weights_sha, codec=codec,
+                                         encoder=encoder), config.force)
     schema.remove_stale_temporaries(set_dir)
     schema.remove_stale_temporaries(storage.join(set_dir, schema.PARTS))
     done = complete_shards(set_dir)
     todo = [
-        ShardTask(str(set_dir), name, str(listing.root), quality, items)
+        ShardTask(str(set_dir), name, str(listing.root), quality, items, codec)
         for name, items in plan.items() if name not in done
     ]
     return todo, len(plan)
@@ -206,10 +219,16 @@ class ActorPool:
 
 
 def run(config: PrepConfig) -> PrepSummary:
-    """Prepare the original set and quality `config.quality` (or the original set alone when
-    quality is None); resumable."""
+    """Prepare the sets of `config.sets()`; resumable."""
     import ray
 
+    sets = config.sets()
+    if not sets:
+        raise ValueError("nothing to write: ask for the original set, a learned-codec quality "
+                         "or a classical codec's qualities")
+    for quality, codec in sets:
+        if codec in schema.CLASSICAL:
+            classical.check(codec, quality)  # before Ray starts
     listing = list_dataset(config.data, config.split, config.seed)
     weights, codec_info = _codec(config) if config.quality else (None, None)
     started_ray = not ray.is_initialized()
@@ -218,13 +237,13 @@ def run(config: PrepConfig) -> PrepSummary:
                  log_to_driver=False)
     try:
         resources = choose_resources(config, ray.cluster_resources())
-        sets = [None] * config.original + [config.quality] * bool(config.quality)
         summaries, tasks = [], []
-        for quality in sets:
-            set_dir = schema.set_dir(config.out, listing.name, quality)
-            todo, total = _tasks(listing, set_dir, quality,
-                                 weights.sha256 if quality else None, config)
-            summaries.append(SetSummary(set_dir, quality, shards_total=total,
+        for quality, codec in sets:
+            set_dir = schema.set_dir(config.out, listing.name, quality, codec)
+            learned = quality is not None and codec == schema.LEARNED
+            todo, total = _tasks(listing, set_dir, quality, codec,
+                                 weights.sha256 if learned else None, config)
+            summaries.append(SetSummary(set_dir, quality, codec, shards_total=total,
                                         shards_skipped=total - len(todo)))
             tasks += todo
         summary = PrepSummary(summaries, resources)
@@ -233,7 +252,7 @@ def run(config: PrepConfig) -> PrepSummary:
         if tasks:
             _encode(tasks, resources, weights, summary)
         for s in summaries:
-            _finish_set(s, listing, config, codec_info if s.quality else None, resources)
+            _finish_set(s, listing, config, _set_codec(s, codec_info), resources)
         return summary
     finally:
         if started_ray:
@@ -254,6 +273,14 @@ def _codec(config: PrepConfig) -> tuple[CodecWeights, dict]:
     return weights, info
 
 
+def _set_codec(s: SetSummary, learned_info: dict | None) -> dict | None:
+    """dataset.json's `codec`: the learned codec's, a classical encoder's, None (original)."""
+    if s.quality is None:
+        return None
+    return learned_info if s.codec == schema.LEARNED else classical.encoder_info(s.codec,
+                                                                                  s.quality)
+
+
 def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: PrepSummary) -> None:
     import ray
 
@@ -261,19 +288,19 @@ def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: Prep
     print(f"encoding {images} images in {len(tasks)} shards on {resources.describe()}")
     start = time.perf_counter()
     pool = ActorPool(resources, ray.put(weights))
-    sets = sorted({t.quality or 0 for t in tasks})
+    sets = list(dict.fromkeys(t.set_name for t in tasks))
     bars = {
-        q: progress(total=sum(len(t.items) for t in tasks if (t.quality or 0) == q),
-                    unit="img", desc=schema.set_name(q or None), position=i, smoothing=0.1)
-        for i, q in enumerate(sets)
+        name: progress(total=sum(len(t.items) for t in tasks if t.set_name == name),
+                       unit="img", desc=name, position=i, smoothing=0.1)
+        for i, name in enumerate(sets)
     }
     done = defaultdict(int)
 
     def on_done(task: ShardTask, result: ShardResult) -> None:
-        bar = bars[task.quality or 0]
-        done[task.quality or 0] += 1
+        bar = bars[task.set_name]
+        done[task.set_name] += 1
         bar.update(len(task.items))
-        bar.set_postfix_str(f"shards {done[task.quality or 0]}", refresh=False)
+        bar.set_postfix_str(f"shards {done[task.set_name]}", refresh=False)
         summary.completions.append((time.perf_counter() - start, len(task.items)))
         worker = result.worker
         summary.peak_rss_bytes[worker] = max(summary.peak_rss_bytes.get(worker, 0),
@@ -300,7 +327,8 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
     """Merge the per-shard rows into the set's manifest, failures and dataset.json."""
     names = [storage.name(p) for p in schema.shard_paths(s.set_dir)]
     rows = [schema.read_table(part_paths(s.set_dir, n)[0]) for n in names]
-    manifest = pa.concat_tables(rows) if rows else schema.manifest_schema(s.quality).empty_table()
+    manifest = (pa.concat_tables(rows) if rows
+                else schema.manifest_schema(s.quality, s.codec).empty_table())
     shard_failures = [schema.read_table(part_paths(s.set_dir, n)[1]) for n in names]
     listed = pa.Table.from_pylist([f.row() for f in listing.failures], schema.failure_schema())
     failures = pa.concat_tables([listed, *shard_failures])
@@ -317,7 +345,7 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
         "dataset": {"name": listing.name, "root": str(listing.root), "layout": listing.layout},
         "split": listing.split,
         "categories": list(listing.categories),
-        "set": schema.set_name(s.quality),
+        "set": schema.set_name(s.quality, s.codec),
         "codec": codec_info,
         "counts": {split: {"samples": s.counts[split], "failures": failed[split],
                            "shards": sum(n.startswith(split + "-") for n in names)}

@@ -1,4 +1,5 @@
-"""Write one planned shard: read its images, code them, and commit the tar and its manifest rows.
+"""Write one planned shard: read its images, code them (the learned codec, or a classical one),
+and commit the tar and its manifest rows.
 
 A shard is committed in two steps, rows first and the tar last, each under a temporary name
 renamed when complete: a shard whose tar exists is done; anything else is redone on resume.
@@ -25,11 +26,16 @@ from prep.storage import Location
 
 @dataclass(frozen=True)
 class ShardTask:
-    set_dir: str  # <out>/<dataset>/<original|qQ>: a local path or an object store URI
+    set_dir: str  # <out>/<dataset>/<original|qQ|jpegP>: a local path or an object store URI
     shard: str  # file name, e.g. train-000003.tar
     dataset_root: str
     quality: int | None  # None: the original set
     items: tuple[Item, ...]
+    codec: str = schema.LEARNED  # schema.CODECS
+
+    @property
+    def set_name(self) -> str:
+        return schema.set_name(self.quality, self.codec)
 
     @property
     def path(self) -> Location:
@@ -139,6 +145,22 @@ def _coded_members(item: Item, coded, quality: int, meta: dict):
     return members, meta
 
 
+def _classical_members(item: Item, coded, codec: str, quality: int, meta: dict):
+    member = schema.bitstream_member(codec)
+    members = {
+        schema.LABEL: str(item.label).encode(),
+        member: coded.data,
+        schema.DECODED: schema.encode_png(coded.decoded),
+    }
+    meta |= {
+        "codec": codec, "quality": quality, "bpp": coded.bpp, "psnr": coded.psnr,
+        "ms_ssim": coded.ms_ssim, "ssim": coded.ssim, "file_bytes": len(coded.data),
+        "decoded_bytes": len(members[schema.DECODED]),
+    }
+    members[schema.META] = schema.encode_json(meta)
+    return members, meta
+
+
 def _batches(loaded: Iterator, batch_size: int) -> Iterator[list]:
     """Consecutive good images of one size, up to batch_size; failed reads pass through alone."""
     batch: list = []
@@ -211,6 +233,16 @@ class ShardEncoder:
                                         _base_meta(item, task.shard, loaded)))
                 for item, data, loaded in batch
             ]
+        if task.codec in schema.CLASSICAL:
+            from prep.classical import code_classical
+
+            coded = code_classical([loaded.rgb for _, _, loaded in batch], task.codec,
+                                   task.quality)
+            return [
+                (item, self.pool.submit(_classical_members, item, c, task.codec, task.quality,
+                                        _base_meta(item, task.shard, loaded)))
+                for (item, _, loaded), c in zip(batch, coded, strict=True)
+            ]
         from prep.coding import code_images
 
         coded = code_images(self.model, [loaded.rgb for _, _, loaded in batch])
@@ -225,7 +257,7 @@ class ShardEncoder:
     def _write_parts(task: ShardTask, rows: list[dict], failures: list[dict]) -> None:
         rows_path, failures_path = part_paths(task.set_dir, task.shard)
         storage.makedirs(storage.parent(rows_path))
-        manifest = schema.manifest_schema(task.quality)
+        manifest = schema.manifest_schema(task.quality, task.codec)
         schema.write_table(pa.Table.from_pylist(rows, schema=manifest), rows_path)
         schema.write_table(pa.Table.from_pylist(failures, schema=schema.failure_schema()),
                            failures_path)

@@ -94,3 +94,17 @@ def test_tar_members_are_named_per_contract(tmp_path):
         writer.write("brick_000001", {schema.LATENT: b"x", schema.SCALES: b"y"})
     with tarfile.open(path) as tar:
         assert tar.getnames() == ["brick_000001.latent.npy.zst", "brick_000001.scales.npy.zst"]
+
+
+def test_set_names_spell_the_codec_and_read_back():
+    names = {(None, "learned"): "original", (4, "learned"): "q4", (30, "jpeg"): "jpeg30",
+             (50, "webp"): "webp50"}
+    for (quality, codec), name in names.items():
+        assert schema.set_name(quality, codec) == name
+        assert schema.parse_set_name(name) == (codec, quality)
+    assert schema.set_name(4) == "q4" and schema.bitstream_member("jpeg") == "jpeg.bin"
+    for bad in ("q", "jpeg", "png30", "Q4", "q4.tar"):
+        with pytest.raises(ValueError, match="not a set name: original, q<Q>"):
+            schema.parse_set_name(bad)
+    with pytest.raises(ValueError, match="not one of learned, jpeg, webp"):
+        schema.set_name(30, "avif")
