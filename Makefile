@@ -10,9 +10,16 @@ OUT ?= data/shards
 WORKERS ?=
 CODEC_WEIGHTS ?=
 SPLIT ?= 1
+# Pillow qualities of the classical anchors (jpeg<P>, webp<P> sets): empty = the preset's
+# (demo: JPEG 5 20 60, no WebP; table2: JPEG 5 20 50 80, no WebP), `none` = no such sets
+JPEG ?=
+WEBP ?=
+ANCHOR_ARGS := $(if $(JPEG),--jpeg-qualities $(filter-out none,$(JPEG))) \
+	$(if $(WEBP),--webp-qualities $(filter-out none,$(WEBP)))
 
 PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
-	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS))
+	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS)) \
+	$(if $(filter-out none,$(JPEG)),--jpeg $(JPEG)) $(if $(filter-out none,$(WEBP)),--webp $(WEBP))
 
 .PHONY: help setup browser test lint prep data synthetic demo demo-codecs pretrain minc-codecs codec train ui table2 evaluate \
 	report minc-subset bench bench-prep bench-train bench-eval clean
@@ -33,6 +40,7 @@ STEPS ?= 20000
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 	@echo "  variables: Q=$(Q) DATA=$(DATA) OUT=$(OUT) WORKERS=<n> CODEC_WEIGHTS=<file> SPLIT=$(SPLIT)"
+	@echo "             JPEG=\"<P> ...\"|none WEBP=\"<P> ...\"|none (classical anchors: prep, demo, table2)"
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,7 +67,7 @@ data: $(PY)  ## download MINC-2500 to data/ (needs a network)
 synthetic: $(PY)  ## write the built-in synthetic texture set to data/synthetic-textures
 	$(PY) -m prep.synthetic --out data/synthetic-textures
 
-prep: $(PY)  ## encode DATA at quality Q into WebDataset shards under OUT
+prep: $(PY)  ## encode DATA at quality Q (and JPEG/WEBP qualities) into WebDataset shards under OUT
 	$(PY) -m prep $(PREP_ARGS)
 
 demo: $(PY)  ## the whole paper on synthetic textures: codecs -> shards -> classifiers -> report
@@ -67,7 +75,7 @@ demo: $(PY)  ## the whole paper on synthetic textures: codecs -> shards -> class
 	$(if $(filter train,$(CODECS)),$(MAKE) demo-codecs,)
 	$(PY) -m evaluation.pipeline --preset demo --data $(DEMO_DATA) --out $(DEMO_OUT) \
 	  --qualities $(DEMO_QUALITIES) $(if $(filter train,$(CODECS)),--codecs runs/codecs/demo,--codecs $(CODECS)) \
-	  $(if $(WORKERS),--prep-workers $(WORKERS))
+	  $(if $(WORKERS),--prep-workers $(WORKERS)) $(ANCHOR_ARGS)
 
 demo-codecs: $(PY)  ## retrain the demo codecs as codecs/demo/README.md says (hours on a CPU)
 	$(PY) -m prep.synthetic --out data/synthetic-textures
@@ -124,7 +132,8 @@ SPLITS ?= 1
 table2: $(PY)  ## the paper's matrix on DATA: prep, 7 classifiers, evaluation, report (resumes)
 	$(PY) -m evaluation.pipeline --data $(DATA) --out $(OUT) --qualities $(QUALITIES) \
 	  --epochs $(EPOCHS) --nproc $(NPROC) --splits $(subst $(comma), ,$(SPLITS)) \
-	  $(if $(CODECS_DIR),--codecs $(CODECS_DIR)) $(if $(WORKERS),--prep-workers $(WORKERS))
+	  $(if $(CODECS_DIR),--codecs $(CODECS_DIR)) $(if $(WORKERS),--prep-workers $(WORKERS)) \
+	  $(ANCHOR_ARGS)
 
 minc-subset: $(PY)  ## the experiment on the real MINC-2500 photographs of ../shared (4 classes; resumes)
 	$(PY) -m evaluation.pipeline --preset minc-subset $(if $(WORKERS),--prep-workers $(WORKERS))

@@ -3,7 +3,9 @@
 The methods are the paper's: Anchor 3 (original-trained ResNet-50 on original images),
 Anchor 1 (that same model on decoded images of each quality, not retrained), Anchor 2 (the
 decoded-trained ResNet-50 of quality Q on decoded images of Q), Comp. (cResNet-39 on y_hat and
-sigma_hat of Q; "Comp. (y)" and "Comp. (sigma)" are the single-input ablations).
+sigma_hat of Q; "Comp. (y)" and "Comp. (sigma)" are the single-input ablations). Beyond the
+paper, Anchor 1 and Anchor 2 also run on a classical codec's sets (JPEG, WebP): a curve is a
+method on one codec's sets, e.g. "Anchor 2 (JPEG)".
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
+from prep import schema
 from trainer import checkpoint
 from trainer.config import TrainConfig
 from trainer.models import cresnet39, resnet50_deep_stem
@@ -22,6 +25,13 @@ from trainer.models import cresnet39, resnet50_deep_stem
 ANCHOR3, ANCHOR1, ANCHOR2, COMP = "Anchor 3", "Anchor 1", "Anchor 2", "Comp."
 COMP_INPUTS = {"both": COMP, "y": "Comp. (y)", "sigma": "Comp. (sigma)"}
 METHOD_ORDER = (ANCHOR3, ANCHOR1, ANCHOR2, COMP, COMP_INPUTS["y"], COMP_INPUTS["sigma"])
+CODEC_LABELS = {schema.LEARNED: "", "jpeg": "JPEG", "webp": "WebP"}
+
+
+def curve_name(method: str, codec: str | None) -> str:
+    """A method on one codec's sets: `Anchor 2` (the learned codec), `Anchor 2 (JPEG)`."""
+    label = CODEC_LABELS[codec] if codec else ""
+    return f"{method} ({label})" if label else method
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,7 @@ def find_classifiers(runs: str | Path) -> list[Classifier]:
     if not found:
         raise FileNotFoundError(f"no checkpoints under {runs}: train the classifiers first")
     return sorted(found, key=lambda c: (METHOD_ORDER.index(c.trained_method),
+                                        schema.CODECS.index(c.config.codec),
                                         c.config.quality or 0))
 
 

@@ -3,7 +3,8 @@
     python -m evaluation.evaluate --shards data/shards/minc-2500 --runs runs/train/minc-2500
 
 Predictions are cached per (method, set) with the checkpoint's sha256, so running it again after
-training one more classifier evaluates only that one.
+training one more classifier evaluates only that one. The sets are the learned codec's (q<Q>)
+and any classical codec's (jpeg<P>, webp<P>): Anchor 1 and Anchor 2 apply to both.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 import torch
 
 from evaluation import metrics
-from evaluation.classifiers import ANCHOR1, Classifier, find_classifiers, load_model
+from evaluation.classifiers import ANCHOR1, Classifier, curve_name, find_classifiers, load_model
 from evaluation.predict import predict
 from prep import schema, storage
 from prep.storage import Location
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 RESULTS, PER_CLASS, CONFUSION = "results", "per_class", "confusion"
 PREDICTIONS = "predictions"
+HITS = "hits"  # per test image and cell: Top-1 right or not (for the bootstrap; not written)
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,15 @@ class Target:
     quality: int | None
     domain: str  # how the classifier reads the set: original, decoded or latent
     classifier: Classifier
+    codec: str = schema.LEARNED
 
     @property
     def set_name(self) -> str:
-        return schema.set_name(self.quality)
+        return schema.set_name(self.quality, self.codec)
+
+    @property
+    def curve(self) -> str:
+        return curve_name(self.method, None if self.quality is None else self.codec)
 
     @property
     def slug(self) -> str:
@@ -59,20 +66,35 @@ def slug(method: str, set_name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", f"{method}-{set_name}".lower()).strip("-")
 
 
+def prepared_sets(root: Location) -> list[tuple[str, int]]:
+    """(codec, quality) of every coded set that is complete (its dataset.json is written when
+    prep ends), the learned codec's first, each codec's by quality."""
+    found = []
+    for name, folder in storage.listdir(root).items():
+        if not folder or not storage.is_file(storage.join(root, name, schema.DATASET_JSON)):
+            continue
+        try:
+            codec, quality = schema.parse_set_name(name)
+        except ValueError:  # another folder beside the sets
+            continue
+        if quality is not None:
+            found.append((codec, quality))
+    return sorted(found, key=lambda s: (schema.CODECS.index(s[0]), s[1]))
+
+
 def prepared_qualities(root: Location) -> list[int]:
-    """Qualities whose set is complete (its dataset.json is written when prep ends)."""
-    found = (re.fullmatch(r"q(\d+)", name) for name, folder in storage.listdir(root).items()
-             if folder and storage.is_file(storage.join(root, name, schema.DATASET_JSON)))
-    return sorted(int(m.group(1)) for m in found if m)
+    """Qualities of the learned codec whose set is complete."""
+    return [q for codec, q in prepared_sets(root) if codec == schema.LEARNED]
 
 
-def targets(classifiers: list[Classifier], qualities: list[int]) -> list[Target]:
-    """Anchor 1 reuses the original-trained model on each prepared quality (not retrained)."""
+def targets(classifiers: list[Classifier], sets: list[tuple[str, int]]) -> list[Target]:
+    """Anchor 1 reuses the original-trained model on each prepared coded set (not retrained)."""
     cells = []
     for c in classifiers:
-        cells.append(Target(c.trained_method, c.config.quality, c.config.domain, c))
+        cells.append(Target(c.trained_method, c.config.quality, c.config.domain, c,
+                            c.config.codec))
         if c.config.domain == "original":
-            cells += [Target(ANCHOR1, q, "decoded", c) for q in qualities]
+            cells += [Target(ANCHOR1, q, "decoded", c, codec) for codec, q in sets]
     return cells
 
 
@@ -121,7 +143,8 @@ def check_counts(predictions: dict, shard_set: ShardSet, split: str) -> None:
 
 def evaluate_target(target: Target, root: Location, split: str, out: Path, device: torch.device,
                     workers: int) -> tuple[dict, ShardSet]:
-    shard_set = open_shard_set(root, target.domain, target.quality, splits=(split,))
+    shard_set = open_shard_set(root, target.domain, target.quality, target.codec,
+                               splits=(split,))
     sha256 = target.classifier.sha256
     cache = out / PREDICTIONS / f"{target.slug}-{split}.parquet"
     predictions = _cached(cache, sha256)
@@ -142,8 +165,8 @@ def evaluate_all(root: Location, classifiers: list[Classifier], out: str | Path,
     root, out = storage.location(root), Path(out)
     if not storage.is_dir(root):
         raise FileNotFoundError(f"shard folder {root} does not exist: run `make prep` first")
-    results, per_class, confusion = [], [], []
-    for target in targets(classifiers, prepared_qualities(root)):
+    results, per_class, confusion, hits = [], [], [], []
+    for target in targets(classifiers, prepared_sets(root)):
         c = target.classifier
         if not c.finished:
             log.warning("%s: %d of %d epochs done; evaluating it as it is", c.path, c.epoch,
@@ -151,12 +174,17 @@ def evaluate_all(root: Location, classifiers: list[Classifier], out: str | Path,
         predictions, shard_set = evaluate_target(target, root, split, out, torch.device(device),
                                                  workers)
         cell = {"dataset": storage.name(root), "split": split, "method": target.method,
-                "quality": target.quality, "set": target.set_name}
+                "quality": target.quality, "set": target.set_name,
+                "codec": None if target.quality is None else target.codec,
+                "curve": target.curve}
         results.append(cell | metrics.accuracy(predictions["label"], predictions["top"])
                        | set_quality(shard_set, split)
                        | {"checkpoint": str(c.path), "epochs_done": c.epoch,
                           "epochs": c.config.epochs, "mlflow_run_id": c.mlflow_run_id,
                           "trained_on": c.config.run_name})
+        hits.append(pd.DataFrame({"curve": target.curve, "set": target.set_name,
+                                  "key": predictions["key"],
+                                  "top1": predictions["top"][:, 0] == predictions["label"]}))
         names = shard_set.info["categories"]
         counts = metrics.confusion(predictions["label"], predictions["top"][:, 0], len(names))
         recall = metrics.per_class_accuracy(counts)
@@ -173,7 +201,7 @@ def evaluate_all(root: Location, classifiers: list[Classifier], out: str | Path,
         frame.to_parquet(out / f"{name}.parquet", index=False)
         frame.to_csv(out / f"{name}.csv", index=False)
     (out / "categories.json").write_text(json.dumps(names))
-    return tables
+    return tables | {HITS: pd.concat(hits, ignore_index=True)}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -208,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, object stores
         print(f"error: {err}", file=sys.stderr)
         return 2
-    columns = ["method", "set", "top1", "top1_low", "top1_high", "top5", "samples", "bpp"]
+    columns = ["curve", "set", "top1", "top1_low", "top1_high", "top5", "samples", "bpp"]
     print(tables[RESULTS][columns].to_string(index=False, float_format="%.3f"))
     print(f"results: {out / (RESULTS + '.parquet')} (and .csv, per_class, confusion)")
     return 0

@@ -11,32 +11,54 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from evaluation.classifiers import ANCHOR3, METHOD_ORDER  # noqa: E402
+from prep.schema import CODECS  # noqa: E402
 
-AXES = {"bpp": "bits per pixel", "psnr": "PSNR (dB)", "ssim": "SSIM"}
-STYLE = {"Anchor 1": "o-", "Anchor 2": "s-", "Comp.": "^-", "Comp. (y)": "v--",
-         "Comp. (sigma)": "d--"}
+AXES = {"bpp": "bits per pixel (log scale)", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+# a method keeps its marker and colour on every codec; the codec sets the line
+MARKERS = {"Anchor 1": ("o", "C0"), "Anchor 2": ("s", "C1"), "Comp.": ("^", "C2"),
+           "Comp. (y)": ("v", "C3"), "Comp. (sigma)": ("d", "C4")}
+LINES = {"learned": "-", "jpeg": "--", "webp": "-."}
+
+
+def _rate_label(value: float, _position) -> str:
+    """0.2, 0.3, 0.5, 1, 2 on the log bpp axis; the other ticks unlabelled."""
+    mantissa = value / 10 ** np.floor(np.log10(value))
+    return f"{value:g}" if round(mantissa, 6) in (1, 2, 3, 5) else ""
+
+
+def curves(results: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Figure 3's lines: (curve, its rows) for each method on each codec's sets, the paper's
+    method order, the learned codec first."""
+    coded = results[results["quality"].notna()]
+    return sorted(coded.groupby("curve", sort=False), key=lambda g: (
+        METHOD_ORDER.index(g[1]["method"].iloc[0]), CODECS.index(g[1]["codec"].iloc[0])))
 
 
 def figure3(results: pd.DataFrame, path: Path, metric: str, dataset: str) -> Path:
-    """Top-k against bpp, PSNR and SSIM, a line per method with 95% intervals; Anchor 3 (the
-    original images) as a horizontal reference."""
+    """Top-k against bpp, PSNR and SSIM, a line per curve (a method on one codec's sets) with
+    95% intervals; Anchor 3 (the original images) as a horizontal reference."""
     fig, axes = plt.subplots(1, len(AXES), figsize=(4.2 * len(AXES), 3.6), sharey=True)
     reference = results[results["method"] == ANCHOR3]
-    coded = results[results["quality"].notna()]
     for ax, (column, label) in zip(axes, AXES.items(), strict=True):
-        for method in (m for m in METHOD_ORDER if m in set(coded["method"])):
-            rows = coded[coded["method"] == method].sort_values(column)
+        for curve, rows in curves(results):
+            rows = rows.sort_values(column)
+            marker, colour = MARKERS.get(rows["method"].iloc[0], ("o", None))
             ax.errorbar(rows[column], 100 * rows[metric],
                         yerr=100 * np.abs(rows[[f"{metric}_low", f"{metric}_high"]].to_numpy().T
                                           - rows[metric].to_numpy()),
-                        fmt=STYLE.get(method, "o-"), capsize=3, label=method)
+                        marker=marker, color=colour, linestyle=LINES[rows["codec"].iloc[0]],
+                        capsize=3, label=curve)
         for _, row in reference.iterrows():
             ax.axhline(100 * row[metric], color="grey", linestyle=":",
                        label=f"{ANCHOR3} (original)")
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
+    axes[0].set_xscale("log")  # BD-accuracy integrates over log bpp
+    for ticks in (axes[0].xaxis.set_major_formatter, axes[0].xaxis.set_minor_formatter):
+        ticks(FuncFormatter(_rate_label))
     axes[0].set_ylabel(f"{metric.replace('top', 'Top-')} accuracy (%)")
     axes[-1].legend(loc="lower right", fontsize=8)
     fig.suptitle(f"{dataset}: {metric.replace('top', 'Top-')} against rate and quality (test)")

@@ -3,10 +3,11 @@
     python -m evaluation.pipeline --data data/minc-2500 --qualities 1 4 8   # make table2
     python -m evaluation.pipeline --preset demo                             # make demo
 
-Steps: prep of the original set and each quality (Ray; prep resumes shard by shard), training
-Anchor 3, Anchor 2 and the compressed-domain classifier at each quality (torchrun; a run with
-its test result is done, a run with a checkpoint resumes from it), then the report (evaluation,
-Anchor 1, Table 2, figures, efficiency, MLflow). With several MINC-2500 splits each split gets
+Steps: prep of the original set, each quality and the classical sets (JPEG, WebP; Ray; prep
+resumes shard by shard), training Anchor 3, Anchor 2 and the compressed-domain classifier at
+each quality and Anchor 2 on each classical set (torchrun; a run with its test result is done, a
+run with a checkpoint resumes from it), then the report (evaluation, Anchor 1, Table 2, figures,
+BD-accuracy, efficiency, MLflow). With several MINC-2500 splits each split gets
 its own shards, runs and report, and `splits.md` gives the mean and standard deviation.
 """
 
@@ -26,7 +27,7 @@ import pandas as pd
 from evaluation.classifiers import METHOD_ORDER
 from evaluation.evaluate import RESULTS
 from evaluation.report import write_report
-from prep import storage
+from prep import schema, storage
 from prep.storage import Location
 from trainer import checkpoint
 from trainer.models import initial_state
@@ -43,6 +44,10 @@ class Experiment:
     runs: str = "runs/train"
     reports: str = "reports"
     qualities: tuple[int, ...] = (1, 4, 8)
+    # Pillow qualities of the classical anchors; on 24 MINC-2500 test patches JPEG 5/20/50/80
+    # gave 0.24/0.46/0.76/1.24 bpp and WebP 5/20/60/90 0.18/0.29/0.57/1.43 bpp
+    jpeg_qualities: tuple[int, ...] = (5, 20, 50, 80)
+    webp_qualities: tuple[int, ...] = ()
     codecs: str | None = None  # folder of codec-q<Q>.pth; None: CompressAI's pretrained
     splits: tuple[int, ...] = (1,)
     epochs: int = 30
@@ -67,16 +72,22 @@ class Experiment:
     def dataset(self) -> str:
         return Path(self.data).name
 
+    @property
+    def classical(self) -> dict[str, tuple[int, ...]]:
+        """codec -> its Pillow qualities (schema.CLASSICAL's codecs)."""
+        return {"jpeg": self.jpeg_qualities, "webp": self.webp_qualities}
+
 
 # The README's main command: small synthetic textures, the committed demo codecs, every
 # classifier fine-tuned from the offline pretrained start (as the paper fine-tunes from
 # ImageNet). Pixels and latents see the same share of the image as in the paper (256 -> 72,
 # crop 64; y_hat 16x16, crop 14); sized to finish in minutes on a 2-core CPU (the README says
-# what it trades).
+# what it trades). JPEG 5/60 on its 180 test textures: 0.26/1.12 bpp, beside the demo codecs'
+# 0.23/0.45/1.13 (JPEG 20: 0.47; WebP 5/20/60, optional: 0.22/0.43/1.10).
 DEMO = Experiment(data="data/demo-textures", out="data/demo-shards", runs="runs/demo",
                   reports="reports", codecs="codecs/demo", epochs=6, lr=0.01, lr_steps=(4,),
                   batch_size=32, resize=72, crop=64, latent_resize=16, latent_crop=14,
-                  init="procedural", shard_size=48, min_seconds=1.0)
+                  init="procedural", shard_size=48, min_seconds=1.0, jpeg_qualities=(5, 60))
 # The experiment on real photographs: the 4-class MINC-2500 subset in ../shared (SUBSET.md),
 # coded by the project's codecs trained on its split-1 train images (codecs/minc-subset), every
 # classifier fine-tuned from the procedural start; inputs halved (128 -> 112 px, latents 16 ->
@@ -85,7 +96,8 @@ MINC_SUBSET = Experiment(data="../shared/data/minc-2500-subset/minc-2500",
                          out="data/minc-subset-shards", runs="runs/minc-subset",
                          reports="reports/minc-subset", codecs="codecs/minc-subset", epochs=6,
                          lr=0.01, lr_steps=(4,), resize=128, crop=112, latent_resize=16,
-                         latent_crop=14, init="procedural", shard_size=128, min_seconds=1.0)
+                         latent_crop=14, init="procedural", shard_size=128, min_seconds=1.0,
+                         jpeg_qualities=(5, 20, 60))
 PRESETS = {"paper": Experiment(), "demo": DEMO, "minc-subset": MINC_SUBSET}
 
 
@@ -98,26 +110,39 @@ def _call(command: list[str], what: str) -> None:
 
 
 def prep(e: Experiment, out: Location, split: int) -> None:
+    base = [sys.executable, "-m", "prep", "--data", e.data, "--out", str(out),
+            "--split", str(split), "--shard-size", str(e.shard_size)]
+    if e.prep_workers:
+        base += ["--workers", str(e.prep_workers)]
     for q in e.qualities:
-        command = [sys.executable, "-m", "prep", "--data", e.data, "--out", str(out),
-                   "--quality", str(q), "--split", str(split), "--shard-size", str(e.shard_size)]
+        command = base + ["--quality", str(q)]
         if e.codecs:
             command += ["--codec-weights", str(Path(e.codecs) / f"codec-q{q}.pth")]
-        if e.prep_workers:
-            command += ["--workers", str(e.prep_workers)]
         _call(command, f"prep q{q} (and the original set)")
+    classical = {codec: qualities for codec, qualities in e.classical.items() if qualities}
+    if classical:  # one job, no learned codec: Pillow codes them
+        command = base + [arg for codec, qualities in classical.items()
+                          for arg in (f"--{codec}", *map(str, qualities))]
+        _call(command, f"prep {', '.join(classical_sets(e))} (and the original set)")
 
 
-def runs_to_train(e: Experiment) -> list[tuple[str, int | None, str]]:
-    """(domain, quality, inputs) of every classifier of the matrix."""
+def classical_sets(e: Experiment) -> list[str]:
+    return [schema.set_name(q, codec) for codec, qualities in e.classical.items()
+            for q in qualities]
+
+
+def runs_to_train(e: Experiment) -> list[tuple[str, str | None, str]]:
+    """(domain, set name, inputs) of every classifier of the matrix."""
     inputs = ("both", "y", "sigma") if e.ablations else ("both",)
-    return ([("original", None, "both")] + [("decoded", q, "both") for q in e.qualities]
-            + [("latent", q, i) for q in e.qualities for i in inputs])
+    learned = [schema.set_name(q) for q in e.qualities]
+    return ([("original", None, "both")] + [("decoded", s, "both") for s in learned]
+            + [("latent", s, i) for s in learned for i in inputs]
+            + [("decoded", s, "both") for s in classical_sets(e)])
 
 
-def run_folder(runs: Path, dataset: str, domain: str, quality: int | None, inputs: str) -> Path:
+def run_folder(runs: Path, dataset: str, domain: str, set_name: str | None, inputs: str) -> Path:
     name = domain if domain != "latent" or inputs == "both" else f"latent-{inputs}"
-    return runs / dataset / name / (f"q{quality}" if quality else "")
+    return runs / dataset / name / (set_name or "")
 
 
 def is_done(folder: Path, epochs: int) -> bool:
@@ -127,9 +152,9 @@ def is_done(folder: Path, epochs: int) -> bool:
 
 
 def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
-    for domain, quality, inputs in runs_to_train(e):
-        folder = run_folder(runs, e.dataset, domain, quality, inputs)
-        what = f"train {domain}" + (f" q{quality}" if quality else "") + (
+    for domain, set_name, inputs in runs_to_train(e):
+        folder = run_folder(runs, e.dataset, domain, set_name, inputs)
+        what = f"train {domain}" + (f" {set_name}" if set_name else "") + (
             f" ({inputs})" if inputs != "both" else "")
         if is_done(folder, e.epochs):
             print(f"==> {what}: done ({folder / TEST_RESULT})")
@@ -143,8 +168,8 @@ def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
                    "--latent-resize", str(e.latent_resize), "--latent-crop", str(e.latent_crop),
                    "--workers", str(e.loader_workers), "--out", str(folder), "--resume",
                    "--experiment", experiment]
-        if quality:
-            command += ["--quality", str(quality)]
+        if set_name:
+            command += ["--set", set_name]
         if e.max_steps:
             command += ["--max-steps", str(e.max_steps)]
         _call(command, what)
@@ -201,6 +226,11 @@ def parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         if name == "ablations":
             p.add_argument(flag, action="store_true", default=None)
+        elif name in ("jpeg_qualities", "webp_qualities"):  # given with no value: none
+            codec = name.split("_")[0]
+            p.add_argument(flag, type=int, nargs="*", default=None, metavar="P",
+                           help=f"Pillow qualities of the {codec} anchors ({codec}<P> sets); "
+                           "the flag alone: none")
         elif isinstance(value, tuple):
             p.add_argument(flag, type=int, nargs="+", default=None)
         else:

@@ -1,5 +1,6 @@
-"""The report of one dataset: Table 2, Figures 2 and 3, confusion matrices, the measured cost of
-compressed-domain inference, all under reports/<dataset>/ and in one MLflow parent run.
+"""The report of one dataset: Table 2, Figures 2 and 3, confusion matrices, BD-accuracy of every
+pair of curves, the measured cost of compressed-domain inference, all under reports/<dataset>/
+and in one MLflow parent run.
 
     python -m evaluation.report --shards data/shards/minc-2500 [--runs runs/train/minc-2500]
 """
@@ -16,18 +17,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evaluation import efficiency, figures, tracking
+from evaluation import bd, efficiency, figures, tracking
 from evaluation.classifiers import (
     ANCHOR1,
     ANCHOR2,
     ANCHOR3,
+    CODEC_LABELS,
     COMP,
     Classifier,
+    curve_name,
     find_classifiers,
     load_model,
 )
 from evaluation.evaluate import (
     CONFUSION,
+    HITS,
     RESULTS,
     common_arguments,
     evaluate_all,
@@ -47,6 +51,7 @@ PAPER = {ANCHOR3: {None: (81.50, 97.58)},
          ANCHOR2: {1: (77.06, None), 4: (79.93, None)},
          COMP: {1: (72.59, None), 4: (73.03, None), 8: (76.56, None)}}
 TABLE_METHODS = (ANCHOR1, ANCHOR2, COMP, "Comp. (y)", "Comp. (sigma)")
+BD_RESULTS = "bd_accuracy"
 
 
 def _cell(row: pd.Series) -> str:
@@ -66,22 +71,34 @@ def chance(present: int, label_space: int) -> str:
     return text
 
 
-def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int) -> str:
-    """Laid out like the paper's Table 2: a row per method, a column per quality."""
-    qualities = sorted(int(q) for q in results["quality"].dropna().unique())
-    head = "| | " + " | ".join(f"q{q}" for q in qualities) + " |\n|---|" + "---|" * len(qualities)
-    rate = []
-    for q in qualities:
-        row = results[results["quality"] == q].iloc[0]
-        rate.append(f"{row.bpp:.3f} bpp<br>{row.psnr:.2f} dB, MS-SSIM {row.ms_ssim:.3f}, "
-                    f"SSIM {row.ssim:.3f}")
+def codec_table(results: pd.DataFrame, codec: str) -> str:
+    """One codec's sets laid out like the paper's Table 2: a row per curve (a method on these
+    sets), a column per set with its rate and quality."""
+    rows = results[results["codec"] == codec]
+    if rows.empty:
+        return ""
+    sets = rows.drop_duplicates("set").sort_values("quality")
+    head = "| | " + " | ".join(sets["set"]) + " |\n|---|" + "---|" * len(sets)
+    rate = [f"{r.bpp:.3f} bpp<br>{r.psnr:.2f} dB, MS-SSIM {r.ms_ssim:.3f}, SSIM {r.ssim:.3f}"
+            for r in sets.itertuples()]
     lines = [head, "| rate and quality | " + " | ".join(rate) + " |"]
-    for method in (m for m in TABLE_METHODS if m in set(results["method"])):
+    for method in (m for m in TABLE_METHODS if m in set(rows["method"])):
         cells = []
-        for q in qualities:
-            found = results[(results["method"] == method) & (results["quality"] == q)]
+        for set_name in sets["set"]:
+            found = rows[(rows["method"] == method) & (rows["set"] == set_name)]
             cells.append(_cell(found.iloc[0]) if len(found) else "not trained")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(f"| {curve_name(method, codec)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int) -> str:
+    """Laid out like the paper's Table 2 (a row per method, a column per quality), then the
+    same for each classical codec's sets (its anchors at their own rates)."""
+    learned = codec_table(results, schema.LEARNED)
+    classical = [
+        f"**{CODEC_LABELS[codec]}** (Pillow; set `{codec}<P>`: quality P): the anchors on its "
+        f"decoded images, at its own rates.\n\n" + codec_table(results, codec)
+        for codec in schema.CLASSICAL if codec in set(results["codec"])]
     anchor3 = results[results["method"] == ANCHOR3]
     reference = ("Anchor 3 (ResNet-50 trained and tested on the original images): not trained."
                  if anchor3.empty else
@@ -90,12 +107,17 @@ def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int) 
                  f" [{100 * anchor3.iloc[0].top1_low:.1f}, {100 * anchor3.iloc[0].top1_high:.1f}],"
                  f" Top-5 {100 * anchor3.iloc[0].top5:.1f}.")
     samples = int(results["samples"].iloc[0])
+    tables = "\n\n".join(filter(None, [learned, *classical]))
     return (f"## Table 2: {dataset}, test split ({samples} images)\n\n{reference} "
-            f"{chance(present, label_space)}\n\n"
-            + "\n".join(lines) + "\n\nTop-1 (Top-5) in %; below, the 95% Wilson interval of "
-            "Top-1. Anchor 1: the Anchor 3 model on decoded images (not retrained); Anchor 2: "
-            "ResNet-50 trained on decoded images of that quality; Comp.: cResNet-39 on y_hat and "
-            "sigma_hat.\n")
+            f"{chance(present, label_space)}\n\n{tables}\n\nTop-1 (Top-5) in %; below, the 95% "
+            "Wilson interval of Top-1. Anchor 1: the Anchor 3 model on decoded images (not "
+            "retrained); Anchor 2: ResNet-50 trained on decoded images of that set; Comp.: "
+            "cResNet-39 on y_hat and sigma_hat.\n")
+
+
+def _learned(results: pd.DataFrame) -> pd.DataFrame:
+    """The paper's cells: the original set and the learned codec's."""
+    return results[results["codec"].isna() | (results["codec"] == schema.LEARNED)]
 
 
 def _top1(results: pd.DataFrame, method: str, quality: int | None) -> pd.Series | None:
@@ -117,6 +139,7 @@ def _verdict(holds: bool, overlap: bool) -> str:
 
 def pattern(results: pd.DataFrame, inits: set[str]) -> str:
     """The paper's three findings, each checked against these results (Top-1, 95% intervals)."""
+    results = _learned(results)
     qualities = sorted(int(q) for q in results["quality"].dropna().unique())
     if not qualities:
         return ""
@@ -153,7 +176,40 @@ def pattern(results: pd.DataFrame, inits: set[str]) -> str:
             f"fine-tunes every classifier from ImageNet; these started from {start}.\n")
 
 
+def _reading(row) -> str:
+    if np.isnan(row.bd_top1):
+        return "no common bpp range"
+    if row.bd_top1_low > 0:
+        return "ahead"
+    return "behind" if row.bd_top1_high < 0 else "within noise (the interval holds 0)"
+
+
+def bd_markdown(table: pd.DataFrame) -> str:
+    """BD-accuracy of every pair of curves, with its interval and what it says."""
+    if table.empty:
+        return ""
+    first = table.iloc[0]
+    lines = ["| curve | reference | BD Top-1 (points) | 95% interval | common bpp | reading |",
+             "|---|---|---|---|---|---|"]
+    for row in table.itertuples():
+        span = ("-" if np.isnan(row.bpp_low) else f"{row.bpp_low:.3f}-{row.bpp_high:.3f}")
+        interval = ("-" if np.isnan(row.bd_top1_low) else
+                    f"[{100 * row.bd_top1_low:+.1f}, {100 * row.bd_top1_high:+.1f}]")
+        value = "-" if np.isnan(row.bd_top1) else f"**{100 * row.bd_top1:+.1f}**"
+        lines.append(f"| {row.curve} | {row.reference} | {value} | {interval} | {span} | "
+                     f"{_reading(row)} |")
+    return ("## BD-accuracy: one number per pair of curves\n\n"
+            "The mean Top-1 difference, curve minus reference, over the bpp range both span "
+            "(Bjontegaard's delta with accuracy in place of PSNR: a piecewise cubic (PCHIP) fit "
+            "of Top-1 against log10 bpp, integrated over the common range). Positive: the curve "
+            f"is more accurate at equal rate. The interval: {int(first.resamples)} bootstrap "
+            f"resamples of the {int(first.images)} test images, the same images for every "
+            "point (the rates stay fixed). `" + BD_RESULTS + ".csv` holds the numbers.\n\n"
+            + "\n".join(lines) + "\n")
+
+
 def paper_comparison(results: pd.DataFrame) -> str:
+    results = _learned(results)
     lines = ["| method | quality | paper Top-1 (Top-5) | ours Top-1 (Top-5) |", "|---|---|---|---|"]
     for method, cells in PAPER.items():
         for q, (top1, top5) in cells.items():
@@ -202,7 +258,8 @@ def _test_samples(shard_set) -> Iterator[dict]:
 def _pixel_classifier(classifiers: list[Classifier], quality: int) -> Classifier | None:
     for method, q in ((ANCHOR2, quality), (ANCHOR3, None)):
         for c in classifiers:
-            if c.trained_method == method and c.config.quality == q:
+            if (c.trained_method == method and c.config.quality == q
+                    and c.config.codec == schema.LEARNED):
                 return c
     return None
 
@@ -261,6 +318,9 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
     classifiers = find_classifiers(runs)
     tables = evaluate_all(root, classifiers, out, device=device)
     results = tables[RESULTS]
+    bd_results = bd.bd_table(results, tables[HITS])
+    bd_results.to_csv(out / f"{BD_RESULTS}.csv", index=False)
+    bd_results.to_parquet(out / f"{BD_RESULTS}.parquet", index=False)
     qualities = prepared_qualities(root)
     for metric in ("top1", "top5"):
         figures.figure3(results, out / f"figure3_{metric}.png", metric, dataset)
@@ -287,7 +347,7 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
     inits = {c.config.init for c in classifiers}
     sections = [f"# Report: {dataset}\n", table, pattern(results, inits),
                 "![Figure 3, Top-1](figure3_top1.png)\n\n![Figure 3, Top-5](figure3_top5.png)\n",
-                efficiency_markdown(cost, device_label)]
+                bd_markdown(bd_results), efficiency_markdown(cost, device_label)]
     if examples:
         sections.append("## Figure 2: examples\n\n![Figure 2](figure2.png)\n")
     if dataset.startswith("minc-2500") and present == len(names):  # all 23 classes
@@ -297,7 +357,7 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
     (out / "table2.md").write_text(table)
     report.write_text("\n".join(s for s in sections if s))
     if log_mlflow:
-        run_id = tracking.log_report(experiment, dataset, results, out)
+        run_id = tracking.log_report(experiment, dataset, results, out, bd_results)
         print(f"MLflow: parent run {run_id} in experiment {experiment!r}")
     return report
 

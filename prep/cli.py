@@ -1,4 +1,5 @@
-"""`python -m prep`: encode a texture dataset with the learned codec into WebDataset shards."""
+"""`python -m prep`: encode a texture dataset with the learned codec (and, as anchors at equal
+rate, Pillow's JPEG or WebP) into WebDataset shards."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from pathlib import Path
 from prep.codec import QUALITIES
 from prep.images import MAX_PIXELS
 from prep.job import PrepConfig, describe, run
+from prep.schema import CLASSICAL
+
+DEFAULT_QUALITY = 8  # the learned codec's, when no other coded set is asked for
 
 
 def parser() -> argparse.ArgumentParser:
@@ -18,12 +22,15 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m prep",
         description="Encode a dataset with CompressAI's bmshj2018-hyperprior (MS-SSIM) on Ray "
         "actors into WebDataset shards: <out>/<dataset>/q<Q>/ (bitstreams, y_hat, sigma_hat "
-        "index, decoded image) and <out>/<dataset>/original/ (original bytes), each with "
-        "manifest.parquet, failures.parquet and dataset.json. Running it again resumes.",
+        "index, decoded image), <out>/<dataset>/original/ (original bytes) and, with --jpeg or "
+        "--webp, <out>/<dataset>/jpeg<P>/ and webp<P>/ (the file's bytes and the decoded "
+        "image, bpp from the file's bytes), each with manifest.parquet, failures.parquet and "
+        "dataset.json. Running it again resumes.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--quality", "-q", type=int, default=8, choices=QUALITIES,
-                   help="codec quality (1 = lowest rate)")
+    p.add_argument("--quality", "-q", type=int, default=None, choices=QUALITIES,
+                   help=f"learned codec quality (1 = lowest rate); default {DEFAULT_QUALITY}, "
+                   "none when only --jpeg/--webp sets are asked for")
     p.add_argument("--data", type=Path, default=Path("data/minc-2500"),
                    help="MINC-2500 (categories.txt, images/, labels/) or one folder per class")
     p.add_argument("--out", default="data/shards",
@@ -56,6 +63,10 @@ def parser() -> argparse.ArgumentParser:
                    help="exit non-zero when more inputs than this fail (good shards are kept)")
     p.add_argument("--no-original", dest="original", action="store_false",
                    help="do not write the original/ set")
+    for codec in CLASSICAL:
+        p.add_argument(f"--{codec}", type=int, nargs="+", default=None, metavar="P",
+                       help=f"also write {codec}<P>/ sets: Pillow's {codec} encoder at these "
+                       "qualities (1-100), classical anchors at equal rate")
     p.add_argument("--original-only", action="store_true",
                    help="write only the original/ set (no codec; e.g. a pretraining corpus)")
     return p
@@ -66,9 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.original_only and not args.original:
         parser().error("--original-only and --no-original leave nothing to write")
-    if args.original_only:
-        args.quality = None
-    del args.original_only
+    args.classical = tuple((codec, quality) for codec in CLASSICAL
+                           for quality in dict.fromkeys(getattr(args, codec) or ()))
+    if args.original_only and (args.quality or args.classical):
+        parser().error("--original-only writes no coded set: drop --quality, --jpeg, --webp")
+    if args.quality is None and not args.original_only and not args.classical:
+        args.quality = DEFAULT_QUALITY
+    for name in ("original_only", *CLASSICAL):
+        delattr(args, name)
     config = PrepConfig(**vars(args))
     try:
         summary = run(config)

@@ -1,10 +1,11 @@
 """The prep job: plan the shards, spread them over a pool of Ray actors, merge the manifests.
 
-One actor per GPU where the cluster has GPUs, else `workers` CPU actors; each loads the codec
-once. Shards are the unit of work and of resume. An actor that dies has its shards handed to
-a fresh actor; each key ends up exactly once because a shard only appears when complete.
-SIGINT or SIGTERM of the driver stops the actors (what they were writing stays temporary and
-is removed by the next run, which finishes the job).
+One job writes the original set, the learned codec's set of one quality and any classical
+(JPEG, WebP) sets. One actor per GPU where the cluster has GPUs, else `workers` CPU actors;
+each loads the learned codec once. Shards are the unit of work and of resume. An actor that
+dies has its shards handed to a fresh actor; each key ends up exactly once because a shard only
+appears when complete. SIGINT or SIGTERM of the driver stops the actors (what they were
+writing stays temporary and is removed by the next run, which finishes the job).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from prep import schema, storage
+from prep import classical, schema, storage
 from prep.codec import ARCHITECTURE, METRIC, CodecWeights, codec_sizes, load_codec
 from prep.coding import scale_table
 from prep.datasets import Listing, list_dataset
@@ -45,7 +46,7 @@ MAX_ATTEMPTS = 3  # per shard, across actor deaths
 class PrepConfig:
     data: Path
     out: Location  # a local or shared path, or an object store URI (s3://, gs://)
-    quality: int | None  # None: the original set alone (no codec)
+    quality: int | None  # the learned codec's quality; None: no learned set
     split: int = 1
     seed: int = 0
     codec_weights: Path | None = None
@@ -60,6 +61,13 @@ class PrepConfig:
     original: bool = True  # also write the original/ set (anchor 3)
     verify: bool = False  # also compare finished shards' sha256 with their fingerprints
     max_pixels: int = MAX_PIXELS  # larger images are failures, not decoded
+    classical: tuple[tuple[str, int], ...] = ()  # (codec, Pillow quality): sets jpeg30, ...
+
+    def sets(self) -> list[tuple[int | None, str]]:
+        """(quality, codec) of every set the job writes; quality None: the original set."""
+        learned = [(self.quality, schema.LEARNED)] if self.quality else []
+        return ([(None, schema.LEARNED)] * self.original + learned
+                + [(quality, codec) for codec, quality in self.classical])
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,7 @@ class Resources:
 class SetSummary:
     set_dir: Location
     quality: int | None
+    codec: str = schema.LEARNED
     counts: dict = field(default_factory=dict)  # split -> samples
     failures: list[dict] = field(default_factory=list)
     shards_total: int = 0
@@ -136,22 +145,25 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{n: metadata.version(n) for n in names}}
 
 
-def _tasks(listing: Listing, set_dir: Location, quality, weights_sha,
+def _tasks(listing: Listing, set_dir: Location, quality, codec: str, weights_sha,
            config) -> tuple[SetSummary, list[ShardTask]]:
     """The set's summary so far and its shard tasks still to do."""
     plan = plan_shards(listing.items, config.shard_size)
     storage.makedirs(set_dir)
     if config.force:
         clear_set(set_dir)
-    check_or_record(set_dir, plan_record(listing, plan, quality, weights_sha), config.force)
+    encoder = classical.encoder_info(codec, quality) if codec in schema.CLASSICAL else None
+    check_or_record(set_dir, plan_record(listing, plan, quality, weights_sha, codec=codec,
+                                         encoder=encoder), config.force)
     schema.remove_stale_temporaries(set_dir)
     schema.remove_stale_temporaries(storage.join(set_dir, schema.PARTS))
     done, damaged = complete_shards(set_dir, config.verify)
     todo = [
-        ShardTask(str(set_dir), name, str(listing.root), quality, items, config.max_pixels)
+        ShardTask(str(set_dir), name, str(listing.root), quality, items, config.max_pixels,
+                  codec)
         for name, items in plan.items() if name not in done
     ]
-    return SetSummary(set_dir, quality, shards_total=len(plan),
+    return SetSummary(set_dir, quality, codec, shards_total=len(plan),
                       shards_skipped=len(plan) - len(todo), damaged=damaged), todo
 
 
@@ -238,10 +250,16 @@ def _on_sigterm(handler) -> None:
 
 
 def run(config: PrepConfig) -> PrepSummary:
-    """Prepare the original set and quality `config.quality` (or the original set alone when
-    quality is None); resumable."""
+    """Prepare the sets of `config.sets()`; resumable."""
     import ray
 
+    sets = config.sets()
+    if not sets:
+        raise ValueError("nothing to write: ask for the original set, a learned-codec quality "
+                         "or a classical codec's qualities")
+    for quality, codec in sets:
+        if codec in schema.CLASSICAL:
+            classical.check(codec, quality)  # before Ray starts
     listing = list_dataset(config.data, config.split, config.seed)
     weights, codec_info = _codec(config) if config.quality else (None, None)
     started_ray = not ray.is_initialized()
@@ -254,12 +272,12 @@ def run(config: PrepConfig) -> PrepSummary:
     _on_sigterm(_interrupt)
     try:
         resources = choose_resources(config, ray.cluster_resources())
-        sets = [None] * config.original + [config.quality] * bool(config.quality)
         summaries, tasks = [], []
-        for quality in sets:
-            set_dir = schema.set_dir(config.out, listing.name, quality)
-            set_summary, todo = _tasks(listing, set_dir, quality,
-                                       weights.sha256 if quality else None, config)
+        for quality, codec in sets:
+            set_dir = schema.set_dir(config.out, listing.name, quality, codec)
+            learned = quality is not None and codec == schema.LEARNED
+            set_summary, todo = _tasks(listing, set_dir, quality, codec,
+                                       weights.sha256 if learned else None, config)
             summaries.append(set_summary)
             tasks += todo
         summary = PrepSummary(summaries, resources)
@@ -270,7 +288,7 @@ def run(config: PrepConfig) -> PrepSummary:
         if tasks:
             _encode(tasks, resources, weights, summary)
         for s in summaries:
-            _finish_set(s, listing, config, codec_info if s.quality else None, resources)
+            _finish_set(s, listing, config, _set_codec(s, codec_info), resources)
         return summary
     finally:
         if started_ray:
@@ -292,6 +310,14 @@ def _codec(config: PrepConfig) -> tuple[CodecWeights, dict]:
     return weights, info
 
 
+def _set_codec(s: SetSummary, learned_info: dict | None) -> dict | None:
+    """dataset.json's `codec`: the learned codec's, a classical encoder's, None (original)."""
+    if s.quality is None:
+        return None
+    return learned_info if s.codec == schema.LEARNED else classical.encoder_info(s.codec,
+                                                                                  s.quality)
+
+
 def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: PrepSummary) -> None:
     import ray
 
@@ -299,19 +325,19 @@ def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: Prep
     print(f"encoding {images} images in {len(tasks)} shards on {resources.describe()}")
     start = time.perf_counter()
     pool = ActorPool(resources, ray.put(weights))
-    sets = sorted({t.quality or 0 for t in tasks})
+    sets = list(dict.fromkeys(t.set_name for t in tasks))
     bars = {
-        q: progress(total=sum(len(t.items) for t in tasks if (t.quality or 0) == q),
-                    unit="img", desc=schema.set_name(q or None), position=i, smoothing=0.1)
-        for i, q in enumerate(sets)
+        name: progress(total=sum(len(t.items) for t in tasks if t.set_name == name),
+                       unit="img", desc=name, position=i, smoothing=0.1)
+        for i, name in enumerate(sets)
     }
     done = defaultdict(int)
 
     def on_done(task: ShardTask, result: ShardResult) -> None:
-        bar = bars[task.quality or 0]
-        done[task.quality or 0] += 1
+        bar = bars[task.set_name]
+        done[task.set_name] += 1
         bar.update(len(task.items))
-        bar.set_postfix_str(f"shards {done[task.quality or 0]}", refresh=False)
+        bar.set_postfix_str(f"shards {done[task.set_name]}", refresh=False)
         summary.completions.append((time.perf_counter() - start, len(task.items)))
         worker = result.worker
         summary.peak_rss_bytes[worker] = max(summary.peak_rss_bytes.get(worker, 0),
@@ -338,7 +364,8 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
     """Merge the per-shard rows into the set's manifest, failures and dataset.json."""
     names = [storage.name(p) for p in schema.shard_paths(s.set_dir)]
     rows = [schema.read_table(part_paths(s.set_dir, n)[0]) for n in names]
-    manifest = pa.concat_tables(rows) if rows else schema.manifest_schema(s.quality).empty_table()
+    manifest = (pa.concat_tables(rows) if rows
+                else schema.manifest_schema(s.quality, s.codec).empty_table())
     shard_failures = [schema.read_table(part_paths(s.set_dir, n)[1]) for n in names]
     listed = pa.Table.from_pylist([f.row() for f in listing.failures], schema.failure_schema())
     failures = pa.concat_tables([listed, *shard_failures])
@@ -355,7 +382,7 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
         "dataset": {"name": listing.name, "root": str(listing.root), "layout": listing.layout},
         "split": listing.split,
         "categories": list(listing.categories),
-        "set": schema.set_name(s.quality),
+        "set": schema.set_name(s.quality, s.codec),
         "codec": codec_info,
         "counts": {split: {"samples": s.counts[split], "failures": failed[split],
                            "shards": sum(n.startswith(split + "-") for n in names)}

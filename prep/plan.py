@@ -32,18 +32,21 @@ def plan_shards(items: tuple[Item, ...], shard_size: int,
 
 
 def plan_record(listing: Listing, plan: dict, quality: int | None, weights_sha256: str | None,
-                seed: int = SHUFFLE_SEED):
-    """What the shards of a set depend on; a rerun must match it to reuse them."""
+                seed: int = SHUFFLE_SEED, codec: str = schema.LEARNED,
+                encoder: dict | None = None):
+    """What the shards of a set depend on; a rerun must match it to reuse them. `encoder`: a
+    classical codec's library and settings (another libjpeg gives other bytes)."""
     layout = {name: [item.key for item in items] for name, items in plan.items()}
-    return {
+    record = {
         "schema_version": schema.SCHEMA_VERSION,
         "dataset": listing.name,
         "split": listing.split,
-        "set": schema.set_name(quality),
+        "set": schema.set_name(quality, codec),
         "weights_sha256": weights_sha256,
         "shuffle_seed": seed,
         "shards_sha256": hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest(),
     }
+    return record | ({"encoder": encoder} if encoder else {})
 
 
 def check_or_record(set_dir: Location, record: dict, force: bool) -> None:

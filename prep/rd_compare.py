@@ -11,16 +11,15 @@ bpp ("JPEG at equal bpp").
 from __future__ import annotations
 
 import argparse
-import io
 import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
+from prep.classical import code_classical
 from prep.codec import codec_sizes, load_codec, read_weights_file
-from prep.coding import code_images, image_metrics, to_tensor
+from prep.coding import code_images
 from prep.datasets import list_dataset
 
 JPEG_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
@@ -43,18 +42,9 @@ def codec_point(path: Path, images: list[Image.Image]) -> dict:
 def jpeg_curve(images: list[Image.Image]) -> list[dict]:
     curve = []
     for quality in JPEG_QUALITIES:
-        bpp, psnr, msssim = [], [], []
-        for image in images:
-            buffer = io.BytesIO()
-            image.save(buffer, format="JPEG", quality=quality)
-            decoded = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-            metrics = image_metrics(to_tensor([image], torch.device("cpu")),
-                                    to_tensor([decoded], torch.device("cpu")))
-            bpp.append(8 * buffer.tell() / (image.width * image.height))
-            psnr.append(metrics["psnr"][0])
-            msssim.append(metrics["ms_ssim"][0])
-        curve.append({"quality": quality, "bpp": float(np.mean(bpp)),
-                      "psnr": float(np.mean(psnr)), "ms_ssim": float(np.mean(msssim))})
+        coded = [code_classical([image], "jpeg", quality)[0] for image in images]
+        curve.append({"quality": quality, **{k: float(np.mean([getattr(c, k) for c in coded]))
+                                             for k in ("bpp", "psnr", "ms_ssim")}})
     return curve
 
 

@@ -1,4 +1,5 @@
-"""Write one planned shard: read its images, code them, and commit the tar and its manifest rows.
+"""Write one planned shard: read its images, code them (the learned codec, or a classical one),
+and commit the tar and its manifest rows.
 
 A shard is committed in steps, each under a temporary name renamed when complete: its rows and
 failures, then its fingerprint (size and sha256 of the finished tar), the tar last. A shard
@@ -31,12 +32,17 @@ from prep.storage import Location
 
 @dataclass(frozen=True)
 class ShardTask:
-    set_dir: str  # <out>/<dataset>/<original|qQ>: a local path or an object store URI
+    set_dir: str  # <out>/<dataset>/<original|qQ|jpegP>: a local path or an object store URI
     shard: str  # file name, e.g. train-000003.tar
     dataset_root: str
     quality: int | None  # None: the original set
     items: tuple[Item, ...]
     max_pixels: int = MAX_PIXELS  # larger images are failures, never decoded
+    codec: str = schema.LEARNED  # schema.CODECS
+
+    @property
+    def set_name(self) -> str:
+        return schema.set_name(self.quality, self.codec)
 
     @property
     def path(self) -> Location:
@@ -189,6 +195,22 @@ def _coded_members(item: Item, coded, quality: int, meta: dict):
     return members, meta
 
 
+def _classical_members(item: Item, coded, codec: str, quality: int, meta: dict):
+    member = schema.bitstream_member(codec)
+    members = {
+        schema.LABEL: str(item.label).encode(),
+        member: coded.data,
+        schema.DECODED: schema.encode_png(coded.decoded),
+    }
+    meta |= {
+        "codec": codec, "quality": quality, "bpp": coded.bpp, "psnr": coded.psnr,
+        "ms_ssim": coded.ms_ssim, "ssim": coded.ssim, "file_bytes": len(coded.data),
+        "decoded_bytes": len(members[schema.DECODED]),
+    }
+    members[schema.META] = schema.encode_json(meta)
+    return members, meta
+
+
 def _batches(loaded: Iterator, batch_size: int) -> Iterator[list]:
     """Consecutive good images of one size, up to batch_size; failed reads pass through alone."""
     batch: list = []
@@ -262,23 +284,32 @@ class ShardEncoder:
                                         _base_meta(item, task.shard, loaded)))
                 for item, data, loaded in batch
             ]
-        return [
-            (item, c if isinstance(c, Failure) else
-             self.pool.submit(_coded_members, item, c, task.quality,
-                              _base_meta(item, task.shard, loaded)))
-            for (item, _, loaded), c in zip(batch, self._code(batch), strict=True)
-        ]
+        outputs = []
+        for (item, _, loaded), c in zip(batch, self._code(task, batch), strict=True):
+            meta = _base_meta(item, task.shard, loaded)
+            if isinstance(c, Failure):
+                outputs.append((item, c))
+            elif task.codec in schema.CLASSICAL:
+                outputs.append((item, self.pool.submit(_classical_members, item, c, task.codec,
+                                                       task.quality, meta)))
+            else:
+                outputs.append((item, self.pool.submit(_coded_members, item, c, task.quality,
+                                                       meta)))
+        return outputs
 
-    def _code(self, batch: list) -> list:
+    def _code(self, task: ShardTask, batch: list) -> list:
         """Coded, or a Failure, per image: a batch that fails is coded again image by image so
         that only the image at fault fails."""
-        from prep import coding
+        from prep import classical, coding
 
+        images = [loaded.rgb for _, _, loaded in batch]
         try:
-            coded = coding.code_images(self.model, [loaded.rgb for _, _, loaded in batch])
+            if task.codec in schema.CLASSICAL:  # Pillow's codecs: nothing to verify
+                return list(classical.code_classical(images, task.codec, task.quality))
+            coded = coding.code_images(self.model, images)
         except Exception as err:
             if len(batch) > 1:
-                return [result for entry in batch for result in self._code([entry])]
+                return [result for entry in batch for result in self._code(task, [entry])]
             return [_failure(batch[0][0], "encode", f"coding failed: {_reason(err)}")]
         return [c if c.exact else _failure(item, "verify", MISMATCH)
                 for (item, _, _), c in zip(batch, coded, strict=True)]
@@ -299,7 +330,7 @@ def _write_parts(task: ShardTask, rows: list[dict], failures: list[dict],
     """The shard's rows, failures and fingerprint, written before its tar is renamed."""
     rows_path, failures_path = part_paths(task.set_dir, task.shard)
     storage.makedirs(storage.parent(rows_path))
-    manifest = schema.manifest_schema(task.quality)
+    manifest = schema.manifest_schema(task.quality, task.codec)
     schema.write_table(pa.Table.from_pylist(rows, schema=manifest), rows_path)
     schema.write_table(pa.Table.from_pylist(failures, schema=schema.failure_schema()),
                        failures_path)

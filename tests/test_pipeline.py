@@ -1,5 +1,6 @@
-"""A small demo end to end, for real: synthetic textures -> the committed demo codecs -> Ray
-prep -> 5 classifiers with torchrun -> evaluation (Anchor 1 included) -> report -> MLflow."""
+"""A small demo end to end, for real: synthetic textures -> the committed demo codecs and JPEG ->
+Ray prep -> 7 classifiers with torchrun -> evaluation (Anchor 1 included) -> report with
+BD-accuracy -> MLflow."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from evaluation import figures, tracking
 from evaluation.classifiers import ANCHOR1, ANCHOR2, ANCHOR3, COMP, load_model, read_classifier
 from evaluation.evaluate import check_counts
 from evaluation.predict import predict
@@ -30,7 +32,8 @@ def pipeline(root: Path, data: Path, *more: str) -> subprocess.CompletedProcess:
                "--reports", str(root / "reports"), "--codecs", str(CODECS), "--qualities", "1", "8",
                "--epochs", "1", "--max-steps", "2", "--batch-size", "8",
                "--resize", "40", "--crop", "32", "--nproc", "2", "--loader-workers", "1",
-               "--shard-size", "8", "--prep-workers", "2", "--min-seconds", "0.05", *more]
+               "--shard-size", "8", "--prep-workers", "2", "--min-seconds", "0.05",
+               "--jpeg-qualities", "5", "60", *more]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     return subprocess.run(command, cwd=Path(__file__).resolve().parents[1], env=env,
                           capture_output=True, text=True, timeout=900)
@@ -47,15 +50,21 @@ def demo(synthetic_small, tmp_path_factory):
             "shards": root / "shards" / synthetic_small.name}
 
 
-def test_the_table_has_every_method_and_quality_that_was_trained(demo):
+def test_the_table_has_every_method_and_set_that_was_trained(demo):
     results = demo["results"]
-    cells = {(m, None if pd.isna(q) else int(q)) for m, q in zip(results["method"],
-                                                                 results["quality"], strict=True)}
-    assert cells == {(ANCHOR3, None), (ANCHOR1, 1), (ANCHOR1, 8), (ANCHOR2, 1), (ANCHOR2, 8),
-                     (COMP, 1), (COMP, 8)}
+    cells = set(zip(results["method"], results["set"], strict=True))
+    assert cells == {(ANCHOR3, "original"), (ANCHOR1, "q1"), (ANCHOR1, "q8"), (ANCHOR2, "q1"),
+                     (ANCHOR2, "q8"), (COMP, "q1"), (COMP, "q8"), (ANCHOR1, "jpeg5"),
+                     (ANCHOR1, "jpeg60"), (ANCHOR2, "jpeg5"), (ANCHOR2, "jpeg60")}
     table2 = (demo["report"] / "table2.md").read_text()
-    for text in ("| Anchor 1 |", "| Anchor 2 |", "| Comp. |", "q1", "q8", "Anchor 3"):
+    for text in ("| Anchor 1 |", "| Anchor 2 |", "| Comp. |", "| | q1 | q8 |", "Anchor 3",
+                 "| | jpeg5 | jpeg60 |", "| Anchor 1 (JPEG) |", "| Anchor 2 (JPEG) |"):
         assert text in table2
+    # the JPEG sets' bpp is their files' bytes: it rises with the quality
+    jpeg = results[results["codec"] == "jpeg"].groupby("set")["bpp"].first()
+    assert 0 < jpeg["jpeg5"] < jpeg["jpeg60"]
+    assert [name for name, _ in figures.curves(results)] == [
+        "Anchor 1", "Anchor 1 (JPEG)", "Anchor 2", "Anchor 2 (JPEG)", "Comp."]
     assert "done in" in demo["output"] and "make ui" in demo["output"]
 
 
@@ -88,6 +97,19 @@ def test_every_test_sample_is_evaluated_once(demo):
         check_counts({"key": np.concatenate([keys, keys[:1]])}, shard_set, "test")
     with pytest.raises(RuntimeError, match="the manifest lists"):
         check_counts({"key": keys[1:].to_numpy()}, shard_set, "test")
+
+
+def test_bd_accuracy_compares_every_pair_of_curves(demo):
+    table = pd.read_csv(demo["report"] / "bd_accuracy.csv")
+    pairs = set(zip(table["curve"], table["reference"], strict=True))
+    assert {("Comp.", "Anchor 2"), ("Comp.", "Anchor 1"), ("Anchor 2", "Anchor 2 (JPEG)"),
+            ("Anchor 1", "Anchor 1 (JPEG)"), ("Anchor 2 (JPEG)", "Anchor 1 (JPEG)")} <= pairs
+    assert len(pairs) == 10  # 5 curves
+    comp = table[(table["curve"] == "Comp.") & (table["reference"] == "Anchor 2")].iloc[0]
+    assert comp.bd_top1_low <= comp.bd_top1 <= comp.bd_top1_high
+    q1 = demo["results"][demo["results"]["set"] == "q1"]
+    assert comp.images == q1["samples"].iloc[0] > 0  # every test image, resampled
+    assert "## BD-accuracy" in (demo["report"] / "README.md").read_text()
 
 
 def test_figures_exist_and_show_something(demo):
@@ -126,24 +148,29 @@ def test_the_mlflow_parent_run_holds_the_report(demo):
             "efficiency.csv"} <= artifacts
     children = client.search_runs([experiment.experiment_id],
                                   f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    assert len(children) == len(demo["results"]) == 7
+    assert len(children) == len(demo["results"]) == 11
     by_cell = {(r.data.tags["method"], r.data.tags["quality"]): r for r in children}
     for row in demo["results"].itertuples():
-        quality = "original" if pd.isna(row.quality) else f"q{row.quality}"
-        child = by_cell[(row.method, quality)]
+        child = by_cell[(row.method, row.set)]  # the set names codec and quality: q1, jpeg5
         assert child.data.metrics["top1"] == pytest.approx(row.top1)
         assert child.data.metrics["bpp"] == pytest.approx(row.bpp)
     training = client.search_runs([experiment.experiment_id], "tags.domain = 'latent'")
     assert training and all(r.data.tags["report_run_id"] == parent.info.run_id for r in training)
     # offline, every classifier fine-tunes from the procedural stand-in for ImageNet
     every_run = client.search_runs([experiment.experiment_id], "tags.domain != ''")
-    assert len(every_run) == 5 and {r.data.params["init"] for r in every_run} == {"procedural"}
+    assert len(every_run) == 7 and {r.data.params["init"] for r in every_run} == {"procedural"}
+    bd = pd.read_csv(demo["report"] / "bd_accuracy.csv")
+    metrics = client.get_run(parent.info.run_id).data.metrics
+    for row in bd.dropna(subset=["bd_top1"]).itertuples():
+        name = tracking.bd_metric_name("bd_top1", row.curve, row.reference)
+        assert metrics[name] == pytest.approx(row.bd_top1)
+    assert "bd_top1/comp/anchor-2" in metrics
 
 
 def test_a_second_run_skips_every_finished_step(demo):
     again = pipeline(demo["root"], demo["data"])
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count(": done (") == 5  # every classifier
+    assert again.stdout.count(": done (") == 7  # every classifier
     assert "torch.distributed.run" not in again.stdout
     assert again.stdout.count("already done") >= 2
     results = pd.read_parquet(demo["report"] / "results.parquet")
@@ -187,10 +214,9 @@ def test_the_mlflow_ui_shows_the_runs_and_their_top1(demo):
     assert f"{demo['data'].name}/report" in text
     assert f"{demo['data'].name}/report" in first and f"{demo['data'].name}/latent/q1" in first
     for row in demo["results"].itertuples():
-        quality = "original" if pd.isna(row.quality) else f"q{row.quality}"
-        assert f"{demo['data'].name}/{row.method}/{quality}" in text  # the cell's child run
-        shown = re.search(rf"top1/{re.escape(row.method)}/{quality} ([\d.]+)", text)
-        assert shown and float(shown.group(1)) == pytest.approx(row.top1, abs=1e-3), quality
+        assert f"{demo['data'].name}/{row.method}/{row.set}" in text  # the cell's child run
+        shown = re.search(rf"top1/{re.escape(row.method)}/{row.set} ([\d.]+)", text)
+        assert shown and float(shown.group(1)) == pytest.approx(row.top1, abs=1e-3), row.set
     with Image.open(shot) as image:
         assert image.size == (1920, 1200)
         assert np.asarray(image.convert("L"), dtype=np.float32).std() > 10

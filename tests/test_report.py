@@ -1,21 +1,29 @@
-"""The report's text from a results table: Table 2's layout, the paper's pattern checked with
-the intervals, and the mean and spread over MINC-2500's splits."""
+"""The report's text from a results table: Table 2's layout (with the classical anchors), the
+paper's pattern checked with the intervals, BD-accuracy, and the mean and spread over MINC-2500's
+splits."""
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
 from evaluation.metrics import wilson_interval
 from evaluation.pipeline import summarize_splits
-from evaluation.report import pattern, table2
+from evaluation.report import bd_markdown, pattern, table2
+from evaluation.tracking import bd_metric_name
 
 N = 5750  # test images of MINC-2500 (23 x 250)
 
 
-def row(method: str, quality: int | None, top1: float, top5: float = 0.95, bpp: float = 0.5):
+def row(method: str, quality: int | None, top1: float, top5: float = 0.95, bpp: float = 0.5,
+        codec: str = "learned"):
     hits = round(top1 * N)
     low, high = wilson_interval(hits, N)
-    return {"method": method, "quality": quality, "set": f"q{quality}" if quality else "original",
+    prefix, label = ("q", "") if codec == "learned" else (codec, f" ({codec.upper()})")
+    return {"method": method, "quality": quality,
+            "set": f"{prefix}{quality}" if quality else "original",
+            "codec": codec if quality else None, "curve": method + (label if quality else ""),
             "top1": hits / N, "top1_low": low, "top1_high": high, "top5": top5, "samples": N,
             "bpp": bpp, "psnr": 30.0, "ms_ssim": 0.95, "ssim": 0.9}
 
@@ -81,3 +89,44 @@ def test_splits_give_mean_and_standard_deviation(tmp_path):
     comp = next(line for line in text.splitlines() if line.startswith("| Comp."))
     assert "72.00 ± 2.00" in comp and comp.endswith("| 3 |")  # 70, 72, 74 %
     assert text.index("| Anchor 3") < text.index("| Comp.")  # the paper's order
+
+
+def test_jpeg_anchors_get_their_own_rows_and_a_column_per_set_with_its_bpp():
+    frame = results([*paper_like().to_dict("records"),
+                     row("Anchor 1", 5, .50, bpp=0.24, codec="jpeg"),
+                     row("Anchor 1", 50, .78, bpp=0.76, codec="jpeg"),
+                     row("Anchor 2", 5, .70, bpp=0.24, codec="jpeg"),
+                     row("Anchor 1", 8, .79, bpp=0.31, codec="jpeg")])  # JPEG 8 is no q8
+    text = table2(frame, "minc-2500", 23, 23)
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    assert lines[0] == "| | q1 | q8 |"  # the paper's table first, as it was
+    start = lines.index("| | jpeg5 | jpeg8 | jpeg50 |")
+    assert start > next(i for i, line in enumerate(lines) if line.startswith("| Comp. |"))
+    jpeg = lines[start:]
+    assert jpeg[2].startswith("| rate and quality | 0.240 bpp")
+    assert jpeg[3].startswith("| Anchor 1 (JPEG) | 50.0 (95.0)")
+    assert jpeg[4].startswith("| Anchor 2 (JPEG) | 70.0 (95.0)") and "not trained" in jpeg[4]
+    # the learned codec's q8 cell is its own, not JPEG quality 8's
+    anchor1 = next(line for line in lines if line.startswith("| Anchor 1 |"))
+    assert "81.0 (95.0)" in anchor1 and "79.0" not in anchor1
+    assert pattern(frame, {"imagenet"}).count("holds here") == 3
+
+
+def test_bd_accuracy_is_reported_with_its_interval_and_reading():
+    table = pd.DataFrame([
+        {"curve": "Comp.", "reference": "Anchor 2", "bd_top1": -0.031, "bd_top1_low": -0.06,
+         "bd_top1_high": -0.002, "bpp_low": 0.12, "bpp_high": 0.85, "images": 180,
+         "resamples": 2000},
+        {"curve": "Anchor 2", "reference": "Anchor 2 (JPEG)", "bd_top1": 0.01,
+         "bd_top1_low": -0.02, "bd_top1_high": 0.04, "bpp_low": 0.26, "bpp_high": 1.1,
+         "images": 180, "resamples": 2000},
+        {"curve": "Anchor 1", "reference": "Anchor 1 (WebP)", "bd_top1": math.nan,
+         "bd_top1_low": math.nan, "bd_top1_high": math.nan, "bpp_low": math.nan,
+         "bpp_high": math.nan, "images": 180, "resamples": 2000},
+    ])
+    text = bd_markdown(table)
+    assert "| Comp. | Anchor 2 | **-3.1** | [-6.0, -0.2] | 0.120-0.850 | behind |" in text
+    assert "| Anchor 2 | Anchor 2 (JPEG) | **+1.0** | [-2.0, +4.0]" in text
+    assert "within noise" in text and "no common bpp range" in text
+    assert "2000 bootstrap resamples of the 180 test images" in text
+    assert bd_metric_name("bd_top1", "Comp.", "Anchor 2 (JPEG)") == "bd_top1/comp/anchor-2-jpeg"

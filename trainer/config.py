@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from prep import schema
 from trainer.data import DOMAINS
 
 PAPER_BATCH = 32  # the paper's batch; lr scales linearly with the global batch
@@ -16,6 +17,7 @@ class TrainConfig:
     domain: str
     shards: str
     quality: int | None = None
+    codec: str = schema.LEARNED  # of the coded set: q<Q> (learned) or jpeg<P>, webp<P>
     inputs: str = "both"  # latent domain: y, sigma or both
     init: str = "imagenet"
     epochs: int = 30
@@ -54,12 +56,18 @@ class TrainConfig:
         return Path(self.shards).name
 
     @property
+    def set_name(self) -> str:
+        """The shard set the run reads: original, q8, jpeg30, ..."""
+        return schema.set_name(None if self.domain == "original" else self.quality, self.codec)
+
+    @property
     def run_name(self) -> str:
-        """e.g. minc-2500/latent/q8, minc-2500/latent-y/q8, minc-2500/original."""
+        """e.g. minc-2500/latent/q8, minc-2500/latent-y/q8, minc-2500/decoded/jpeg30,
+        minc-2500/original."""
         domain = self.domain if self.inputs == "both" or self.domain != "latent" else \
             f"latent-{self.inputs}"
         return "/".join(filter(None, [self.dataset, domain,
-                                      f"q{self.quality}" if self.domain != "original" else ""]))
+                                      self.set_name if self.domain != "original" else ""]))
 
     @property
     def out_dir(self) -> Path:
@@ -78,7 +86,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", choices=DOMAINS, required=True,
                    help="original: anchor 3; decoded: anchor 2; latent: compressed domain")
     p.add_argument("--shards", required=True, help="<out>/<dataset> written by `make prep`")
-    p.add_argument("--quality", type=int, default=None, help="codec quality (decoded, latent)")
+    p.add_argument("--quality", type=int, default=None,
+                   help="learned codec quality (decoded, latent): the set q<Q>")
+    p.add_argument("--set", dest="set_name", default=None, metavar="NAME",
+                   help="the coded set by its folder name instead: q<Q>, or a classical codec's "
+                   "jpeg<P>, webp<P> (decoded domain only)")
     p.add_argument("--inputs", choices=("y", "sigma", "both"), default=d.inputs,
                    help="latent inputs (the ablation)")
     p.add_argument("--init", default=d.init, help="imagenet, none, or a state dict file")
@@ -111,6 +123,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: list[str] | None = None) -> TrainConfig:
-    args = vars(parser().parse_args(argv))
+    p = parser()
+    args = vars(p.parse_args(argv))
     args["lr_steps"] = tuple(args["lr_steps"])
+    name = args.pop("set_name")
+    if name is not None:
+        try:
+            codec, quality = schema.parse_set_name(name)
+        except ValueError as err:
+            p.error(f"--set: {err}")
+        if quality is None:
+            p.error("--set original: the original images are --domain original, without --set")
+        if args["quality"] is not None and (codec, quality) != (schema.LEARNED, args["quality"]):
+            p.error(f"--set {name} and --quality {args['quality']} disagree: give one of them")
+        args |= {"codec": codec, "quality": quality}
     return TrainConfig(**args)

@@ -46,7 +46,7 @@ class ShardSet:
 
     @property
     def latent_channels(self) -> int | None:
-        return self.info["codec"]["M"] if self.info.get("codec") else None
+        return (self.info.get("codec") or {}).get("M")  # None: no latents (original, JPEG)
 
     def shards(self, split: str) -> list[str]:
         """The shards prep recorded for a split (their sizes checked by open_shard_set)."""
@@ -56,24 +56,31 @@ class ShardSet:
 
 
 def open_shard_set(root: str | Path, domain: str, quality: int | None,
-                   splits: tuple[str, ...] = schema.SPLITS) -> ShardSet:
+                   codec: str = schema.LEARNED, splits: tuple[str, ...] = schema.SPLITS
+                   ) -> ShardSet:
     """Check everything a run needs before any process group exists, the size of every shard of
-    `splits` included; errors are one line that says what to do."""
+    `splits` included; errors are one line that says what to do. `quality` and `codec` name the
+    coded set (q4, jpeg30); the original domain ignores them."""
     if domain not in DOMAINS:
         raise ValueError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
     if domain != "original" and quality is None:
-        raise ValueError(f"--domain {domain} needs --quality (the codec quality of the shards)")
+        raise ValueError(f"--domain {domain} needs --quality (the codec quality of the shards) "
+                         f"or --set (e.g. q4, jpeg30)")
+    if domain == "latent" and codec != schema.LEARNED:
+        raise ValueError(f"the {schema.set_name(quality, codec)} set holds no latents ({codec} is "
+                         f"a classical codec): use --domain decoded, or a learned set q<Q>")
     root = storage.location(root)
     if not storage.is_dir(root):
         raise FileNotFoundError(f"shard folder {root} does not exist: run `make prep` first "
                                 f"(it writes <out>/<dataset>/)")
-    directory = storage.join(root, schema.set_name(None if domain == "original" else quality))
+    name = schema.set_name(None if domain == "original" else quality, codec)
+    directory = storage.join(root, name)
     if not storage.is_dir(directory):
         found = sorted(n for n, folder in storage.listdir(root).items() if folder)
+        how = "`make prep Q=...`" if codec == schema.LEARNED else f"`python -m prep --{codec} ...`"
         raise FileNotFoundError(
-            f"{directory} does not exist: the {domain} domain needs the "
-            f"{schema.set_name(None if domain == 'original' else quality)} set, which was not "
-            f"prepared (sets in {root}: {', '.join(found) or 'none'}); run `make prep Q=...`")
+            f"{directory} does not exist: the {domain} domain needs the {name} set, which was "
+            f"not prepared (sets in {root}: {', '.join(found) or 'none'}); run {how}")
     info = schema.read_dataset_json(directory)
     schema.check_shards(directory, info, splits)
     counts = {split: info["counts"][split]["samples"] for split in schema.SPLITS}

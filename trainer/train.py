@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = parse(argv)
     try:  # every check that can fail on input happens before the process group exists
-        shard_set = open_shard_set(config.shards, config.domain, config.quality)
+        shard_set = open_shard_set(config.shards, config.domain, config.quality, config.codec)
         device = _device(config)
         init = initial_state(config.init)
     except (OSError, ValueError, RuntimeError) as err:
@@ -265,7 +265,8 @@ class Tracker:
         self.mlflow = mlflow
         codec = shard_set.info.get("codec") or {}
         tags = {"domain": config.domain, "dataset": config.dataset, "model": config.model_name,
-                "quality": str(config.quality or "original"), "inputs": config.inputs,
+                "quality": str(config.quality or "original"), "codec": config.codec,
+                "set": config.set_name, "inputs": config.inputs,
                 "method": METHODS[config.domain]}
         self.run = start_run(config.experiment, config.run_name, tags, run_id)
         self.run_id = self.run.info.run_id

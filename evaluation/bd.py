@@ -1,0 +1,137 @@
+"""BD-accuracy: one number per pair of accuracy-rate curves, with a bootstrap interval.
+
+Bjontegaard's delta with Top-1 accuracy in place of PSNR: fit each curve's accuracy against
+log10(bpp) with a piecewise cubic Hermite interpolant (PCHIP, the `pchip` of the bjontegaard
+package and of JVET's current common test conditions; it needs only two points and never
+overshoots, where Bjontegaard's cubic polynomial needs four), integrate both over their common
+log-bpp range and divide by its length: the mean accuracy difference at equal rate, in points.
+
+The interval resamples the test images with replacement, the same draw for every point of
+every curve (the curves are measured on the same images, so their differences are paired),
+and recomputes each point's accuracy from the per-image predictions; the rates stay fixed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.interpolate import PchipInterpolator
+
+from evaluation.classifiers import ANCHOR1, ANCHOR2, COMP, COMP_INPUTS
+from prep import schema
+
+RESAMPLES = 2000
+LEVEL = 0.95
+
+
+def _mean_over(log_rate: np.ndarray, accuracy: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Mean of the PCHIP fit over [low, high]; accuracy is (points,) or (points, resamples)."""
+    fit = PchipInterpolator(log_rate, accuracy, axis=0, extrapolate=False)
+    return fit.integrate(low, high) / (high - low)
+
+
+def _log_rates(bpp) -> np.ndarray:
+    rates = np.asarray(bpp, dtype=np.float64)
+    if len(rates) < 2 or np.any(rates <= 0) or np.any(np.diff(rates) <= 0):
+        raise ValueError(f"a curve needs two or more points of increasing positive bpp, got "
+                         f"{rates.tolist()}")
+    return np.log10(rates)
+
+
+def common_range(bpp_a, bpp_b) -> tuple[float, float] | None:
+    """The bpp range both curves span, or None where they do not overlap."""
+    low, high = max(min(bpp_a), min(bpp_b)), min(max(bpp_a), max(bpp_b))
+    return (low, high) if high > low else None
+
+
+def bd_accuracy(bpp_ref, acc_ref, bpp, acc) -> np.ndarray | float:
+    """Mean of (curve - reference) over the common bpp range; NaN where there is none.
+
+    Points sorted by increasing bpp; accuracies (points,) or (points, resamples) for many
+    curves at once (then one value per resample)."""
+    x_ref, x = _log_rates(bpp_ref), _log_rates(bpp)
+    span = common_range(x_ref, x)
+    if span is None:
+        return math.nan
+    return _mean_over(x, np.asarray(acc, float), *span) - _mean_over(
+        x_ref, np.asarray(acc_ref, float), *span)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A method on one codec's sets: points by increasing bpp, Top-1 hits per test image."""
+
+    name: str
+    sets: tuple[str, ...]
+    bpp: np.ndarray  # (points,)
+    hits: np.ndarray  # (points, images), bool, images in one shared key order
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        return self.hits.mean(axis=1)
+
+
+def _order(method: str, codec: str) -> tuple[int, int]:
+    """Pairs read as `earlier minus later`: the compressed domain before the pixel anchors,
+    retrained before not retrained, the learned codec before the classical ones."""
+    methods = (COMP, COMP_INPUTS["y"], COMP_INPUTS["sigma"], ANCHOR2, ANCHOR1)
+    return schema.CODECS.index(codec), methods.index(method)
+
+
+def curves(results: pd.DataFrame, hits: pd.DataFrame) -> tuple[list[Curve], int]:
+    """Every coded curve with two or more points, on the test images all of them share; and
+    how many images that is. results: evaluate's table (method, codec, curve, set, bpp);
+    hits: its HITS (curve, set, key, top1)."""
+    coded = results[results["codec"].notna()].sort_values("bpp")
+    counts = coded["curve"].value_counts()
+    coded = coded[coded["curve"].map(counts) >= 2]
+    cells = {name: group.set_index("key")["top1"]
+             for name, group in hits.groupby(["curve", "set"], sort=False)}
+    shared = [set(cells[(row.curve, row.set)].index) for row in coded.itertuples()]
+    order = sorted(set.intersection(*shared)) if shared else []
+    found = []
+    for name, rows in sorted(coded.groupby("curve", sort=False),
+                             key=lambda g: _order(g[1]["method"].iloc[0], g[1]["codec"].iloc[0])):
+        matrix = [cells[(name, s)].loc[order].to_numpy(bool) for s in rows["set"]]
+        found.append(Curve(name, tuple(rows["set"]), rows["bpp"].to_numpy(float),
+                           np.array(matrix).reshape(len(rows), len(order))))
+    return found, len(order)
+
+
+def bootstrap_accuracy(curve: Curve, draws: np.ndarray) -> np.ndarray:
+    """(points, resamples): each point's accuracy on each resample of the images."""
+    return np.stack([hits[draws].mean(axis=1) for hits in curve.hits])
+
+
+def compare(curve_list: list[Curve], resamples: int = RESAMPLES, level: float = LEVEL,
+            seed: int = 0) -> pd.DataFrame:
+    """BD-accuracy of every pair (the earlier curve minus the later one, in Top-1 points of
+    0..1), its bootstrap interval and the common bpp range; one row per pair."""
+    images = curve_list[0].hits.shape[1] if curve_list else 0
+    draws = np.random.default_rng(seed).integers(0, images, size=(resamples, images))
+    resampled = {c.name: bootstrap_accuracy(c, draws) for c in curve_list} if images else {}
+    rows = []
+    for a, b in itertools.combinations(curve_list, 2):
+        span = common_range(a.bpp, b.bpp)
+        value = bd_accuracy(b.bpp, b.accuracy, a.bpp, a.accuracy)
+        low = high = math.nan
+        if span is not None and images:
+            spread = bd_accuracy(b.bpp, resampled[b.name], a.bpp, resampled[a.name])
+            low, high = np.quantile(spread, [(1 - level) / 2, (1 + level) / 2])
+        rows.append({"curve": a.name, "reference": b.name, "bd_top1": value,
+                     "bd_top1_low": float(low), "bd_top1_high": float(high),
+                     "bpp_low": span[0] if span else math.nan,
+                     "bpp_high": span[1] if span else math.nan,
+                     "points": len(a.bpp), "reference_points": len(b.bpp), "images": images,
+                     "resamples": resamples, "fit": "pchip of Top-1 on log10(bpp)"})
+    return pd.DataFrame(rows)
+
+
+def bd_table(results: pd.DataFrame, hits: pd.DataFrame, **kw) -> pd.DataFrame:
+    """evaluate's results and hits -> one row per pair of curves (see compare)."""
+    found, _ = curves(results, hits)
+    return compare(found, **kw)
