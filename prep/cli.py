@@ -72,9 +72,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def config_from(argv: list[str] | None = None) -> PrepConfig:
+    """The command line as a PrepConfig (a bad combination exits with the parser's message)."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.original_only and not args.original:
         parser().error("--original-only and --no-original leave nothing to write")
     args.classical = tuple((codec, quality) for codec in CLASSICAL
@@ -85,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         args.quality = DEFAULT_QUALITY
     for name in ("original_only", *CLASSICAL):
         delattr(args, name)
-    config = PrepConfig(**vars(args))
+    return PrepConfig(**vars(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = config_from(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         summary = run(config)
     except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, files

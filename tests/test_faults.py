@@ -29,8 +29,8 @@ import pytest
 from PIL import Image
 
 from prep import schema, storage
+from prep.cli import config_from
 from prep.cli import main as prep_main
-from prep.cli import parser
 from prep.datasets import Item
 from prep.job import PrepConfig, run
 from prep.shards import ShardEncoder, ShardTask, part_paths
@@ -77,10 +77,8 @@ def tiny_classifier(runs: Path) -> Path:
 
 def prep_config(data: Path, out: Path, weights: Path, *more: str) -> PrepConfig:
     """The config of small_shards' command (SMALL_PREP_ARGS), to resume a copy of it."""
-    args = vars(parser().parse_args(["--data", str(data), "--out", str(out), "--codec-weights",
-                                     str(weights), *SMALL_PREP_ARGS, *more]))
-    del args["original_only"]
-    return PrepConfig(**args)
+    return config_from(["--data", str(data), "--out", str(out), "--codec-weights", str(weights),
+                        *SMALL_PREP_ARGS, *more])
 
 
 # --- damaged shards ------------------------------------------------------------------------------
