@@ -124,6 +124,7 @@ train: $(PY)  ## train DOMAIN (original|decoded|latent) at quality Q on SHARDS w
 	  --shards $(SHARDS) $(if $(filter-out original,$(DOMAIN)),--quality $(Q))
 
 ui: $(PY)  ## MLflow UI on http://127.0.0.1:5000 (the runs in mlflow.db)
+	@echo "open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (model training view)"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
 EPOCHS ?= 30

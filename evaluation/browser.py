@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from prep.tracking import UI_ENV
+from prep.tracking import UI_ENV, UI_QUERY
 
 CHROMIUM = "chromium"
 # Without the networking flags Chromium keeps trying Google's hosts, which a closed network
@@ -94,12 +94,12 @@ def screenshot(url: str, path: Path, size: tuple[int, int] = (1920, 1200),
 
 
 def run_url(base: str, experiment_id: str, run_id: str) -> str:
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}{UI_QUERY}"
 
 
 def experiment_url(base: str, experiment_id: str) -> str:
     """What a user opens first: the experiment, from the UI's list."""
-    return f"{base}/#/experiments/{experiment_id}"
+    return f"{base}/#/experiments/{experiment_id}{UI_QUERY}"
 
 
 def main(argv: list[str] | None = None) -> int:

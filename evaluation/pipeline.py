@@ -29,6 +29,7 @@ from evaluation.evaluate import RESULTS
 from evaluation.report import write_report
 from prep import schema, storage
 from prep.storage import Location
+from prep.tracking import UI_URL
 from trainer import checkpoint
 from trainer.models import initial_state
 from trainer.train import TEST_RESULT
@@ -211,7 +212,7 @@ def run(e: Experiment) -> list[Path]:
         reports.append(summarize_splits(frames, Path(e.reports) / e.dataset / "splits.md"))
     minutes = (time.perf_counter() - start) / 60
     print(f"\ndone in {minutes:.1f} min. Report: {reports[-1]}\n"
-          f"MLflow UI: make ui  (http://127.0.0.1:5000; the runs are in the "
+          f"MLflow UI: make ui, then {UI_URL} (the runs are in the "
           f"'{e.experiment}' experiment, the report is the parent run '{e.dataset}/report')")
     return reports
 

@@ -6,9 +6,12 @@ import os
 from pathlib import Path
 
 DEFAULT_STORE = "mlflow.db"
-# MLflow 3.17's UI opens an experiment on its GenAI overview (traces, token usage) unless the
-# experiment says it is model training; then the runs table, with Top-1, comes first.
+# MLflow 3.17's UI opens an experiment on its GenAI overview (traces, token usage). The
+# experiment tag says it is model training; the 3.17.2 UI also needs its workflow switch, which
+# the `?workflowType=machine_learning` query sets (then the runs table, with Top-1, comes first).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+UI_QUERY = "?workflowType=machine_learning"
+UI_URL = f"http://127.0.0.1:5000/#/experiments{UI_QUERY}"  # what `make ui` serves
 # `mlflow ui` also starts a GenAI job runner (7 huey consumers, 10 processes, 2.2 GiB here)
 UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
