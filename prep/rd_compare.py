@@ -34,7 +34,7 @@ def test_images(data: Path, limit: int | None) -> list[Image.Image]:
 def codec_point(path: Path, images: list[Image.Image]) -> dict:
     model = load_codec(read_weights_file(path))
     coded = [code_images(model, [image])[0] for image in images]
-    return {"codec": path.name, **codec_sizes(model),
+    return {"codec": str(path), **codec_sizes(model),
             **{k: float(np.mean([getattr(c, k) for c in coded])) for k in ("bpp", "psnr",
                                                                            "ms_ssim")}}
 
