@@ -33,6 +33,6 @@ def progress(**kwargs) -> tqdm:
     if stream.isatty():
         return tqdm(file=stream, dynamic_ncols=True, **kwargs)
     kwargs.pop("leave", None)  # in a log, the last line of each bar stays
-    kwargs.pop("position", None)  # stacked bars move the cursor: lines instead
+    kwargs["position"] = 0  # stacked bars (tqdm numbers them itself) would move the cursor
     return tqdm(file=_Lines(stream), mininterval=LOG_SECONDS, maxinterval=LOG_SECONDS * 4,
                 ncols=110, leave=True, **kwargs)

@@ -66,7 +66,7 @@ def plot(points: list[dict], curve: list[dict], path: Path) -> None:
     for ax, metric, label in ((axes[0], "ms_ssim", "MS-SSIM"), (axes[1], "psnr", "PSNR (dB)")):
         ax.plot([p["bpp"] for p in curve], [p[metric] for p in curve], "o-", label="JPEG (Pillow)")
         ax.plot([p["bpp"] for p in points], [p[metric] for p in points], "s-",
-                label="demo codecs (bmshj2018-hyperprior)")
+                label="learned codecs (bmshj2018-hyperprior)")
         for p in points:
             ax.annotate(p["codec"].removesuffix(".pth"), (p["bpp"], p[metric]), fontsize=8)
         ax.set_xlabel("bits per pixel")
