@@ -137,4 +137,5 @@ def test_a_missing_starting_point_is_one_line(trainer_shards, tmp_path):
     assert process.returncode != 0
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "resnet50-0676ba61.pth" in errors[0]
-    assert "Traceback" not in output.split("torch.distributed.elastic")[0]
+    # no traceback from the trainer's processes (torchrun still prints its own failure block)
+    assert f'File "{MAIN.parent}' not in output and "FileNotFoundError" not in output
