@@ -318,9 +318,19 @@ def ray_processes(ray_tmp: str) -> list[psutil.Process]:
     return found
 
 
+@pytest.fixture(scope="module")
+def longer_set(tmp_path_factory) -> Path:
+    """160 synthetic textures (80 shards of 2): a job long enough to be stopped midway on an
+    idle machine (40 images were coded before the signal arrived)."""
+    from prep.synthetic import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("longer") / DATASET, classes=4, per_class=40,
+                         size=128)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_killed_driver_stops_its_workers_and_the_rerun_completes(
-        signum, synthetic_small, codec_q1, tmp_path, ray_local, capsys):
+        signum, longer_set, codec_q1, tmp_path, ray_local, capsys):
     out = tmp_path / "out"
     q1 = out / DATASET / "q1"
     ray_tmp = tempfile.mkdtemp(prefix="cdmr-ray-", dir="/tmp")  # short socket paths
@@ -328,7 +338,7 @@ def test_a_killed_driver_stops_its_workers_and_the_rerun_completes(
     env = {**os.environ, "RAY_ADDRESS": "local", "RAY_TMPDIR": ray_tmp,
            "PYTHONPATH": os.pathsep.join(filter(None, path))}  # this checkout's prep
     driver = subprocess.Popen(
-        [sys.executable, "-m", "prep", "--data", str(synthetic_small), "--out", str(out),
+        [sys.executable, "-m", "prep", "--data", str(longer_set), "--out", str(out),
          "--codec-weights", str(codec_q1), "-q", "1", "--workers", "2", "--shard-size", "2",
          "--no-original"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -336,7 +346,7 @@ def test_a_killed_driver_stops_its_workers_and_the_rerun_completes(
         deadline = time.time() + 240
         while not schema.shard_paths(q1) and time.time() < deadline and driver.poll() is None:
             time.sleep(0.05)
-        driver.send_signal(signum)  # mid-job: the first of 20 q1 shards is done
+        driver.send_signal(signum)  # mid-job: the first of 80 q1 shards is done
         _, err = driver.communicate(timeout=120)
     finally:
         driver.kill()
@@ -352,13 +362,13 @@ def test_a_killed_driver_stops_its_workers_and_the_rerun_completes(
     for path in schema.shard_paths(q1):  # every shard under its final name is whole
         assert schema.read_fingerprint(q1, path.name).bytes == path.stat().st_size
 
-    summary = run(PrepConfig(data=synthetic_small, out=out, quality=1, codec_weights=codec_q1,
+    summary = run(PrepConfig(data=longer_set, out=out, quality=1, codec_weights=codec_q1,
                              workers=2, shard_size=2, original=False))
-    done = re.search(r"q1: (\d+) of 20 shards already done", capsys.readouterr().out)
-    assert 1 <= int(done.group(1)) < 20 and summary.encoded_images > 0
+    done = re.search(r"q1: (\d+) of 80 shards already done", capsys.readouterr().out)
+    assert 1 <= int(done.group(1)) < 80 and summary.encoded_images > 0
     assert keys_in(q1) == Counter({k: 1 for k in schema.read_manifest(q1).column("key")
                                    .to_pylist()})
-    assert len(schema.read_manifest(q1)) == 40
+    assert len(schema.read_manifest(q1)) == 160
     assert not list(q1.rglob(".*.tmp-*"))
 
 
