@@ -337,8 +337,13 @@ def test_a_killed_driver_stops_its_workers_and_the_rerun_completes(
     path = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "RAY_ADDRESS": "local", "RAY_TMPDIR": ray_tmp,
            "PYTHONPATH": os.pathsep.join(filter(None, path))}  # this checkout's prep
+    # `python -m prep` as a user runs it in a terminal: a shell that started this test suite in
+    # the background hands SIGINT down ignored, so the driver restores Python's handler first
+    foreground = ("import runpy, signal, sys; signal.signal(signal.SIGINT, "
+                  "signal.default_int_handler); sys.argv[0] = 'prep'; "
+                  "runpy.run_module('prep', run_name='__main__')")
     driver = subprocess.Popen(
-        [sys.executable, "-m", "prep", "--data", str(longer_set), "--out", str(out),
+        [sys.executable, "-c", foreground, "--data", str(longer_set), "--out", str(out),
          "--codec-weights", str(codec_q1), "-q", "1", "--workers", "2", "--shard-size", "2",
          "--no-original"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
