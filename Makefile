@@ -130,7 +130,7 @@ ui: $(PY)  ## MLflow UI on http://127.0.0.1:5000 (the runs in mlflow.db)
 EPOCHS ?= 30
 QUALITIES ?= 1 4 8
 SPLITS ?= 1
-table2: $(PY)  ## the paper's matrix on DATA: prep, 7 classifiers, evaluation, report (resumes)
+table2: $(PY)  ## the paper's matrix on DATA: prep, every classifier, evaluation, report (resumes)
 	$(PY) -m evaluation.pipeline --data $(DATA) --out $(OUT) --qualities $(QUALITIES) \
 	  --epochs $(EPOCHS) --nproc $(NPROC) --splits $(subst $(comma), ,$(SPLITS)) \
 	  $(if $(CODECS_DIR),--codecs $(CODECS_DIR)) $(if $(WORKERS),--prep-workers $(WORKERS)) \
