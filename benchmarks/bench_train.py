@@ -25,6 +25,7 @@ from torch import nn
 
 from trainer.config import TrainConfig
 from trainer.data import open_shard_set
+from trainer.domains import DECODED, LATENT, ORIGINAL
 from trainer.train import build_model, load_data, train_one_epoch
 
 DEMO_CODEC = Path(__file__).resolve().parents[1] / "codecs" / "demo" / "codec-q4.pth"
@@ -98,18 +99,19 @@ def main(argv: list[str] | None = None) -> None:
         print("| domain | input | bare step img/s | trainer img/s | trainer / bare | "
               "loader img/s | loader / bare |")
         print("|---|---|---:|---:|---:|---:|---:|")
-        for domain in ("latent", "decoded", "original"):
-            shard_set = open_shard_set(shards, domain, None if domain == "original" else quality)
-            config = TrainConfig(domain=domain, shards=str(shards), quality=quality, init="none",
-                                 workers=args.workers, batch_size=args.batch)
-            shape = ((args.batch, 2 * shard_set.latent_channels, 28, 28) if domain == "latent"
+        for domain in (LATENT, DECODED, ORIGINAL):
+            shard_set = open_shard_set(shards, domain.name, quality)
+            config = TrainConfig(domain=domain.name, shards=str(shards), quality=quality,
+                                 init="none", workers=args.workers, batch_size=args.batch)
+            shape = ((args.batch, 2 * shard_set.latent_channels, config.latent_crop,
+                      config.latent_crop) if domain.latent
                      else (args.batch, 3, config.crop, config.crop))
             bare = bare_step(build_model(shard_set, config, None), shape, shard_set.num_classes,
                              args.steps)
             loop = trainer_loop(shard_set, config, args.batch, args.steps)
             load = loader_alone(shard_set, config, args.batch, 4 * args.steps)
-            print(f"| {domain} | {tuple(shape[1:])} | {bare:.1f} | {loop:.1f} | {loop / bare:.2f} "
-                  f"| {load:.1f} | {load / bare:.1f} |", flush=True)
+            print(f"| {domain.name} | {tuple(shape[1:])} | {bare:.1f} | {loop:.1f} | "
+                  f"{loop / bare:.2f} | {load:.1f} | {load / bare:.1f} |", flush=True)
     dist.destroy_process_group()
 
 

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
-from evaluation.classifiers import ANCHOR1, ANCHOR2, COMP, COMP_INPUTS
 from prep import schema
+from trainer.domains import ANCHOR1, ANCHOR2, COMP, COMP_INPUTS
 
 RESAMPLES = 2000
 LEVEL = 0.95

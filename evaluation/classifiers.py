@@ -20,11 +20,8 @@ from torch import nn
 from prep import schema
 from trainer import checkpoint
 from trainer.config import TrainConfig
-from trainer.models import cresnet39, resnet50_deep_stem
+from trainer.domains import METHOD_ORDER
 
-ANCHOR3, ANCHOR1, ANCHOR2, COMP = "Anchor 3", "Anchor 1", "Anchor 2", "Comp."
-COMP_INPUTS = {"both": COMP, "y": "Comp. (y)", "sigma": "Comp. (sigma)"}
-METHOD_ORDER = (ANCHOR3, ANCHOR1, ANCHOR2, COMP, COMP_INPUTS["y"], COMP_INPUTS["sigma"])
 CODEC_LABELS = {schema.LEARNED: "", "jpeg": "JPEG", "webp": "WebP"}
 
 
@@ -49,9 +46,7 @@ class Classifier:
 
     @property
     def trained_method(self) -> str:
-        if self.config.domain == "original":
-            return ANCHOR3
-        return ANCHOR2 if self.config.domain == "decoded" else COMP_INPUTS[self.config.inputs]
+        return self.config.method
 
     @cached_property  # read once: a classifier serves several cells (Anchor 3 and Anchor 1)
     def sha256(self) -> str:
@@ -89,9 +84,6 @@ def load_model(classifier: Classifier, num_classes: int, latent_channels: int | 
     if trained_classes != num_classes:
         raise ValueError(f"{classifier.path} was trained on {trained_classes} classes, the set "
                          f"it is evaluated on has {num_classes}: evaluate it on its own dataset")
-    if config.domain == "latent":
-        model = cresnet39(latent_channels, num_classes, config.inputs, "none")
-    else:
-        model = resnet50_deep_stem(num_classes, "none")
+    model = config.reader.model(num_classes, latent_channels, config.inputs)
     model.load_state_dict(state)
     return model.eval()

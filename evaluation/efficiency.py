@@ -15,16 +15,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from compressai.models import ScaleHyperprior
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms.v2 import functional as TF
 
+from evaluation.catalogue import Catalogue
+from evaluation.classifiers import Classifier, load_model
 from prep import schema
 from prep.codec import fetch_pretrained, load_codec, read_weights_file
 from prep.coding import entropy_decode
-from trainer.data import IMAGENET_MEAN, IMAGENET_STD
+from trainer.domains import ANCHOR2, ANCHOR3, COMP, DECODED, LATENT
+from trainer.transforms import IMAGENET_MEAN, IMAGENET_STD, PAPER_SIZES, InputSizes
 
 COMPRESSED, PIXEL = "compressed domain", "pixel domain"
 DECODE = "of which entropy decoding"  # the shared first stage (z_hat, h_s, indexes, y_hat)
@@ -45,10 +49,10 @@ class Paths:
     codec: ScaleHyperprior
     latent_model: torch.nn.Module
     pixel_model: torch.nn.Module
-    resize: int = 256  # the pixel classifier's eval transform
-    crop: int = 224
-    latent_resize: int = 32
-    latent_crop: int = 28
+    resize: int = PAPER_SIZES.resize  # the pixel classifier's eval transform
+    crop: int = PAPER_SIZES.crop
+    latent_resize: int = PAPER_SIZES.latent_resize
+    latent_crop: int = PAPER_SIZES.latent_crop
 
     def decode(self, batch: list[Bitstream]):
         return entropy_decode(self.codec, [b.y_string for b in batch],
@@ -155,3 +159,52 @@ def device_name(device: torch.device) -> str:
     import platform
 
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+# --- the report's cost table: its own classifiers on its own sets ------------------------------
+
+
+def _pixel_classifier(classifiers: list[Classifier], quality: int) -> Classifier | None:
+    for method, q in ((ANCHOR2, quality), (ANCHOR3, None)):
+        for c in classifiers:
+            if (c.trained_method == method and c.config.quality == q
+                    and c.config.codec == schema.LEARNED):
+                return c
+    return None
+
+
+def report_paths(shard_set, classifiers: list[Classifier], quality: int,
+                 device: torch.device) -> Paths:
+    """The report's own Comp. and pixel classifiers of a quality, each with its eval input
+    sizes (fresh ones of the same architecture where one was not trained: the cost does not
+    depend on the weights)."""
+    classes, channels = shard_set.num_classes, shard_set.latent_channels
+    comp = next((c for c in classifiers
+                 if c.trained_method == COMP and c.config.quality == quality), None)
+    pixel = _pixel_classifier(classifiers, quality)
+    latent_model = (load_model(comp, classes, channels) if comp
+                    else LATENT.model(classes, channels).eval())
+    pixel_model = load_model(pixel, classes, None) if pixel else DECODED.model(classes).eval()
+    pixel_sizes = pixel.config.input_sizes if pixel else PAPER_SIZES
+    latent_sizes = comp.config.input_sizes if comp else PAPER_SIZES
+    sizes = InputSizes(pixel_sizes.resize, pixel_sizes.crop, latent_sizes.latent_resize,
+                       latent_sizes.latent_crop)
+    return Paths(set_codec(shard_set, device), latent_model.to(device), pixel_model.to(device),
+                 *sizes)
+
+
+def measure_efficiency(catalogue: Catalogue, classifiers: list[Classifier], qualities: list[int],
+                       device: torch.device, min_seconds: float) -> pd.DataFrame:
+    """Per quality, both paths from the bitstream with the report's own classifiers."""
+    rows = []
+    for q in qualities:
+        shard_set = catalogue.shard_set(LATENT.name, q)
+        paths = report_paths(shard_set, classifiers, q, device)
+        manifest = catalogue.manifest(shard_set)
+        width, height = int(manifest["width"].median()), int(manifest["height"].median())
+        inputs = (f"latent {paths.latent_crop}x{paths.latent_crop}, "
+                  f"pixels {paths.crop}x{paths.crop}")
+        for row in measure(paths, read_bitstreams(shard_set), min_seconds=min_seconds):
+            rows.append({"quality": q, "image": f"{width}x{height}", "classifier_input": inputs,
+                         **row})
+    return pd.DataFrame(rows)

@@ -10,6 +10,7 @@ and any classical codec's (jpeg<P>, webp<P>): Anchor 1 and Anchor 2 apply to bot
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import math
@@ -25,11 +26,12 @@ import pyarrow.parquet as pq
 import torch
 
 from evaluation import metrics
-from evaluation.classifiers import ANCHOR1, Classifier, curve_name, find_classifiers, load_model
+from evaluation.catalogue import Catalogue
+from evaluation.classifiers import Classifier, curve_name, find_classifiers, load_model
 from evaluation.predict import predict
 from prep import schema, storage
-from prep.storage import Location
-from trainer.data import ShardSet, open_shard_set
+from trainer.data import ShardSet
+from trainer.domains import ANCHOR1, DECODED
 
 log = logging.getLogger(__name__)
 
@@ -66,43 +68,21 @@ def slug(method: str, set_name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", f"{method}-{set_name}".lower()).strip("-")
 
 
-def prepared_sets(root: Location) -> list[tuple[str, int]]:
-    """(codec, quality) of every coded set that is complete (its dataset.json is written when
-    prep ends), the learned codec's first, each codec's by quality."""
-    found = []
-    for name, folder in storage.listdir(root).items():
-        if not folder or not storage.is_file(storage.join(root, name, schema.DATASET_JSON)):
-            continue
-        try:
-            codec, quality = schema.parse_set_name(name)
-        except ValueError:  # another folder beside the sets
-            continue
-        if quality is not None:
-            found.append((codec, quality))
-    return sorted(found, key=lambda s: (schema.CODECS.index(s[0]), s[1]))
-
-
-def prepared_qualities(root: Location) -> list[int]:
-    """Qualities of the learned codec whose set is complete."""
-    return [q for codec, q in prepared_sets(root) if codec == schema.LEARNED]
-
-
 def targets(classifiers: list[Classifier], sets: list[tuple[str, int]]) -> list[Target]:
     """Anchor 1 reuses the original-trained model on each prepared coded set (not retrained)."""
     cells = []
     for c in classifiers:
         cells.append(Target(c.trained_method, c.config.quality, c.config.domain, c,
                             c.config.codec))
-        if c.config.domain == "original":
-            cells += [Target(ANCHOR1, q, "decoded", c, codec) for codec, q in sets]
+        if not c.config.reader.coded:
+            cells += [Target(ANCHOR1, q, DECODED.name, c, codec) for codec, q in sets]
     return cells
 
 
-def set_quality(shard_set: ShardSet, split: str) -> dict[str, float]:
+def set_quality(manifest: pd.DataFrame, split: str) -> dict[str, float]:
     """Mean bpp, PSNR, MS-SSIM and SSIM of a split, from the manifest (the original set: the
     originals' own bits per pixel)."""
-    table = schema.read_manifest(shard_set.directory).to_pandas()
-    rows = table[table["split"] == split]
+    rows = manifest[manifest["split"] == split]
     if "bpp" not in rows:
         bpp = rows["original_bytes"] * 8 / (rows["width"] * rows["height"])
         return {"bpp": float(bpp.mean()), "psnr": math.nan, "ms_ssim": math.nan, "ssim": math.nan}
@@ -124,14 +104,16 @@ def _save(path: Path, predictions: dict, sha256: str) -> None:
                       "top": list(predictions["top"])})
     table = table.replace_schema_metadata({"checkpoint_sha256": sha256})
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    storage.write_atomic(path, buffer.getvalue())
 
 
-def check_counts(predictions: dict, shard_set: ShardSet, split: str) -> None:
-    """Every sample of the split evaluated exactly once, or an error naming what differs."""
-    table = schema.read_manifest(shard_set.directory).to_pandas()
+def check_counts(predictions: dict, shard_set: ShardSet, split: str,
+                 manifest: pd.DataFrame | None = None) -> None:
+    """Every sample of the split evaluated exactly once, or an error naming what differs;
+    `manifest`: the set's, if it was read already."""
+    table = schema.read_manifest(shard_set.directory).to_pandas() if manifest is None else manifest
     expected = set(table.loc[table["split"] == split, "key"])
     keys = list(predictions["key"])
     if len(keys) != len(set(keys)) or set(keys) != expected:
@@ -141,10 +123,9 @@ def check_counts(predictions: dict, shard_set: ShardSet, split: str) -> None:
             f"disagree: prepare the set again")
 
 
-def evaluate_target(target: Target, root: Location, split: str, out: Path, device: torch.device,
-                    workers: int) -> tuple[dict, ShardSet]:
-    shard_set = open_shard_set(root, target.domain, target.quality, target.codec,
-                               splits=(split,))
+def evaluate_target(target: Target, catalogue: Catalogue, split: str, out: Path,
+                    device: torch.device, workers: int) -> tuple[dict, ShardSet]:
+    shard_set = catalogue.shard_set(target.domain, target.quality, target.codec, splits=(split,))
     sha256 = target.classifier.sha256
     cache = out / PREDICTIONS / f"{target.slug}-{split}.parquet"
     predictions = _cached(cache, sha256)
@@ -154,31 +135,29 @@ def evaluate_target(target: Target, root: Location, split: str, out: Path, devic
         predictions = predict(model, shard_set, split, target.classifier.config.input_sizes,
                               workers=workers, desc=f"{target.method} {target.set_name}")
         _save(cache, predictions, sha256)
-    check_counts(predictions, shard_set, split)
+    check_counts(predictions, shard_set, split, catalogue.manifest(shard_set))
     return predictions, shard_set
 
 
-def evaluate_all(root: Location, classifiers: list[Classifier], out: str | Path,
+def evaluate_all(catalogue: Catalogue, classifiers: list[Classifier], out: str | Path,
                  split: str = "test",
                  device: str = "cpu", workers: int = 2) -> dict[str, pd.DataFrame]:
     """The results, per-class and confusion tables, also written to <out> as Parquet and CSV."""
-    root, out = storage.location(root), Path(out)
-    if not storage.is_dir(root):
-        raise FileNotFoundError(f"shard folder {root} does not exist: run `make prep` first")
+    out = Path(out)
     results, per_class, confusion, hits = [], [], [], []
-    for target in targets(classifiers, prepared_sets(root)):
+    for target in targets(classifiers, catalogue.prepared_sets()):
         c = target.classifier
         if not c.finished:
             log.warning("%s: %d of %d epochs done; evaluating it as it is", c.path, c.epoch,
                         c.config.epochs)
-        predictions, shard_set = evaluate_target(target, root, split, out, torch.device(device),
-                                                 workers)
-        cell = {"dataset": storage.name(root), "split": split, "method": target.method,
+        predictions, shard_set = evaluate_target(target, catalogue, split, out,
+                                                 torch.device(device), workers)
+        cell = {"dataset": catalogue.dataset, "split": split, "method": target.method,
                 "quality": target.quality, "set": target.set_name,
                 "codec": None if target.quality is None else target.codec,
                 "curve": target.curve}
         results.append(cell | metrics.accuracy(predictions["label"], predictions["top"])
-                       | set_quality(shard_set, split)
+                       | set_quality(catalogue.manifest(shard_set), split)
                        | {"checkpoint": str(c.path), "epochs_done": c.epoch,
                           "epochs": c.config.epochs, "mlflow_run_id": c.mlflow_run_id,
                           "trained_on": c.config.run_name})
@@ -231,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     dataset = storage.name(args.shards)
     out = Path(args.out or f"reports/{dataset}")
     try:
-        tables = evaluate_all(args.shards, find_classifiers(args.runs or f"runs/train/{dataset}"),
-                              out, args.split, args.device, args.workers)
+        classifiers = find_classifiers(args.runs or f"runs/train/{dataset}")
+        tables = evaluate_all(Catalogue(args.shards), classifiers, out, args.split, args.device,
+                              args.workers)
     except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, object stores
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -13,14 +13,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from evaluation.classifiers import ANCHOR3, METHOD_ORDER  # noqa: E402
-from prep.schema import CODECS  # noqa: E402
+from prep.schema import CODECS, LEARNED, set_name  # noqa: E402
+from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS, METHOD_ORDER  # noqa: E402
 
 AXES = {"bpp": "bits per pixel (log scale)", "psnr": "PSNR (dB)", "ssim": "SSIM"}
 # a method keeps its marker and colour on every codec; the codec sets the line
-MARKERS = {"Anchor 1": ("o", "C0"), "Anchor 2": ("s", "C1"), "Comp.": ("^", "C2"),
-           "Comp. (y)": ("v", "C3"), "Comp. (sigma)": ("d", "C4")}
-LINES = {"learned": "-", "jpeg": "--", "webp": "-."}
+MARKERS = {ANCHOR1: ("o", "C0"), ANCHOR2: ("s", "C1"), COMP: ("^", "C2"),
+           COMP_INPUTS["y"]: ("v", "C3"), COMP_INPUTS["sigma"]: ("d", "C4")}
+LINES = {LEARNED: "-", "jpeg": "--", "webp": "-."}
 
 
 def _rate_label(value: float, _position) -> str:
@@ -80,12 +80,13 @@ def figure2(examples: list[dict], qualities: list[int], path: Path, dataset: str
         for i, q in enumerate(qualities):
             coded = example["coded"][q]
             row[1 + 3 * i].imshow(coded["decoded"])
-            row[1 + 3 * i].set_title(f"q{q}: {coded['bpp']:.2f} bpp\n{coded['psnr']:.1f} dB, "
-                                     f"SSIM {coded['ssim']:.3f}", fontsize=7)
+            row[1 + 3 * i].set_title(f"{set_name(q)}: {coded['bpp']:.2f} bpp\n"
+                                     f"{coded['psnr']:.1f} dB, SSIM {coded['ssim']:.3f}",
+                                     fontsize=7)
             row[2 + 3 * i].imshow(np.abs(coded["y_hat"]).sum(0), cmap="magma")
-            row[2 + 3 * i].set_title(f"q{q}: sum |y_hat|", fontsize=7)
+            row[2 + 3 * i].set_title(f"{set_name(q)}: sum |y_hat|", fontsize=7)
             row[3 + 3 * i].imshow(coded["sigma"].sum(0), cmap="viridis")
-            row[3 + 3 * i].set_title(f"q{q}: sum sigma_hat", fontsize=7)
+            row[3 + 3 * i].set_title(f"{set_name(q)}: sum sigma_hat", fontsize=7)
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])

@@ -24,15 +24,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from evaluation.classifiers import METHOD_ORDER
 from evaluation.evaluate import RESULTS
 from evaluation.report import write_report
 from prep import schema, storage
+from prep.codec import weights_file_name
+from prep.job import PrepConfig
 from prep.storage import Location
 from prep.tracking import UI_URL
 from trainer import checkpoint
+from trainer.config import TrainConfig
+from trainer.domains import COMP_INPUTS, DECODED, LATENT, METHOD_ORDER, ORIGINAL
 from trainer.models import initial_state
 from trainer.train import TEST_RESULT
+from trainer.transforms import PAPER_SIZES
 
 log = logging.getLogger(__name__)
 TRAINER = Path(__file__).resolve().parent.parent / "trainer" / "main.py"
@@ -56,10 +60,10 @@ class Experiment:
     batch_size: int = 32
     lr: float = 0.01
     lr_steps: tuple[int, ...] = (10, 20)
-    resize: int = 256
-    crop: int = 224
-    latent_resize: int = 32
-    latent_crop: int = 28
+    resize: int = PAPER_SIZES.resize
+    crop: int = PAPER_SIZES.crop
+    latent_resize: int = PAPER_SIZES.latent_resize
+    latent_crop: int = PAPER_SIZES.latent_crop
     init: str = "imagenet"  # every classifier's start (trainer.models.INITS, or a file)
     nproc: int = 2
     loader_workers: int = 2
@@ -110,40 +114,41 @@ def _call(command: list[str], what: str) -> None:
                            f"the same command again: finished steps are skipped")
 
 
+def prep_configs(e: Experiment, out: Location, split: int) -> list[PrepConfig]:
+    """A prep job per learned quality (each also writes the original set, once) and one for
+    every classical set together (no learned codec: Pillow codes them)."""
+    base = PrepConfig(data=Path(e.data), out=out, quality=None, split=split,
+                      workers=e.prep_workers, shard_size=e.shard_size)
+    jobs = [replace(base, quality=q, codec_weights=Path(e.codecs) / weights_file_name(q)
+                    if e.codecs else None) for q in e.qualities]
+    classical = tuple((codec, q) for codec, qualities in e.classical.items() for q in qualities)
+    return jobs + ([replace(base, classical=classical)] if classical else [])
+
+
 def prep(e: Experiment, out: Location, split: int) -> None:
-    base = [sys.executable, "-m", "prep", "--data", e.data, "--out", str(out),
-            "--split", str(split), "--shard-size", str(e.shard_size)]
-    if e.prep_workers:
-        base += ["--workers", str(e.prep_workers)]
-    for q in e.qualities:
-        command = base + ["--quality", str(q)]
-        if e.codecs:
-            command += ["--codec-weights", str(Path(e.codecs) / f"codec-q{q}.pth")]
-        _call(command, f"prep q{q} (and the original set)")
-    classical = {codec: qualities for codec, qualities in e.classical.items() if qualities}
-    if classical:  # one job, no learned codec: Pillow codes them
-        command = base + [arg for codec, qualities in classical.items()
-                          for arg in (f"--{codec}", *map(str, qualities))]
-        _call(command, f"prep {', '.join(classical_sets(e))} (and the original set)")
+    for config in prep_configs(e, out, split):
+        sets = ", ".join(schema.set_name(q, codec) for q, codec in config.sets() if q)
+        _call([sys.executable, "-m", "prep", *config.to_argv()],
+              f"prep {sets} (and the original set)")
 
 
-def classical_sets(e: Experiment) -> list[str]:
-    return [schema.set_name(q, codec) for codec, qualities in e.classical.items()
-            for q in qualities]
-
-
-def runs_to_train(e: Experiment) -> list[tuple[str, str | None, str]]:
-    """(domain, set name, inputs) of every classifier of the matrix."""
-    inputs = ("both", "y", "sigma") if e.ablations else ("both",)
-    learned = [schema.set_name(q) for q in e.qualities]
-    return ([("original", None, "both")] + [("decoded", s, "both") for s in learned]
-            + [("latent", s, i) for s in learned for i in inputs]
-            + [("decoded", s, "both") for s in classical_sets(e)])
-
-
-def run_folder(runs: Path, dataset: str, domain: str, set_name: str | None, inputs: str) -> Path:
-    name = domain if domain != "latent" or inputs == "both" else f"latent-{inputs}"
-    return runs / dataset / name / (set_name or "")
+def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
+                  ) -> list[TrainConfig]:
+    """Every classifier of the matrix, each in its run folder under `runs`: Anchor 3, then per
+    learned quality Anchor 2 and Comp. (and its ablations), then Anchor 2 on each classical
+    set."""
+    base = TrainConfig(domain=ORIGINAL.name, shards=str(storage.join(out, e.dataset)),
+                       init=e.init, epochs=e.epochs, batch_size=e.batch_size, lr=e.lr,
+                       lr_steps=e.lr_steps, max_steps=e.max_steps, resize=e.resize, crop=e.crop,
+                       latent_resize=e.latent_resize, latent_crop=e.latent_crop,
+                       workers=e.loader_workers, resume=True, experiment=experiment)
+    inputs = tuple(COMP_INPUTS) if e.ablations else ("both",)
+    configs = ([base] + [replace(base, domain=DECODED.name, quality=q) for q in e.qualities]
+               + [replace(base, domain=LATENT.name, quality=q, inputs=i)
+                  for q in e.qualities for i in inputs]
+               + [replace(base, domain=DECODED.name, quality=q, codec=codec)
+                  for codec, qualities in e.classical.items() for q in qualities])
+    return [replace(c, out=str(runs / c.run_name)) for c in configs]
 
 
 def is_done(folder: Path, epochs: int) -> bool:
@@ -153,27 +158,15 @@ def is_done(folder: Path, epochs: int) -> bool:
 
 
 def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
-    for domain, set_name, inputs in runs_to_train(e):
-        folder = run_folder(runs, e.dataset, domain, set_name, inputs)
-        what = f"train {domain}" + (f" {set_name}" if set_name else "") + (
-            f" ({inputs})" if inputs != "both" else "")
+    for config in train_configs(e, out, runs, experiment):
+        folder = Path(config.out)
+        what = f"train {config.domain}" + (f" {config.set_name}" if config.reader.coded else "") \
+            + (f" ({config.inputs})" if config.inputs != "both" else "")
         if is_done(folder, e.epochs):
             print(f"==> {what}: done ({folder / TEST_RESULT})")
             continue
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={e.nproc}", str(TRAINER), "--domain", domain,
-                   "--shards", str(storage.join(out, e.dataset)), "--inputs", inputs,
-                   "--init", e.init, "--epochs", str(e.epochs), "--batch-size", str(e.batch_size),
-                   "--lr", str(e.lr), "--lr-steps", *map(str, e.lr_steps),
-                   "--resize", str(e.resize), "--crop", str(e.crop),
-                   "--latent-resize", str(e.latent_resize), "--latent-crop", str(e.latent_crop),
-                   "--workers", str(e.loader_workers), "--out", str(folder), "--resume",
-                   "--experiment", experiment]
-        if set_name:
-            command += ["--set", set_name]
-        if e.max_steps:
-            command += ["--max-steps", str(e.max_steps)]
-        _call(command, what)
+        _call([sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={e.nproc}", str(TRAINER), *config.to_argv()], what)
 
 
 def summarize_splits(frames: dict[int, pd.DataFrame], path: Path) -> Path:

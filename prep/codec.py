@@ -37,6 +37,11 @@ def pretrained_url(quality: int) -> str:
     return model_urls[ARCHITECTURE][METRIC][quality]
 
 
+def weights_file_name(quality: int) -> str:
+    """What `python -m prep.train_codec` writes and a codecs folder holds: codec-q<Q>.pth."""
+    return f"codec-q{quality}.pth"
+
+
 def check_quality(quality: int) -> None:
     if quality not in QUALITIES:
         raise ValueError(f"quality {quality} is not one of {list(QUALITIES)}")

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 
@@ -62,6 +62,30 @@ class PrepConfig:
     verify: bool = False  # also compare finished shards' sha256 with their fingerprints
     max_pixels: int = MAX_PIXELS  # larger images are failures, not decoded
     classical: tuple[tuple[str, int], ...] = ()  # (codec, Pillow quality): sets jpeg30, ...
+
+    def to_argv(self) -> list[str]:
+        """`python -m prep`'s command line for this config (prep.cli.config_from gives it
+        back): every field that differs from its default, the classical sets as --jpeg P ...,
+        no learned set and no classical one as --original-only."""
+        argv = ["--data", str(self.data), "--out", str(self.out)]
+        if self.quality is not None:
+            argv += ["--quality", str(self.quality)]
+        elif not self.classical:
+            argv.append("--original-only")
+        if not self.original:
+            argv.append("--no-original")
+        for codec in schema.CLASSICAL:
+            qualities = [str(q) for c, q in self.classical if c == codec]
+            argv += [f"--{codec}", *qualities] if qualities else []
+        default = PrepConfig(data=self.data, out=self.out, quality=self.quality)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("data", "out", "quality", "original", "classical") or \
+                    value == getattr(default, f.name):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            argv += [flag] if isinstance(value, bool) else [flag, str(value)]
+        return argv
 
     def sets(self) -> list[tuple[int | None, str]]:
         """(quality, codec) of every set the job writes; quality None: the original set."""

@@ -29,7 +29,14 @@ from compressai.zoo.image import cfgs
 from PIL import Image
 
 from prep import schema
-from prep.codec import ARCHITECTURE, QUALITIES, CodecWeights, load_codec, resolve_weights
+from prep.codec import (
+    ARCHITECTURE,
+    QUALITIES,
+    CodecWeights,
+    load_codec,
+    resolve_weights,
+    weights_file_name,
+)
 from prep.coding import code_images
 from prep.datasets import Listing, list_dataset
 from prep.progress import progress
@@ -216,7 +223,7 @@ def train(config: CodecTrainConfig) -> Path:
                 save_checkpoint(checkpoint, model, optimizers, scheduler, step, crops.rng,
                                 history, config_with_run)
         bar.close()
-        final = out / f"codec-q{config.quality}.pth"
+        final = out / weights_file_name(config.quality)
         export(model, final)
         schema.write_atomic(out / "history.json", json.dumps(history, indent=1).encode())
         mlflow.log_artifact(str(out / "history.json"))

@@ -16,11 +16,12 @@ import pytest
 from PIL import Image
 
 from evaluation import figures, tracking
-from evaluation.classifiers import ANCHOR1, ANCHOR2, ANCHOR3, COMP, load_model, read_classifier
+from evaluation.classifiers import load_model, read_classifier
 from evaluation.evaluate import check_counts
 from evaluation.predict import predict
 from prep import schema
 from trainer.data import open_shard_set
+from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP
 
 pytestmark = pytest.mark.slow
 CODECS = Path(__file__).resolve().parents[1] / "codecs" / "demo"

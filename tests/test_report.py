@@ -10,7 +10,7 @@ import pandas as pd
 
 from evaluation.metrics import wilson_interval
 from evaluation.pipeline import summarize_splits
-from evaluation.report import bd_markdown, pattern, table2
+from evaluation.tables import bd_markdown, pattern, table2
 from evaluation.tracking import bd_metric_name
 
 N = 5750  # test images of MINC-2500 (23 x 250)

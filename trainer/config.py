@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from prep import schema
-from trainer.data import DOMAINS
+from trainer import domains
+from trainer.transforms import PAPER_SIZES, InputSizes
 
 PAPER_BATCH = 32  # the paper's batch; lr scales linearly with the global batch
 
@@ -18,7 +19,7 @@ class TrainConfig:
     shards: str
     quality: int | None = None
     codec: str = schema.LEARNED  # of the coded set: q<Q> (learned) or jpeg<P>, webp<P>
-    inputs: str = "both"  # latent domain: y, sigma or both
+    inputs: str = "both"  # latent domain: y, sigma or both (domains.INPUTS)
     init: str = "imagenet"
     epochs: int = 30
     batch_size: int = 32  # global, over all processes
@@ -27,10 +28,10 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     max_steps: int | None = None
-    resize: int = 256
-    crop: int = 224
-    latent_resize: int = 32
-    latent_crop: int = 28
+    resize: int = PAPER_SIZES.resize
+    crop: int = PAPER_SIZES.crop
+    latent_resize: int = PAPER_SIZES.latent_resize
+    latent_crop: int = PAPER_SIZES.latent_crop
     workers: int = 2
     device: str = "auto"
     seed: int = 0
@@ -43,13 +44,18 @@ class TrainConfig:
         return self.lr * self.batch_size / PAPER_BATCH
 
     @property
-    def input_sizes(self) -> tuple[int, int, int, int]:
+    def input_sizes(self) -> InputSizes:
         """resize, crop, latent resize, latent crop (SampleTransform's order)."""
-        return self.resize, self.crop, self.latent_resize, self.latent_crop
+        return InputSizes(self.resize, self.crop, self.latent_resize, self.latent_crop)
 
     @property
-    def model_name(self) -> str:
-        return "cresnet39" if self.domain == "latent" else "resnet50"
+    def reader(self) -> domains.Domain:
+        return domains.get(self.domain)
+
+    @property
+    def method(self) -> str:
+        """The paper's name for this classifier: Anchor 3, Anchor 2, Comp., Comp. (y), ..."""
+        return self.reader.method_name(self.inputs)
 
     @property
     def dataset(self) -> str:
@@ -58,20 +64,39 @@ class TrainConfig:
     @property
     def set_name(self) -> str:
         """The shard set the run reads: original, q8, jpeg30, ..."""
-        return schema.set_name(None if self.domain == "original" else self.quality, self.codec)
+        return self.reader.set_name(self.quality, self.codec)
 
     @property
     def run_name(self) -> str:
         """e.g. minc-2500/latent/q8, minc-2500/latent-y/q8, minc-2500/decoded/jpeg30,
         minc-2500/original."""
-        domain = self.domain if self.inputs == "both" or self.domain != "latent" else \
-            f"latent-{self.inputs}"
-        return "/".join(filter(None, [self.dataset, domain,
-                                      self.set_name if self.domain != "original" else ""]))
+        return "/".join(filter(None, [self.dataset, self.reader.run_label(self.inputs),
+                                      self.set_name if self.reader.coded else ""]))
 
     @property
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("runs/train") / self.run_name
+
+    def to_argv(self) -> list[str]:
+        """The trainer's command line for this config (`parse` gives it back): the coded set by
+        --set, then every field that differs from its default."""
+        argv = ["--domain", self.domain, "--shards", self.shards]
+        if self.reader.coded:
+            argv += ["--set", self.set_name]
+        default = TrainConfig(domain=self.domain, shards=self.shards)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("domain", "shards", "quality", "codec") or \
+                    value == getattr(default, f.name):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if isinstance(value, bool):  # store_true flags
+                argv.append(flag)
+            elif isinstance(value, tuple):
+                argv += [flag, *map(str, value)]
+            else:
+                argv += [flag, str(value)]
+        return argv
 
 
 def parser() -> argparse.ArgumentParser:
@@ -83,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
         "sigma_hat. Validation every epoch, test at the end, MLflow on rank 0.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--domain", choices=DOMAINS, required=True,
+    p.add_argument("--domain", choices=tuple(domains.DOMAINS), required=True,
                    help="original: anchor 3; decoded: anchor 2; latent: compressed domain")
     p.add_argument("--shards", required=True, help="<out>/<dataset> written by `make prep`")
     p.add_argument("--quality", type=int, default=None,
@@ -91,7 +116,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="set_name", default=None, metavar="NAME",
                    help="the coded set by its folder name instead: q<Q>, or a classical codec's "
                    "jpeg<P>, webp<P> (decoded domain only)")
-    p.add_argument("--inputs", choices=("y", "sigma", "both"), default=d.inputs,
+    p.add_argument("--inputs", choices=domains.INPUTS, default=d.inputs,
                    help="latent inputs (the ablation)")
     p.add_argument("--init", default=d.init, help="imagenet, none, or a state dict file")
     p.add_argument("--epochs", type=int, default=d.epochs)

@@ -17,18 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from torchvision import transforms as T
 
 from prep import schema, storage
-
-DOMAINS = ("original", "decoded", "latent")
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-# AlexNet-style PCA lighting noise (fb.resnet.torch's ImageNet eigen decomposition)
-PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
-PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140],
-                           [-0.5836, -0.6948, 0.4203]])
+from trainer import domains
+from trainer.transforms import PAPER_SIZES, InputSizes
 
 
 @dataclass(frozen=True)
@@ -61,23 +54,25 @@ def open_shard_set(root: str | Path, domain: str, quality: int | None,
     """Check everything a run needs before any process group exists, the size of every shard of
     `splits` included; errors are one line that says what to do. `quality` and `codec` name the
     coded set (q4, jpeg30); the original domain ignores them."""
-    if domain not in DOMAINS:
-        raise ValueError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
-    if domain != "original" and quality is None:
-        raise ValueError(f"--domain {domain} needs --quality (the codec quality of the shards) "
-                         f"or --set (e.g. q4, jpeg30)")
-    if domain == "latent" and codec != schema.LEARNED:
-        raise ValueError(f"the {schema.set_name(quality, codec)} set holds no latents ({codec} is "
-                         f"a classical codec): use --domain decoded, or a learned set q<Q>")
+    reader = domains.get(domain)
+    reader.check(quality, codec)
+    name = reader.set_name(quality, codec)
+    return read_shard_set(root, name, domain, splits,
+                          how="`make prep Q=...`" if codec == schema.LEARNED
+                          else f"`python -m prep --{codec} ...`")
+
+
+def read_shard_set(root: str | Path, name: str, domain: str,
+                   splits: tuple[str, ...] = schema.SPLITS, how: str = "`make prep`") -> ShardSet:
+    """The set `name` under `root`: its dataset.json read and the sizes of the shards of
+    `splits` checked; `how` says what prepares it when it is missing."""
     root = storage.location(root)
     if not storage.is_dir(root):
         raise FileNotFoundError(f"shard folder {root} does not exist: run `make prep` first "
                                 f"(it writes <out>/<dataset>/)")
-    name = schema.set_name(None if domain == "original" else quality, codec)
     directory = storage.join(root, name)
     if not storage.is_dir(directory):
         found = sorted(n for n, folder in storage.listdir(root).items() if folder)
-        how = "`make prep Q=...`" if codec == schema.LEARNED else f"`python -m prep --{codec} ...`"
         raise FileNotFoundError(
             f"{directory} does not exist: the {domain} domain needs the {name} set, which was "
             f"not prepared (sets in {root}: {', '.join(found) or 'none'}); run {how}")
@@ -87,71 +82,20 @@ def open_shard_set(root: str | Path, domain: str, quality: int | None,
     return ShardSet(directory, domain, info, counts)
 
 
-class Lighting:
-    """PCA lighting noise on a [0, 1] tensor image (Krizhevsky et al.)."""
-
-    def __init__(self, std: float = 0.1):
-        self.std = std
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        alpha = torch.randn(3) * self.std
-        return image + (PCA_EIGVEC @ (alpha * PCA_EIGVAL)).view(3, 1, 1)
-
-
-def pixel_transform(train: bool, resize: int, crop: int):
-    normalize = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    if not train:
-        return T.Compose([T.Resize(resize), T.CenterCrop(crop), *normalize])
-    return T.Compose([
-        T.Resize(resize), T.RandomCrop(crop), T.RandomHorizontalFlip(),
-        T.ColorJitter(0.4, 0.4, 0.4), T.ToTensor(), Lighting(0.1),
-        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
-
-
-class LatentTransform:
-    """y_hat and sigma_hat stacked (2M channels), resized to `resize`, then cropped and flipped."""
-
-    def __init__(self, scale_table: list[float], train: bool, resize: int = 32, crop: int = 28):
-        self.table = torch.tensor(scale_table, dtype=torch.float32)
-        self.train, self.resize, self.crop = train, resize, crop
-
-    def __call__(self, latent: np.ndarray, scale_index: np.ndarray) -> torch.Tensor:
-        y_hat = torch.from_numpy(latent.astype(np.float32))
-        sigma = self.table[torch.from_numpy(scale_index.astype(np.int64))]
-        x = F.interpolate(torch.cat([y_hat, sigma])[None], size=(self.resize, self.resize),
-                          mode="bilinear", align_corners=False)[0]
-        if self.train:
-            top, left = torch.randint(0, self.resize - self.crop + 1, (2,)).tolist()
-            x = x[:, top:top + self.crop, left:left + self.crop]
-            return torch.flip(x, dims=[2]) if torch.rand(()) < 0.5 else x
-        start = (self.resize - self.crop) // 2
-        return x[:, start:start + self.crop, start:start + self.crop]
-
-
 class SampleTransform:
     """Raw sample -> (input tensor, label), decoding only the members the domain reads."""
 
     def __init__(self, shard_set: ShardSet, train: bool, resize: int, crop: int,
-                 latent_resize: int = 32, latent_crop: int = 28):
-        self.domain = shard_set.domain
-        if self.domain == "latent":
-            self.members = (schema.LABEL, schema.LATENT, schema.SCALES)
-            self.latent = LatentTransform(shard_set.info["codec"]["scale_table"], train,
-                                          latent_resize, latent_crop)
-        else:
-            self.members = (schema.LABEL, schema.DECODED) if self.domain == "decoded" else (
-                schema.LABEL, *schema.ORIGINAL_FORMATS)
-            self.pixels = pixel_transform(train, resize, crop)
+                 latent_resize: int = PAPER_SIZES.latent_resize,
+                 latent_crop: int = PAPER_SIZES.latent_crop):
+        reader = domains.get(shard_set.domain)
+        self.members = (schema.LABEL, *reader.members)
+        self.input = reader.transform(shard_set.info, train,
+                                      InputSizes(resize, crop, latent_resize, latent_crop))
 
     def __call__(self, raw: dict) -> tuple[torch.Tensor, int]:
         sample = schema.decode_sample(raw, only=self.members)
-        if self.domain == "latent":
-            x = self.latent(sample[schema.LATENT], sample[schema.SCALES])
-        else:
-            image = next(sample[m] for m in self.members[1:] if m in sample)
-            x = self.pixels(image)
-        return x, sample[schema.LABEL]
+        return self.input(sample), sample[schema.LABEL]
 
 
 class Shared:

@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from prep.progress import progress
-from prep.schema import write_atomic
+from prep.storage import write_atomic
 from trainer import checkpoint
 from trainer.config import TrainConfig, parse
 from trainer.data import (
@@ -33,7 +33,7 @@ from trainer.data import (
     open_shard_set,
     start_workers,
 )
-from trainer.models import cresnet39, initial_state, load_matching, resnet50_deep_stem
+from trainer.models import initial_state, load_matching
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +131,7 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
 
 def build_model(shard_set: ShardSet, config: TrainConfig, init: dict | None) -> nn.Module:
     """The domain's network, `init` (initial_state of config.init) loaded where it matches."""
-    if config.domain == "latent":
-        model = cresnet39(shard_set.latent_channels, shard_set.num_classes, config.inputs)
-    else:
-        model = resnet50_deep_stem(shard_set.num_classes)
+    model = config.reader.model(shard_set.num_classes, shard_set.latent_channels, config.inputs)
     if init is not None:
         load_matching(model, init, f"--init {config.init}")
     return model
@@ -264,10 +261,11 @@ class Tracker:
 
         self.mlflow = mlflow
         codec = shard_set.info.get("codec") or {}
-        tags = {"domain": config.domain, "dataset": config.dataset, "model": config.model_name,
+        tags = {"domain": config.domain, "dataset": config.dataset,
+                "model": config.reader.model_name,
                 "quality": str(config.quality or "original"), "codec": config.codec,
                 "set": config.set_name, "inputs": config.inputs,
-                "method": METHODS[config.domain]}
+                "method": config.reader.method}
         self.run = start_run(config.experiment, config.run_name, tags, run_id)
         self.run_id = self.run.info.run_id
         if run_id is None:
@@ -286,5 +284,3 @@ class Tracker:
         self.mlflow.log_metrics(test)
         self.mlflow.end_run()
 
-
-METHODS = {"original": "Anchor 3", "decoded": "Anchor 2", "latent": "Comp."}

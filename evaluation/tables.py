@@ -1,0 +1,216 @@
+"""The report's text: Table 2 laid out as the paper's, the paper's findings checked against the
+results with their intervals (the verdicts), BD-accuracy, the comparison with the paper's numbers,
+the measured cost and the unfinished classifiers, as markdown."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from evaluation.classifiers import CODEC_LABELS, Classifier, curve_name
+from prep import schema
+from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS
+
+# Deng and Karam, Table 2 (MINC-2500 split 1, test): Top-1 (Top-5) in %.
+PAPER = {ANCHOR3: {None: (81.50, 97.58)},
+         ANCHOR1: {1: (60.26, 87.88), 4: (77.13, 96.40), 8: (81.04, 97.55)},
+         ANCHOR2: {1: (77.06, None), 4: (79.93, None)},
+         COMP: {1: (72.59, None), 4: (73.03, None), 8: (76.56, None)}}
+TABLE_METHODS = (ANCHOR1, ANCHOR2, COMP, COMP_INPUTS["y"], COMP_INPUTS["sigma"])
+BD_RESULTS = "bd_accuracy"
+
+
+def _cell(row: pd.Series) -> str:
+    return (f"{100 * row.top1:.1f} ({100 * row.top5:.1f}) "
+            f"<br><sub>[{100 * row.top1_low:.1f}, {100 * row.top1_high:.1f}]</sub>")
+
+
+def chance(present: int, label_space: int) -> str:
+    """What a guess scores, over the classes the test split holds."""
+    of = (f" (the classes present in the test split, of a {label_space}-class label space)"
+          if present != label_space else "")
+    text = (f"Chance: Top-1 {100 / present:.1f}%, Top-5 {100 * min(5, present) / present:.1f}% "
+            f"for {present} classes{of}.")
+    if present <= 5:
+        text += (f" **Top-5 is uninformative here**: with {present} classes any classifier "
+                 "that ranks the classes present first scores 100%.")
+    return text
+
+
+def codec_table(results: pd.DataFrame, codec: str) -> str:
+    """One codec's sets laid out like the paper's Table 2: a row per curve (a method on these
+    sets), a column per set with its rate and quality."""
+    rows = results[results["codec"] == codec]
+    if rows.empty:
+        return ""
+    sets = rows.drop_duplicates("set").sort_values("quality")
+    head = "| | " + " | ".join(sets["set"]) + " |\n|---|" + "---|" * len(sets)
+    rate = [f"{r.bpp:.3f} bpp<br>{r.psnr:.2f} dB, MS-SSIM {r.ms_ssim:.3f}, SSIM {r.ssim:.3f}"
+            for r in sets.itertuples()]
+    lines = [head, "| rate and quality | " + " | ".join(rate) + " |"]
+    for method in (m for m in TABLE_METHODS if m in set(rows["method"])):
+        cells = []
+        for set_name in sets["set"]:
+            found = rows[(rows["method"] == method) & (rows["set"] == set_name)]
+            cells.append(_cell(found.iloc[0]) if len(found) else "not trained")
+        lines.append(f"| {curve_name(method, codec)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int) -> str:
+    """Laid out like the paper's Table 2 (a row per method, a column per quality), then the
+    same for each classical codec's sets (its anchors at their own rates)."""
+    learned = codec_table(results, schema.LEARNED)
+    classical = [
+        f"**{CODEC_LABELS[codec]}** (Pillow; set `{codec}<P>`: quality P): the anchors on its "
+        f"decoded images, at its own rates.\n\n" + codec_table(results, codec)
+        for codec in schema.CLASSICAL if codec in set(results["codec"])]
+    anchor3 = results[results["method"] == ANCHOR3]
+    reference = ("Anchor 3 (ResNet-50 trained and tested on the original images): not trained."
+                 if anchor3.empty else
+                 f"Anchor 3 (ResNet-50 trained and tested on the original images, "
+                 f"{anchor3.iloc[0].bpp:.2f} bpp as stored): Top-1 {100 * anchor3.iloc[0].top1:.1f}"
+                 f" [{100 * anchor3.iloc[0].top1_low:.1f}, {100 * anchor3.iloc[0].top1_high:.1f}],"
+                 f" Top-5 {100 * anchor3.iloc[0].top5:.1f}.")
+    samples = int(results["samples"].iloc[0])
+    tables = "\n\n".join(filter(None, [learned, *classical]))
+    return (f"## Table 2: {dataset}, test split ({samples} images)\n\n{reference} "
+            f"{chance(present, label_space)}\n\n{tables}\n\nTop-1 (Top-5) in %; below, the 95% "
+            "Wilson interval of Top-1. Anchor 1: the Anchor 3 model on decoded images (not "
+            "retrained); Anchor 2: ResNet-50 trained on decoded images of that set; Comp.: "
+            "cResNet-39 on y_hat and sigma_hat.\n")
+
+
+def _learned(results: pd.DataFrame) -> pd.DataFrame:
+    """The paper's cells: the original set and the learned codec's."""
+    return results[results["codec"].isna() | (results["codec"] == schema.LEARNED)]
+
+
+def _top1(results: pd.DataFrame, method: str, quality: int | None) -> pd.Series | None:
+    rows = results[(results["method"] == method) & (
+        results["quality"].isna() if quality is None else results["quality"] == quality)]
+    return rows.iloc[0] if len(rows) else None
+
+
+def _pct(row: pd.Series) -> str:
+    return f"{100 * row.top1:.1f} [{100 * row.top1_low:.1f}, {100 * row.top1_high:.1f}]"
+
+
+def _verdict(holds: bool, overlap: bool) -> str:
+    direction = "the same direction" if holds else "the other direction"
+    if overlap:
+        return f"{direction}, but within noise here (the intervals overlap)"
+    return "holds here" if holds else "**differs here**"
+
+
+def pattern(results: pd.DataFrame, inits: set[str]) -> str:
+    """The paper's three findings, each checked against these results (Top-1, 95% intervals)."""
+    results = _learned(results)
+    qualities = sorted(int(q) for q in results["quality"].dropna().unique())
+    if not qualities:
+        return ""
+    low, high = qualities[0], qualities[-1]
+    lines = []
+    a1_low, a1_high = _top1(results, ANCHOR1, low), _top1(results, ANCHOR1, high)
+    if a1_low is not None and a1_high is not None and low != high:
+        lines.append(
+            f"1. *Classifying decoded images with the original-trained model loses accuracy as "
+            f"the rate falls* (paper, Anchor 1: 81.0 at q8, 60.3 at q1). Here: {_pct(a1_high)} "
+            f"at {schema.set_name(high)}, {_pct(a1_low)} at {schema.set_name(low)}: "
+            + _verdict(a1_low.top1 < a1_high.top1, a1_low.top1_high >= a1_high.top1_low) + ".")
+    a2 = _top1(results, ANCHOR2, low)
+    if a2 is not None and a1_low is not None:
+        lines.append(
+            f"2. *Training on decoded images recovers most of it* (paper at q1: Anchor 2 77.1 "
+            f"against Anchor 1 60.3). Here at {schema.set_name(low)}: {_pct(a2)} against "
+            f"{_pct(a1_low)}: "
+            + _verdict(a2.top1 > a1_low.top1, a2.top1_low <= a1_low.top1_high) + ".")
+    comp = [(q, _top1(results, COMP, q), _top1(results, ANCHOR2, q)) for q in qualities]
+    comp = [(q, c, a) for q, c, a in comp if c is not None and a is not None]
+    if comp:
+        cells = "; ".join(f"{schema.set_name(q)}: {COMP} {_pct(c)}, {ANCHOR2} {_pct(a)}"
+                          for q, c, a in comp)
+        behind = [c.top1 < a.top1 for _, c, a in comp]
+        overlap = [c.top1_high >= a.top1_low and a.top1_high >= c.top1_low for _, c, a in comp]
+        verdict = ("within noise here (the intervals overlap)" if all(overlap) else
+                   "holds here" if all(behind) else
+                   "**differs here**: the compressed domain is ahead where the intervals part")
+        lines.append(
+            "3. *The compressed domain comes within a few points of the pixel domain without "
+            "decoding* (paper: Comp. 72.6-76.6 against Anchor 2 77.1-79.9, a few points "
+            f"behind). Here: {cells}: {verdict}.")
+    start = ", ".join(f"`--init {i}`" for i in sorted(inits))
+    return ("## The paper's pattern, checked\n\n" + "\n".join(lines) + "\n\nThe paper "
+            f"fine-tunes every classifier from ImageNet; these started from {start}.\n")
+
+
+def _reading(row) -> str:
+    if np.isnan(row.bd_top1):
+        return "no common bpp range"
+    if row.bd_top1_low > 0:
+        return "ahead"
+    return "behind" if row.bd_top1_high < 0 else "within noise (the interval holds 0)"
+
+
+def bd_markdown(table: pd.DataFrame) -> str:
+    """BD-accuracy of every pair of curves, with its interval and what it says."""
+    if table.empty:
+        return ""
+    first = table.iloc[0]
+    lines = ["| curve | reference | BD Top-1 (points) | 95% interval | common bpp | reading |",
+             "|---|---|---|---|---|---|"]
+    for row in table.itertuples():
+        span = ("-" if np.isnan(row.bpp_low) else f"{row.bpp_low:.3f}-{row.bpp_high:.3f}")
+        interval = ("-" if np.isnan(row.bd_top1_low) else
+                    f"[{100 * row.bd_top1_low:+.1f}, {100 * row.bd_top1_high:+.1f}]")
+        value = "-" if np.isnan(row.bd_top1) else f"**{100 * row.bd_top1:+.1f}**"
+        lines.append(f"| {row.curve} | {row.reference} | {value} | {interval} | {span} | "
+                     f"{_reading(row)} |")
+    return ("## BD-accuracy: one number per pair of curves\n\n"
+            "The mean Top-1 difference, curve minus reference, over the bpp range both span "
+            "(Bjontegaard's delta with accuracy in place of PSNR: a piecewise cubic (PCHIP) fit "
+            "of Top-1 against log10 bpp, integrated over the common range). Positive: the curve "
+            f"is more accurate at equal rate. The interval: {int(first.resamples)} bootstrap "
+            f"resamples of the {int(first.images)} test images, the same images for every "
+            "point (the rates stay fixed). `" + BD_RESULTS + ".csv` holds the numbers.\n\n"
+            + "\n".join(lines) + "\n")
+
+
+def paper_comparison(results: pd.DataFrame) -> str:
+    results = _learned(results)
+    lines = ["| method | quality | paper Top-1 (Top-5) | ours Top-1 (Top-5) |", "|---|---|---|---|"]
+    for method, cells in PAPER.items():
+        for q, (top1, top5) in cells.items():
+            found = results[(results["method"] == method) & (
+                results["quality"].isna() if q is None else results["quality"] == q)]
+            ours = (f"{100 * found.iloc[0].top1:.2f} ({100 * found.iloc[0].top5:.2f})"
+                    if len(found) else "not run")
+            paper = f"{top1:.2f}" + (f" ({top5:.2f})" if top5 else "")
+            lines.append(f"| {method} | {'original' if q is None else q} | {paper} | {ours} |")
+    return "## Against the paper (MINC-2500 split 1)\n\n" + "\n".join(lines) + "\n"
+
+
+def efficiency_markdown(table: pd.DataFrame, device: str) -> str:
+    lines = ["| quality | batch | path | ms / image | images / s | GFLOPs / image |",
+             "|---|---|---|---|---|---|"]
+    for row in table.itertuples():
+        ratio = row.path.startswith("speed-up")
+        fmt = (lambda v: f"**{v:.1f}x**") if ratio else (lambda v: f"{v:.2f}")
+        lines.append(f"| {schema.set_name(row.quality)} | {row.batch} | {row.path} | "
+                     f"{fmt(row.ms_per_image)} | {fmt(row.images_per_s)} | "
+                     f"{fmt(row.gflops_per_image)} |")
+    first = table.iloc[0]
+    return (f"## Cost of a prediction from the bitstream ({device})\n\n"
+            f"Images {first.image}; classifier inputs {first.classifier_input}. Both paths "
+            "entropy-decode the stored strings (z_hat, h_s, scale indexes, y_hat); the "
+            "compressed-domain path then runs cResNet-39 on y_hat and sigma_hat, the pixel path "
+            "g_s and ResNet-50. Median wall time after a warm-up; FLOPs from torch's counter "
+            "(the range coder's integer work is not counted).\n\n" + "\n".join(lines) + "\n")
+
+
+
+def unfinished(classifiers: list[Classifier]) -> str:
+    lines = [f"- {c.path}: {c.epoch} of {c.config.epochs} epochs" for c in classifiers
+             if not c.finished]
+    return ("## Unfinished classifiers (evaluated as they are)\n\n" + "\n".join(lines) + "\n"
+            if lines else "")

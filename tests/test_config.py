@@ -1,0 +1,34 @@
+"""Configs write their own command lines: what the pipeline runs parses back to the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prep.cli import config_from
+from prep.job import PrepConfig
+from trainer.config import TrainConfig, parse
+
+
+@pytest.mark.parametrize("config", [
+    TrainConfig(domain="original", shards="data/shards/minc-2500"),
+    TrainConfig(domain="latent", shards="s3://b/shards/minc-2500", quality=8, inputs="y",
+                epochs=6, lr_steps=(4,), resize=72, crop=64, latent_resize=16, latent_crop=14,
+                init="procedural", max_steps=2, out="runs/x", resume=True),
+    TrainConfig(domain="decoded", shards="d", quality=20, codec="jpeg", lr_steps=()),
+])
+def test_train_config_round_trips_through_its_command_line(config):
+    assert parse(config.to_argv()) == config
+
+
+@pytest.mark.parametrize("config", [
+    PrepConfig(data=Path("data/minc-2500"), out="data/shards", quality=8),
+    PrepConfig(data=Path("d"), out="s3://b/p", quality=1, split=3, shard_size=48, workers=2,
+               codec_weights=Path("codecs/demo/codec-q1.pth")),
+    PrepConfig(data=Path("d"), out="o", quality=None, classical=(("jpeg", 5), ("webp", 60))),
+    PrepConfig(data=Path("d"), out="o", quality=None),  # --original-only
+    PrepConfig(data=Path("d"), out="o", quality=4, original=False, force=True, verify=True),
+])
+def test_prep_config_round_trips_through_its_command_line(config):
+    assert config_from(config.to_argv()) == config

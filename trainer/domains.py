@@ -1,0 +1,88 @@
+"""The three domains a classifier reads, in one registry (in the spirit of CompressAI's zoo
+dicts). Each knows its shard set, the members it decodes, its model, its input transform and the
+paper's name for a classifier trained on it; the trainer, evaluation and the benchmarks ask it
+rather than compare domain names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from prep import schema
+from trainer.models import cresnet39, resnet50_deep_stem
+from trainer.transforms import (
+    InputSizes,
+    LatentInput,
+    LatentTransform,
+    PixelInput,
+    pixel_transform,
+)
+
+# The paper's methods: a classifier trained on a domain, and Anchor 1 (the original-trained
+# model on decoded images, not retrained). "Comp. (y)" and "Comp. (sigma)": the ablations.
+ANCHOR3, ANCHOR1, ANCHOR2, COMP = "Anchor 3", "Anchor 1", "Anchor 2", "Comp."
+COMP_INPUTS = {"both": COMP, "y": "Comp. (y)", "sigma": "Comp. (sigma)"}
+INPUTS = ("y", "sigma", "both")  # what a cResNet-39 reads of the latent (the ablation)
+METHOD_ORDER = (ANCHOR3, ANCHOR1, ANCHOR2, COMP, COMP_INPUTS["y"], COMP_INPUTS["sigma"])
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    method: str  # a classifier trained on it, in the paper's words
+    members: tuple[str, ...]  # what it decodes of a sample besides the label (first one present)
+    coded: bool  # reads a coded set (q<Q>, jpeg<P>, webp<P>), not the original images
+    latent: bool  # reads y_hat and sigma_hat: the learned codec's sets only, cResNet-39
+
+    @property
+    def model_name(self) -> str:
+        return "cresnet39" if self.latent else "resnet50"
+
+    def method_name(self, inputs: str = "both") -> str:
+        """`Comp. (y)` for the latent ablations, else the domain's method."""
+        return COMP_INPUTS[inputs] if self.latent else self.method
+
+    def run_label(self, inputs: str = "both") -> str:
+        """The run folder's domain part: `latent-y` for the ablations, else the name."""
+        return f"{self.name}-{inputs}" if self.latent and inputs != "both" else self.name
+
+    def set_name(self, quality: int | None, codec: str = schema.LEARNED) -> str:
+        """The set it reads: `original`, or the coded set of (codec, quality)."""
+        return schema.set_name(quality if self.coded else None, codec)
+
+    def check(self, quality: int | None, codec: str = schema.LEARNED) -> None:
+        """A ValueError that says what to give when the set cannot be this domain's."""
+        if self.coded and quality is None:
+            raise ValueError(f"--domain {self.name} needs --quality (the codec quality of the "
+                             f"shards) or --set (e.g. q4, jpeg30)")
+        if self.latent and codec != schema.LEARNED:
+            raise ValueError(f"the {schema.set_name(quality, codec)} set holds no latents "
+                             f"({codec} is a classical codec): use --domain decoded, or a "
+                             f"learned set q<Q>")
+
+    def model(self, num_classes: int, latent_channels: int | None = None, inputs: str = "both",
+              init: str = "none") -> nn.Module:
+        if self.latent:
+            return cresnet39(latent_channels, num_classes, inputs, init)
+        return resnet50_deep_stem(num_classes, init)
+
+    def transform(self, info: dict, train: bool, sizes: InputSizes):
+        """A decoded sample -> the model's input tensor; `info` is the set's dataset.json."""
+        if self.latent:
+            return LatentInput(LatentTransform(info["codec"]["scale_table"], train,
+                                               sizes.latent_resize, sizes.latent_crop))
+        return PixelInput(self.members, pixel_transform(train, sizes.resize, sizes.crop))
+
+
+ORIGINAL = Domain("original", ANCHOR3, schema.ORIGINAL_FORMATS, coded=False, latent=False)
+DECODED = Domain("decoded", ANCHOR2, (schema.DECODED,), coded=True, latent=False)
+LATENT = Domain("latent", COMP, (schema.LATENT, schema.SCALES), coded=True, latent=True)
+DOMAINS = {d.name: d for d in (ORIGINAL, DECODED, LATENT)}
+
+
+def get(name: str) -> Domain:
+    if name not in DOMAINS:
+        raise ValueError(f"domain {name!r} is not one of {', '.join(DOMAINS)}")
+    return DOMAINS[name]

@@ -1,0 +1,94 @@
+"""What a classifier sees of a sample: the pixel and latent transforms and their input sizes."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision import transforms as T
+
+from prep import schema
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# AlexNet-style PCA lighting noise (fb.resnet.torch's ImageNet eigen decomposition)
+PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
+PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140],
+                           [-0.5836, -0.6948, 0.4203]])
+
+
+class InputSizes(NamedTuple):
+    """Pixel domains: resize, then crop; latent domain: resize y_hat and sigma_hat, then crop."""
+
+    resize: int
+    crop: int
+    latent_resize: int
+    latent_crop: int
+
+
+PAPER_SIZES = InputSizes(256, 224, 32, 28)  # the paper's; every default reads them from here
+
+
+class Lighting:
+    """PCA lighting noise on a [0, 1] tensor image (Krizhevsky et al.)."""
+
+    def __init__(self, std: float = 0.1):
+        self.std = std
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        alpha = torch.randn(3) * self.std
+        return image + (PCA_EIGVEC @ (alpha * PCA_EIGVAL)).view(3, 1, 1)
+
+
+def pixel_transform(train: bool, resize: int, crop: int):
+    normalize = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    if not train:
+        return T.Compose([T.Resize(resize), T.CenterCrop(crop), *normalize])
+    return T.Compose([
+        T.Resize(resize), T.RandomCrop(crop), T.RandomHorizontalFlip(),
+        T.ColorJitter(0.4, 0.4, 0.4), T.ToTensor(), Lighting(0.1),
+        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+class LatentTransform:
+    """y_hat and sigma_hat stacked (2M channels), resized to `resize`, then cropped and flipped."""
+
+    def __init__(self, scale_table: list[float], train: bool,
+                 resize: int = PAPER_SIZES.latent_resize, crop: int = PAPER_SIZES.latent_crop):
+        self.table = torch.tensor(scale_table, dtype=torch.float32)
+        self.train, self.resize, self.crop = train, resize, crop
+
+    def __call__(self, latent: np.ndarray, scale_index: np.ndarray) -> torch.Tensor:
+        y_hat = torch.from_numpy(latent.astype(np.float32))
+        sigma = self.table[torch.from_numpy(scale_index.astype(np.int64))]
+        x = F.interpolate(torch.cat([y_hat, sigma])[None], size=(self.resize, self.resize),
+                          mode="bilinear", align_corners=False)[0]
+        if self.train:
+            top, left = torch.randint(0, self.resize - self.crop + 1, (2,)).tolist()
+            x = x[:, top:top + self.crop, left:left + self.crop]
+            return torch.flip(x, dims=[2]) if torch.rand(()) < 0.5 else x
+        start = (self.resize - self.crop) // 2
+        return x[:, start:start + self.crop, start:start + self.crop]
+
+
+class LatentInput:
+    """A decoded sample's y_hat and scale index through a LatentTransform."""
+
+    def __init__(self, transform: LatentTransform):
+        self.transform = transform
+
+    def __call__(self, sample: dict) -> torch.Tensor:
+        return self.transform(sample[schema.LATENT], sample[schema.SCALES])
+
+
+class PixelInput:
+    """The first of `members` a decoded sample holds (the original's jpg or png, or the decoded
+    image) through the pixel transform."""
+
+    def __init__(self, members: tuple[str, ...], transform):
+        self.members, self.transform = members, transform
+
+    def __call__(self, sample: dict) -> torch.Tensor:
+        return self.transform(next(sample[m] for m in self.members if m in sample))
