@@ -418,7 +418,7 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
         "versions": versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    schema.write_atomic(storage.join(s.set_dir, schema.DATASET_JSON),
+    storage.write_atomic(storage.join(s.set_dir, schema.DATASET_JSON),
                         json.dumps(info, indent=1, allow_nan=True).encode())
 
 

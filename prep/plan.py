@@ -62,7 +62,7 @@ def check_or_record(set_dir: Location, record: dict, force: bool) -> None:
                 f"Pass --force to redo them, or choose another --out."
             )
     storage.makedirs(storage.parent(path))
-    schema.write_atomic(path, json.dumps(record, indent=1, sort_keys=True).encode())
+    storage.write_atomic(path, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
 def clear_set(set_dir: Location) -> None:

@@ -1,4 +1,5 @@
-"""The shard-set contract (DESIGN.md): paths, member names, encodings, a writer and a safe reader.
+"""The shard-set contract (docs/shards.md): paths, member names, encodings, a writer and a safe
+reader.
 
 This module is the single source of truth: no other module spells a member name or a dtype.
 Readers decode only npy (allow_pickle=False), images, json and cls; anything else is skipped,
@@ -233,7 +234,8 @@ def fingerprint_path(set_dir: Location, shard: str) -> Location:
 
 
 def write_fingerprint(set_dir: Location, shard: str, fingerprint: Fingerprint) -> None:
-    write_atomic(fingerprint_path(set_dir, shard), json.dumps(asdict(fingerprint)).encode())
+    storage.write_atomic(fingerprint_path(set_dir, shard),
+                         json.dumps(asdict(fingerprint)).encode())
 
 
 def read_fingerprint(set_dir: Location, shard: str) -> Fingerprint:
@@ -247,8 +249,6 @@ def remove_stale_temporaries(directory: Location) -> int:
         storage.remove(path)
     return len(stale)
 
-
-write_atomic = storage.write_atomic
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def _reason(err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-MISMATCH = "entropy-decoded y_hat differs from the encoder's round(y) (see DESIGN.md)"
+MISMATCH = "entropy-decoded y_hat differs from the encoder's round(y) (see docs/shards.md)"
 
 
 def _failure(item: Item, stage: str, reason: str) -> Failure:

@@ -26,6 +26,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -91,7 +92,121 @@ def parent(path: Location) -> Location:
     return path.rsplit("/", 1)[0]
 
 
-# --- object stores -----------------------------------------------------------------------------
+# --- the two kinds of place, behind one interface -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One name in a folder listing."""
+
+    name: str
+    is_dir: bool
+    size: int | None  # bytes of a file; None for a folder
+
+
+class _Local:
+    """A local or mounted shared path (a Path)."""
+
+    def explained(self, path: Path):
+        return contextlib.nullcontext()  # the OS names the file itself
+
+    def is_file(self, path: Path) -> bool:
+        return path.is_file()
+
+    def is_dir(self, path: Path) -> bool:
+        return path.is_dir()
+
+    def entries(self, directory: Path) -> list[Entry]:
+        if not directory.is_dir():
+            return []
+        return [Entry(p.name, p.is_dir(), p.stat().st_size if p.is_file() else None)
+                for p in directory.iterdir()]
+
+    def open_input(self, path: Path) -> BinaryIO:
+        return open(path, "rb")
+
+    def open_output(self, path: Path) -> BinaryIO:
+        return open(path, "wb")
+
+    def move(self, source: Path, target: Path) -> None:
+        os.replace(source, target)
+
+    def remove(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+
+class _ObjectStore:
+    """An object store URI (a str), through PyArrow's filesystems; errors other than a missing
+    object name the location and the settings to check."""
+
+    @contextmanager
+    def explained(self, path: str) -> Iterator[None]:
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            raise OSError(f"{path}: {err} ({CREDENTIALS_HINT})") from err
+
+    def _info(self, path: str):
+        filesystem, inner = _remote(path)
+        with self.explained(path):
+            return filesystem.get_file_info(inner)
+
+    def is_file(self, path: str) -> bool:
+        from pyarrow import fs
+
+        return self._info(path).type == fs.FileType.File
+
+    def is_dir(self, path: str) -> bool:
+        """Whether any object lies under the prefix (or a bucket exists)."""
+        from pyarrow import fs
+
+        return self._info(path).type == fs.FileType.Directory
+
+    def entries(self, directory: str) -> list[Entry]:
+        from pyarrow import fs
+
+        filesystem, inner = _remote(directory)
+        with self.explained(directory):
+            infos = filesystem.get_file_info(fs.FileSelector(inner, allow_not_found=True))
+        return [Entry(name(i.path), i.type == fs.FileType.Directory,
+                      i.size if i.type == fs.FileType.File else None) for i in infos]
+
+    def open_input(self, path: str) -> BinaryIO:
+        filesystem, inner = _remote(path)
+        try:
+            with self.explained(path):
+                return filesystem.open_input_stream(inner)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{path} not found") from err
+
+    def open_output(self, path: str) -> BinaryIO:
+        filesystem, inner = _remote(path)
+        return filesystem.open_output_stream(inner)
+
+    def move(self, source: str, target: str) -> None:
+        filesystem, inner_source = _remote(source)
+        filesystem.move(inner_source, _remote(target)[1])  # server-side copy: whole or absent
+
+    def remove(self, path: str) -> None:
+        filesystem, inner = _remote(path)
+        try:
+            filesystem.delete_file(inner)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            if self.is_file(path):
+                raise OSError(f"{path}: cannot delete it: {err} ({CREDENTIALS_HINT})") from err
+
+
+_LOCAL, _OBJECT_STORE = _Local(), _ObjectStore()
+
+
+def _place(path: Location) -> tuple[_Local | _ObjectStore, Location]:
+    """The one local-or-remote decision: the backend of a location, and the location."""
+    path = location(path)
+    return (_LOCAL if isinstance(path, Path) else _OBJECT_STORE), path
 
 
 @functools.lru_cache(maxsize=16)
@@ -117,74 +232,31 @@ def _remote(path: str):
     return _filesystem(f"{kind}://{bucket}", os.getpid(), endpoint), rest.rstrip("/")
 
 
-@contextmanager
-def _explained(path: str) -> Iterator[None]:
-    """Object store errors other than a missing file name the location and the settings."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise
-    except OSError as err:
-        raise OSError(f"{path}: {err} ({CREDENTIALS_HINT})") from err
-
-
-def _info(path: str):
-    filesystem, inner = _remote(path)
-    with _explained(path):
-        return filesystem.get_file_info(inner)
-
-
 # --- queries ------------------------------------------------------------------------------------
 
 
 def is_file(path: Location) -> bool:
-    path = location(path)
-    if isinstance(path, Path):
-        return path.is_file()
-    from pyarrow import fs
-
-    return _info(path).type == fs.FileType.File
+    backend, path = _place(path)
+    return backend.is_file(path)
 
 
 def is_dir(path: Location) -> bool:
     """On an object store: whether any object lies under the prefix (or a bucket exists)."""
-    path = location(path)
-    if isinstance(path, Path):
-        return path.is_dir()
-    from pyarrow import fs
-
-    return _info(path).type == fs.FileType.Directory
+    backend, path = _place(path)
+    return backend.is_dir(path)
 
 
 def listdir(directory: Location) -> dict[str, bool]:
     """The names in a folder, each mapped to whether it is a folder; empty when missing."""
-    directory = location(directory)
-    if isinstance(directory, Path):
-        if not directory.is_dir():
-            return {}
-        return {p.name: p.is_dir() for p in directory.iterdir()}
-    from pyarrow import fs
-
-    filesystem, inner = _remote(directory)
-    with _explained(directory):
-        infos = filesystem.get_file_info(fs.FileSelector(inner, allow_not_found=True))
-    return {name(i.path): i.type == fs.FileType.Directory for i in infos}
+    backend, directory = _place(directory)
+    return {e.name: e.is_dir for e in backend.entries(directory)}
 
 
 def file_sizes(directory: Location) -> dict[str, int]:
     """The files of one folder and their sizes in bytes, from one listing (one request on an
     object store); empty when missing."""
-    directory = location(directory)
-    if isinstance(directory, Path):
-        if not directory.is_dir():
-            return {}
-        return {p.name: p.stat().st_size for p in directory.iterdir() if p.is_file()}
-    from pyarrow import fs
-
-    filesystem, inner = _remote(directory)
-    with _explained(directory):
-        infos = filesystem.get_file_info(fs.FileSelector(inner, allow_not_found=True))
-    return {name(i.path): i.size for i in infos if i.type == fs.FileType.File}
+    backend, directory = _place(directory)
+    return {e.name: e.size for e in backend.entries(directory) if not e.is_dir}
 
 
 def glob(directory: Location, pattern: str) -> list[Location]:
@@ -200,18 +272,8 @@ def glob(directory: Location, pattern: str) -> list[Location]:
 @contextmanager
 def open_read(path: Location) -> Iterator[BinaryIO]:
     """A binary stream of the whole file; FileNotFoundError names the location."""
-    path = location(path)
-    if isinstance(path, Path):
-        with open(path, "rb") as file:
-            yield file
-        return
-    filesystem, inner = _remote(path)
-    try:
-        with _explained(path):
-            stream = filesystem.open_input_stream(inner)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{path} not found") from err
-    with stream:
+    backend, path = _place(path)
+    with backend.open_input(path) as stream:
         yield stream
 
 
@@ -229,7 +291,7 @@ def sha256(path: Location) -> str:
     return digest.hexdigest()
 
 
-# --- writing ------------------------------------------------------------------------------------
+# --- writing: every file of the project is written here, atomically ------------------------------
 
 
 def makedirs(directory: Location) -> None:
@@ -249,21 +311,13 @@ def temporary(path: Location) -> Location:
 def open_write(path: Location) -> Iterator[BinaryIO]:
     """Write a file atomically: a temporary name, renamed to `path` only when the block ends
     without an exception (else removed). An OSError names `path` and what to do."""
-    path = location(path)
+    backend, path = _place(path)
     tmp = temporary(path)
-    if not isinstance(path, Path):
-        (filesystem, inner), (_, inner_tmp) = _remote(path), _remote(tmp)
     try:
-        if isinstance(path, Path):
-            with open(tmp, "wb") as file:
-                yield file
-            os.replace(tmp, path)
-            return
-        with _explained(path):
-            stream = filesystem.open_output_stream(inner_tmp)
-            with stream:
+        with backend.explained(path):
+            with backend.open_output(tmp) as stream:
                 yield stream
-            filesystem.move(inner_tmp, inner)  # server-side copy: appears whole or not at all
+            backend.move(tmp, path)
     except BaseException as err:
         with contextlib.suppress(OSError):  # a stale temporary is removed by the next run
             remove(tmp)
@@ -308,15 +362,5 @@ def write_atomic(path: Location, data: bytes) -> None:
 
 def remove(path: Location) -> None:
     """Delete a file; a missing one is fine."""
-    path = location(path)
-    if isinstance(path, Path):
-        path.unlink(missing_ok=True)
-        return
-    filesystem, inner = _remote(path)
-    try:
-        filesystem.delete_file(inner)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        if is_file(path):
-            raise OSError(f"{path}: cannot delete it: {err} ({CREDENTIALS_HINT})") from err
+    backend, path = _place(path)
+    backend.remove(path)

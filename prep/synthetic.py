@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from prep import storage
+
 Generator = Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -166,9 +168,8 @@ def write_layout(out: str | Path, names: list[str], render: Callable[[int, int],
             source = f"images/{name}/{name}_{i:06d}.jpg"
             path = out / source
             if not path.is_file():
-                tmp = path.with_name(f".{path.name}.tmp")
-                render(c, i).save(tmp, format="JPEG", quality=quality)
-                tmp.replace(path)
+                with storage.open_write(path) as file:
+                    render(c, i).save(file, format="JPEG", quality=quality)
             split = "train" if i < n_train else "validate" if i < n_train + n_validate else "test"
             splits[split].append(source)
     (out / "labels").mkdir(exist_ok=True)

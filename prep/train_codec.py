@@ -28,7 +28,7 @@ from compressai.optimizers import net_aux_optimizer
 from compressai.zoo.image import cfgs
 from PIL import Image
 
-from prep import schema
+from prep import storage
 from prep.codec import (
     ARCHITECTURE,
     QUALITIES,
@@ -129,7 +129,7 @@ def export(model: ScaleHyperprior, path: Path) -> CodecWeights:
     state = {k: v.half() if k in parameters else v for k, v in model.state_dict().items()}
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    schema.write_atomic(path, buffer.getvalue())
+    storage.write_atomic(path, buffer.getvalue())
     return CodecWeights(buffer.getvalue(), str(path), "")
 
 
@@ -143,7 +143,7 @@ def save_checkpoint(path: Path, model, optimizers, scheduler, step, rng, history
     }
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    schema.write_atomic(path, buffer.getvalue())
+    storage.write_atomic(path, buffer.getvalue())
 
 
 def train(config: CodecTrainConfig) -> Path:
@@ -225,7 +225,7 @@ def train(config: CodecTrainConfig) -> Path:
         bar.close()
         final = out / weights_file_name(config.quality)
         export(model, final)
-        schema.write_atomic(out / "history.json", json.dumps(history, indent=1).encode())
+        storage.write_atomic(out / "history.json", json.dumps(history, indent=1).encode())
         mlflow.log_artifact(str(out / "history.json"))
         print(f"wrote {final} after {step} steps ({time.perf_counter() - start:.0f} s this run)")
     return final

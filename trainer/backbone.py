@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from prep.schema import write_atomic
+from prep.storage import write_atomic
 from trainer import checkpoint
 
 
