@@ -62,24 +62,24 @@ lint: $(PY)  ## ruff
 	$(VENV)/bin/ruff check .
 
 data: $(PY)  ## download MINC-2500 to data/ (needs a network)
-	$(PY) -m prep.download --dest $(dir $(DATA))
+	$(PY) -m prep.datasets.download --dest $(dir $(DATA))
 
 synthetic: $(PY)  ## write the built-in synthetic texture set to data/synthetic-textures
-	$(PY) -m prep.synthetic --out data/synthetic-textures
+	$(PY) -m prep.datasets.synthetic --out data/synthetic-textures
 
 prep: $(PY)  ## encode DATA at quality Q (and JPEG/WEBP qualities) into WebDataset shards under OUT
 	$(PY) -m prep $(PREP_ARGS)
 
 demo: $(PY)  ## the whole paper on synthetic textures: codecs -> shards -> classifiers -> report
-	$(PY) -m prep.synthetic --out $(DEMO_DATA) $(DEMO_TEXTURES)
+	$(PY) -m prep.datasets.synthetic --out $(DEMO_DATA) $(DEMO_TEXTURES)
 	$(if $(filter train,$(CODECS)),$(MAKE) demo-codecs,)
 	$(PY) -m evaluation.pipeline --preset demo --data $(DEMO_DATA) --out $(DEMO_OUT) \
 	  --qualities $(DEMO_QUALITIES) $(if $(filter train,$(CODECS)),--codecs runs/codecs/demo,--codecs $(CODECS)) \
 	  $(if $(WORKERS),--prep-workers $(WORKERS)) $(ANCHOR_ARGS)
 
 demo-codecs: $(PY)  ## retrain the demo codecs as codecs/demo/README.md says (hours on a CPU)
-	$(PY) -m prep.synthetic --out data/synthetic-textures
-	set -e; T="$(PY) -m prep.train_codec --data data/synthetic-textures --sizes 64,96 \
+	$(PY) -m prep.datasets.synthetic --out data/synthetic-textures
+	set -e; T="$(PY) -m prep.codec.train --data data/synthetic-textures --sizes 64,96 \
 	  --batch-size 8 --crop 192 --val-every 500 --val-images 16"; \
 	$$T -q 4 --out runs/codecs/q4 --steps 4000 --lr 2e-4; \
 	$$T -q 1 --out runs/codecs/q1 --steps 2500 --init runs/codecs/q4/codec-q4.pth; \
@@ -94,7 +94,7 @@ demo-codecs: $(PY)  ## retrain the demo codecs as codecs/demo/README.md says (ho
 # family in common with any evaluated set -> its original/ shards -> a deep-stem ResNet-50
 PRETRAIN_EPOCHS ?= 16
 pretrain: $(PY)  ## pretrain the offline starting point -> backbones/procedural (resumes)
-	$(PY) -m prep.procedural --out data/procedural --per-class 160 --size 96
+	$(PY) -m prep.datasets.procedural --out data/procedural --per-class 160 --size 96
 	$(PY) -m prep --data data/procedural --out data/pretrain-shards --original-only
 	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) trainer/main.py --domain original \
 	  --shards data/pretrain-shards/procedural --init none --epochs $(PRETRAIN_EPOCHS) \
@@ -104,7 +104,7 @@ pretrain: $(PY)  ## pretrain the offline starting point -> backbones/procedural 
 
 SUBSET ?= ../shared/data/minc-2500-subset/minc-2500
 minc-codecs: $(PY)  ## retrain codecs/minc-subset on the real photographs, as its model card says
-	set -e; T="$(PY) -m prep.train_codec --data $(SUBSET) --batch-size 8 --crop 192 --threads 1 \
+	set -e; T="$(PY) -m prep.codec.train --data $(SUBSET) --batch-size 8 --crop 192 --threads 1 \
 	  --val-every 500 --val-images 16"; R=runs/codecs/minc-subset; \
 	$$T -q 4 --out $$R/q4 --steps 3000 --init codecs/demo/codec-q4.pth; \
 	$$T -q 1 --out $$R/q1 --steps 1500 --init $$R/q4/codec-q4.pth & Q1=$$!; \
@@ -113,7 +113,7 @@ minc-codecs: $(PY)  ## retrain codecs/minc-subset on the real photographs, as it
 	cp $$R/q1/codec-q1.pth $$R/q4/codec-q4.pth $$R/q8/codec-q8.pth codecs/minc-subset/
 
 codec: $(PY)  ## train the codec of quality Q on DATA [INIT=pretrained|file SIZES=N,M STEPS=n]
-	$(PY) -m prep.train_codec -q $(Q) --data $(DATA) --out runs/codecs/q$(Q) --init $(INIT) \
+	$(PY) -m prep.codec.train -q $(Q) --data $(DATA) --out runs/codecs/q$(Q) --init $(INIT) \
 	  --steps $(STEPS) $(if $(SIZES),--sizes $(SIZES))
 
 DOMAIN ?= latent

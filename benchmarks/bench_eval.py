@@ -21,8 +21,14 @@ import torch
 from PIL import Image
 
 from evaluation.efficiency import Bitstream, Paths, device_name, measure
-from prep.codec import CodecWeights, fetch_pretrained, init_weights, load_codec, sha256_of
-from prep.coding import code_images
+from prep.codec.coding import code_images
+from prep.codec.hyperprior import (
+    CodecWeights,
+    fetch_pretrained,
+    init_weights,
+    load_codec,
+    sha256_of,
+)
 from trainer.models import cresnet39, resnet50_deep_stem
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "minc-2500-sample" / \

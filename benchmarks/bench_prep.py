@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from prep import schema
-from prep.codec import codec_sizes, init_weights, load_codec, read_weights_file
-from prep.coding import code_images
-from prep.datasets import list_dataset
-from prep.job import PrepConfig, run
+from prep.codec.coding import code_images
+from prep.codec.hyperprior import codec_sizes, init_weights, load_codec, read_weights_file
+from prep.datasets.listing import list_dataset
+from prep.job.driver import PrepConfig, run
+from prep.store import schema
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/minc-2500-sample/minc-2500"
 

@@ -69,8 +69,8 @@ def trainer_loop(shard_set, config, batch: int, steps: int) -> float:
 
 def demo_shards(tmp: Path) -> tuple[Path, int]:
     """Small synthetic shards at the paper's image size, coded with the demo codec."""
-    from prep.job import PrepConfig, run
-    from prep.synthetic import write_dataset
+    from prep.datasets.synthetic import write_dataset
+    from prep.job.driver import PrepConfig, run
 
     data = write_dataset(tmp / "textures", classes=4, per_class=20, size=362)
     run(PrepConfig(data=data, out=tmp / "shards", quality=4, codec_weights=DEMO_CODEC,

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
-from prep import schema
+from prep.store import schema
 from trainer.domains import ANCHOR1, ANCHOR2, COMP, COMP_INPUTS
 
 RESAMPLES = 2000

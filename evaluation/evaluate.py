@@ -29,7 +29,7 @@ from evaluation import metrics
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier, curve_name, find_classifiers, load_model
 from evaluation.predict import predict
-from prep import schema, storage
+from prep.store import schema, storage
 from trainer.data import ShardSet
 from trainer.domains import ANCHOR1, DECODED
 

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from prep.schema import CODECS, LEARNED, set_name  # noqa: E402
+from prep.store.schema import CODECS, LEARNED, set_name  # noqa: E402
 from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS, METHOD_ORDER  # noqa: E402
 
 AXES = {"bpp": "bits per pixel (log scale)", "psnr": "PSNR (dB)", "ssim": "SSIM"}

@@ -26,11 +26,11 @@ import pandas as pd
 
 from evaluation.evaluate import RESULTS
 from evaluation.report import write_report
-from prep import schema, storage
-from prep.codec import weights_file_name
-from prep.job import PrepConfig
-from prep.storage import Location
-from prep.tracking import UI_URL
+from prep.codec.hyperprior import weights_file_name
+from prep.common.tracking import UI_URL
+from prep.job.driver import PrepConfig
+from prep.store import schema, storage
+from prep.store.storage import Location
 from trainer import checkpoint
 from trainer.config import TrainConfig
 from trainer.domains import COMP_INPUTS, DECODED, LATENT, METHOD_ORDER, ORIGINAL

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from prep.progress import progress
+from prep.common.progress import progress
 from trainer.data import EvalStream, SampleTransform, ShardSet, loader
 
 TOP_K = 5

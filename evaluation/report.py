@@ -23,8 +23,8 @@ from evaluation.catalogue import Catalogue
 from evaluation.classifiers import find_classifiers
 from evaluation.evaluate import CONFUSION, HITS, RESULTS, common_arguments, evaluate_all, slug
 from evaluation.examples import gather_examples
-from prep import storage
-from prep.storage import Location
+from prep.store import storage
+from prep.store.storage import Location
 from trainer.domains import ORIGINAL
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.classifiers import CODEC_LABELS, Classifier, curve_name
-from prep import schema
+from prep.store import schema
 from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS
 
 # Deng and Karam, Table 2 (MINC-2500 split 1, test): Top-1 (Top-5) in %.

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation.evaluate import slug
-from prep.tracking import experiment_id as find_experiment
-from prep.tracking import tracking_uri
+from prep.common.tracking import experiment_id as find_experiment
+from prep.common.tracking import tracking_uri
 
 log = logging.getLogger(__name__)
 REPORT_TAG = "cdmr.report"  # value: the dataset

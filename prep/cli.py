@@ -9,10 +9,10 @@ import signal
 import sys
 from pathlib import Path
 
-from prep.codec import QUALITIES
-from prep.images import MAX_PIXELS
-from prep.job import PrepConfig, describe, run
-from prep.schema import CLASSICAL
+from prep.codec.hyperprior import QUALITIES
+from prep.datasets.images import MAX_PIXELS
+from prep.job.driver import PrepConfig, describe, run
+from prep.store.schema import CLASSICAL
 
 DEFAULT_QUALITY = 8  # the learned codec's, when no other coded set is asked for
 

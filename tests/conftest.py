@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prep.codec import init_weights
+from prep.codec.hyperprior import init_weights
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "minc-2500-sample" / "minc-2500"
 
@@ -54,7 +54,7 @@ def ray_local():
 @pytest.fixture(scope="session")
 def synthetic_small(tmp_path_factory) -> Path:
     """4 classes x 10 synthetic textures of 128 px, MINC-2500 layout (8/1/1 per class)."""
-    from prep.synthetic import write_dataset
+    from prep.datasets.synthetic import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("data") / "synthetic-small",
                          classes=4, per_class=10, size=128)
@@ -70,8 +70,8 @@ def trainer_shards(tmp_path_factory, ray_local) -> Path:
     42/6/12 per class; 11 samples a shard: 16 train, 3 validate and 5 test shards (odd
     counts, short last ones).
     """
-    from prep.job import PrepConfig, run
-    from prep.synthetic import write_dataset
+    from prep.datasets.synthetic import write_dataset
+    from prep.job.driver import PrepConfig, run
 
     root = tmp_path_factory.mktemp("trainer")
     data = write_dataset(root / "textures", classes=4, per_class=60, size=256, seed=1,

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prep import codec
-from prep.coding import code_images, entropy_decode
+from prep.codec import hyperprior
+from prep.codec.coding import code_images, entropy_decode
 
 
 @pytest.fixture(scope="module")
 def models(codec_q1, codec_q8):
-    return {q: codec.load_codec(codec.read_weights_file(p)) for q, p in
+    return {q: hyperprior.load_codec(hyperprior.read_weights_file(p)) for q, p in
             ((1, codec_q1), (8, codec_q8))}
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from prep.datasets import list_dataset
+from prep.datasets.listing import list_dataset
 
 
 def test_minc_sample_follows_official_split_and_categories(minc_sample):

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from prep import download
+from prep.datasets import download
 
 
 def archive_bytes() -> bytes:

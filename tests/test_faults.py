@@ -28,12 +28,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from prep import schema, storage
 from prep.cli import config_from
 from prep.cli import main as prep_main
-from prep.datasets import Item
-from prep.job import PrepConfig, run
-from prep.shards import ShardEncoder, ShardTask, part_paths
+from prep.datasets.listing import Item
+from prep.job.driver import PrepConfig, run
+from prep.job.shards import ShardEncoder, ShardTask, part_paths
+from prep.store import schema, storage
 from tests.conftest import SMALL_PREP_ARGS
 from tests.ray_nodes import free_port
 
@@ -226,8 +226,8 @@ def test_a_bomb_and_a_huge_image_fail_alone(tmp_path, codec_q1, ray_local, capsy
 def test_a_codec_error_fails_only_its_image(tmp_path, codec_q1, monkeypatch):
     """In a batch of 4, the codec fails on one image: the batch is coded again image by image,
     the bad one is recorded with the reason, the other 3 are written."""
-    from prep import coding
-    from prep.codec import read_weights_file
+    from prep.codec import coding
+    from prep.codec.hyperprior import read_weights_file
 
     data = minc_layout(tmp_path / "data", {})
     dark = Image.new("RGB", (96, 80))
@@ -322,7 +322,7 @@ def ray_processes(ray_tmp: str) -> list[psutil.Process]:
 def longer_set(tmp_path_factory) -> Path:
     """160 synthetic textures (80 shards of 2): a job long enough to be stopped midway on an
     idle machine (40 images were coded before the signal arrived)."""
-    from prep.synthetic import write_dataset
+    from prep.datasets.synthetic import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("longer") / DATASET, classes=4, per_class=40,
                          size=128)

@@ -19,7 +19,7 @@ from evaluation import figures, tracking
 from evaluation.classifiers import load_model, read_classifier
 from evaluation.evaluate import check_counts
 from evaluation.predict import predict
-from prep import schema
+from prep.store import schema
 from trainer.data import open_shard_set
 from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP
 

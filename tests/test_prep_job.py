@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from prep import schema
 from prep.cli import main
-from prep.codec import load_codec, read_weights_file
-from prep.coding import entropy_decode
-from prep.job import PrepConfig, run
+from prep.codec.coding import entropy_decode
+from prep.codec.hyperprior import load_codec, read_weights_file
+from prep.job.driver import PrepConfig, run
+from prep.store import schema
 
 pytestmark = pytest.mark.slow
 

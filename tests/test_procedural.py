@@ -3,8 +3,8 @@
 import numpy as np
 from PIL import Image
 
-from prep.procedural import families, write_corpus
-from prep.synthetic import FAMILIES
+from prep.datasets.procedural import families, write_corpus
+from prep.datasets.synthetic import FAMILIES
 
 
 def test_corpus_is_deterministic_and_in_minc_layout(tmp_path):
@@ -28,7 +28,7 @@ def test_classes_are_not_the_evaluated_families_and_images_vary():
 
 
 def test_contact_sheet_is_a_real_figure(tmp_path):
-    from prep.procedural import contact_sheet
+    from prep.datasets.procedural import contact_sheet
 
     with Image.open(contact_sheet(tmp_path / "sheet.png", size=32, shown=3, per_class=2)) as im:
         assert min(im.size) > 200 and np.asarray(im.convert("L")).std() > 10

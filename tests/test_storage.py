@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from prep import schema, storage
+from prep.store import schema, storage
 
 
 def test_shard_set_locations_keep_their_kind():

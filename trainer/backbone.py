@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from prep.storage import write_atomic
+from prep.store.storage import write_atomic
 from trainer import checkpoint
 
 

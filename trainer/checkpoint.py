@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prep.storage import write_atomic
+from prep.store.storage import write_atomic
 
 CHECKPOINT = "checkpoint.pth"
 

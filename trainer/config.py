@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from prep import schema
+from prep.store import schema
 from trainer import domains
 from trainer.transforms import PAPER_SIZES, InputSizes
 

@@ -18,7 +18,7 @@ from torch import nn
 from torchvision.models import ResNet50_Weights, resnet50
 from torchvision.models.resnet import Bottleneck, conv1x1
 
-from prep import hub
+from prep.common import hub
 
 log = logging.getLogger(__name__)
 

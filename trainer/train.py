@@ -18,8 +18,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from prep.progress import progress
-from prep.storage import write_atomic
+from prep.common.progress import progress
+from prep.store.storage import write_atomic
 from trainer import checkpoint
 from trainer.config import TrainConfig, parse
 from trainer.data import (
@@ -257,7 +257,7 @@ class Tracker:
     def __init__(self, config: TrainConfig, shard_set: ShardSet, world: int, run_id: str | None):
         import mlflow
 
-        from prep.tracking import start_run
+        from prep.common.tracking import start_run
 
         self.mlflow = mlflow
         codec = shard_set.info.get("codec") or {}

@@ -26,15 +26,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from prep import classical, schema, storage
-from prep.codec import ARCHITECTURE, METRIC, CodecWeights, codec_sizes, load_codec
-from prep.coding import scale_table
-from prep.datasets import Listing, list_dataset
-from prep.images import MAX_PIXELS
-from prep.plan import SHUFFLE_SEED, check_or_record, clear_set, plan_record, plan_shards
-from prep.progress import progress
-from prep.shards import ShardEncoder, ShardResult, ShardTask, complete_shards, part_paths
-from prep.storage import Location
+from prep.codec import classical
+from prep.codec.coding import scale_table
+from prep.codec.hyperprior import ARCHITECTURE, METRIC, CodecWeights, codec_sizes, load_codec
+from prep.common.progress import progress
+from prep.datasets.images import MAX_PIXELS
+from prep.datasets.listing import Listing, list_dataset
+from prep.job.plan import SHUFFLE_SEED, check_or_record, clear_set, plan_record, plan_shards
+from prep.job.shards import ShardEncoder, ShardResult, ShardTask, complete_shards, part_paths
+from prep.store import schema, storage
+from prep.store.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +323,7 @@ def run(config: PrepConfig) -> PrepSummary:
 
 def _codec(config: PrepConfig) -> tuple[CodecWeights, dict]:
     """Resolve and check the weights on the driver, before any actor starts."""
-    from prep.codec import resolve_weights
+    from prep.codec.hyperprior import resolve_weights
 
     weights = resolve_weights(config.quality, config.codec_weights)
     model = load_codec(weights)

@@ -4,7 +4,8 @@ For each codec: mean bpp (from the real strings), PSNR and MS-SSIM over the test
 JPEG: the same at Pillow qualities 5..95, and its MS-SSIM and PSNR interpolated at each codec's
 bpp ("JPEG at equal bpp").
 
-    python -m prep.rd_compare --data data/synthetic-textures --codecs codecs/demo/codec-q*.pth \
+    python -m prep.codec.rd_compare --data data/synthetic-textures \
+        --codecs codecs/demo/codec-q*.pth \
         --plot codecs/demo/rd.png
 """
 
@@ -17,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from prep.classical import code_classical
-from prep.codec import codec_sizes, load_codec, read_weights_file
-from prep.coding import code_images
-from prep.datasets import list_dataset
+from prep.codec.classical import code_classical
+from prep.codec.coding import code_images
+from prep.codec.hyperprior import codec_sizes, load_codec, read_weights_file
+from prep.datasets.listing import list_dataset
 
 JPEG_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 
@@ -78,7 +79,7 @@ def plot(points: list[dict], curve: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m prep.rd_compare", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m prep.codec.rd_compare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--codecs", type=Path, nargs="+", required=True)

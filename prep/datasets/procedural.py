@@ -1,4 +1,5 @@
-"""The pretraining corpus: procedural image families that share no family with prep.synthetic.
+"""The pretraining corpus: procedural image families that share no family with
+prep.datasets.synthetic.
 
 Offline there are no ImageNet weights, so the classifiers' starting point is a ResNet-50
 pretrained here on images that no evaluated set contains (`make pretrain`; model card:
@@ -16,7 +17,7 @@ Three generators, each class one fixed program of its generator:
 Colours are drawn per image, independently of the class. Deterministic: image i of class c
 depends only on (seed, c, i) and the class's program only on (seed, c).
 
-    python -m prep.procedural --out data/procedural --per-class 160 --size 96
+    python -m prep.datasets.procedural --out data/procedural --per-class 160 --size 96
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from prep.synthetic import write_layout
+from prep.datasets.synthetic import write_layout
 
 SHAPES = ("disc", "square", "triangle", "bar")
 
@@ -195,14 +196,15 @@ def write_corpus(out: str | Path, per_class: int = 160, size: int = 96, seed: in
 
 def contact_sheet(path: str | Path, seed: int = 0, size: int = 96, shown: int = 12,
                   per_class: int = 3) -> Path:
-    """A figure: images of `shown` pretraining classes beside every family of prep.synthetic
+    """A figure: images of `shown` pretraining classes beside every family of
+    prep.datasets.synthetic
     (the demo's and the tests' families), so anyone can see that they differ."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from prep.synthetic import FAMILIES, texture
+    from prep.datasets.synthetic import FAMILIES, texture
 
     renders = families(seed)
     names = list(renders)
@@ -218,7 +220,8 @@ def contact_sheet(path: str | Path, seed: int = 0, size: int = 96, shown: int = 
     for ax in axes.flat:
         ax.axis("off")
     for column, (block, title) in enumerate(zip(blocks, (
-            "pretraining corpus (prep.procedural)", "evaluated families (prep.synthetic)"),
+            "pretraining corpus (prep.datasets.procedural)",
+            "evaluated families (prep.datasets.synthetic)"),
             strict=True)):
         axes[0, column * per_class].set_title(title, fontsize=8, loc="left")
         for r, (label, images) in enumerate(block):
@@ -238,7 +241,7 @@ def contact_sheet(path: str | Path, seed: int = 0, size: int = 96, shown: int = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m prep.procedural", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m prep.datasets.procedural", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("data/procedural"))
     p.add_argument("--per-class", type=int, default=160)
@@ -247,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fractals", type=int, default=24, help="IFS fractal classes")
     p.add_argument("--filters", type=int, default=24, help="random-filter texture classes")
     p.add_argument("--figure", type=Path, default=None,
-                   help="instead: draw pretraining classes beside prep.synthetic's families")
+                   help="instead: draw pretraining classes beside prep.datasets.synthetic's "
+                   "families")
     args = p.parse_args(argv)
     if args.figure:
         print(contact_sheet(args.figure, args.seed, args.size))

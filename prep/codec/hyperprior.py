@@ -15,8 +15,8 @@ from compressai.models import ScaleHyperprior
 from compressai.zoo.image import cfgs, model_urls
 from compressai.zoo.pretrained import load_pretrained
 
-from prep import hub
-from prep.hub import sha256_of
+from prep.common import hub
+from prep.common.hub import sha256_of
 
 ARCHITECTURE = "bmshj2018-hyperprior"
 METRIC = "ms-ssim"
@@ -38,7 +38,7 @@ def pretrained_url(quality: int) -> str:
 
 
 def weights_file_name(quality: int) -> str:
-    """What `python -m prep.train_codec` writes and a codecs folder holds: codec-q<Q>.pth."""
+    """What `python -m prep.codec.train` writes and a codecs folder holds: codec-q<Q>.pth."""
     return f"codec-q{quality}.pth"
 
 

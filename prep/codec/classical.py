@@ -1,9 +1,9 @@
 """Classical codecs (Pillow's JPEG and WebP) as anchors at equal rate: encode each image to a
-file, decode that file, and measure it as prep.coding measures the learned codec.
+file, decode that file, and measure it as prep.codec.coding measures the learned codec.
 
 bpp counts the file's bytes (headers included, as a stored JPEG costs them) over the original
 pixels. Pillow's defaults otherwise (JPEG: 4:2:0 chroma subsampling, no Huffman optimisation;
-WebP: lossy, method 4), as prep.rd_compare and CompressAI's own JPEG baseline use it.
+WebP: lossy, method 4), as prep.codec.rd_compare and CompressAI's own JPEG baseline use it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image, features
 
-from prep.coding import image_metrics, to_tensor
-from prep.schema import CLASSICAL
+from prep.codec.coding import image_metrics, to_tensor
+from prep.store.schema import CLASSICAL
 
 QUALITIES = range(1, 101)  # Pillow's quality scale for both codecs (0 is allowed but degenerate)
 

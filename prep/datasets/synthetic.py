@@ -5,7 +5,7 @@ orientation and lighting are drawn independently of the class, and every image i
 with a texture of another family and noise, so the classes are distinct but not trivially so.
 Deterministic: image i of class c depends only on (seed, c, i).
 
-    python -m prep.synthetic --out data/synthetic-textures --classes 10 --per-class 100
+    python -m prep.datasets.synthetic --out data/synthetic-textures --classes 10 --per-class 100
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from prep import storage
+from prep.store import storage
 
 Generator = Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray]
 
@@ -190,12 +190,13 @@ def write_dataset(out: str | Path, classes: int = 10, per_class: int = 100, size
     names = list(FAMILIES)[:classes]
     return write_layout(
         out, names, lambda c, i: texture(names[c], seed, c, i, size, max_mix), per_class,
+        # the record's words are compared on a resume: they keep the module's first name
         fractions, f"Synthetic textures (cdmr prep.synthetic): {classes} classes x {per_class} "
         f"images, {size}x{size}, seed {seed}, distractor mix <= {max_mix}", quality)
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m prep.synthetic", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m prep.datasets.synthetic", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("data/synthetic-textures"))
     p.add_argument("--classes", type=int, default=10, help=f"1..{len(FAMILIES)}")

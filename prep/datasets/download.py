@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from prep.progress import progress
+from prep.common.progress import progress
 
 URL = "http://opensurfaces.cs.cornell.edu/static/minc/minc-2500.tar.gz"
 ARCHIVE = "minc-2500.tar.gz"
@@ -98,7 +98,7 @@ def check_tree(root: Path, expected: dict = EXPECTED) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m prep.download", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m prep.datasets.download", description=__doc__)
     p.add_argument("--dest", type=Path, default=Path("data"), help="folder for minc-2500/")
     p.add_argument("--url", default=URL)
     args = p.parse_args(argv)

@@ -5,7 +5,7 @@ crops of the train split; validation on the validate split at full size with the
 coder. Checkpoints are atomic and `--resume` continues exactly. The exported file works with
 `make prep CODEC_WEIGHTS=...`.
 
-    python -m prep.train_codec --quality 4 --data data/synthetic-textures --out codecs/q4
+    python -m prep.codec.train --quality 4 --data data/synthetic-textures --out codecs/q4
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from compressai.optimizers import net_aux_optimizer
 from compressai.zoo.image import cfgs
 from PIL import Image
 
-from prep import storage
-from prep.codec import (
+from prep.codec.coding import code_images
+from prep.codec.hyperprior import (
     ARCHITECTURE,
     QUALITIES,
     CodecWeights,
@@ -37,9 +37,9 @@ from prep.codec import (
     resolve_weights,
     weights_file_name,
 )
-from prep.coding import code_images
-from prep.datasets import Listing, list_dataset
-from prep.progress import progress
+from prep.common.progress import progress
+from prep.datasets.listing import Listing, list_dataset
+from prep.store import storage
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def train(config: CodecTrainConfig) -> Path:
         run_id = json.loads(state["config"]).get("mlflow_run_id")
         print(f"resuming {checkpoint} at step {step}")
 
-    from prep.tracking import start_run
+    from prep.common.tracking import start_run
 
     name = f"codec-q{config.quality}-{listing.name}"
     with start_run("codec-training", name, {"quality": str(config.quality)}, run_id) as run:
@@ -233,7 +233,7 @@ def train(config: CodecTrainConfig) -> Path:
 
 def parser() -> argparse.ArgumentParser:
     d = CodecTrainConfig(quality=1, data="", out="")
-    p = argparse.ArgumentParser(prog="python -m prep.train_codec", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m prep.codec.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quality", "-q", type=int, required=True, choices=QUALITIES)
     p.add_argument("--data", required=True, help="dataset (MINC-2500 layout or class folders)")

@@ -22,9 +22,9 @@ import numpy as np
 import zstandard
 from PIL import Image
 
-from prep import storage
-from prep.images import to_rgb
-from prep.storage import Location
+from prep.datasets.images import to_rgb
+from prep.store import storage
+from prep.store.storage import Location
 
 SCHEMA_VERSION = 1
 

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from prep import schema, storage
-from prep.datasets import Failure, Item
-from prep.images import MAX_PIXELS, BadImage, LoadedImage, decode_rgb
-from prep.storage import Location
+from prep.datasets.images import MAX_PIXELS, BadImage, LoadedImage, decode_rgb
+from prep.datasets.listing import Failure, Item
+from prep.store import schema, storage
+from prep.store.storage import Location
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ class ShardEncoder:
                  batch_size: int = 1, io_threads: int = 2):
         import torch
 
-        from prep.codec import load_codec
+        from prep.codec.hyperprior import load_codec
 
         if threads:
             torch.set_num_threads(threads)
@@ -300,7 +300,7 @@ class ShardEncoder:
     def _code(self, task: ShardTask, batch: list) -> list:
         """Coded, or a Failure, per image: a batch that fails is coded again image by image so
         that only the image at fault fails."""
-        from prep import classical, coding
+        from prep.codec import classical, coding
 
         images = [loaded.rgb for _, _, loaded in batch]
         try:

@@ -1,0 +1,2 @@
+"""The codecs: the learned one (its model, coding, training, rate-distortion) and the
+classical anchors (Pillow JPEG, WebP)."""
