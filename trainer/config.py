@@ -100,7 +100,7 @@ class TrainConfig:
 
 
 def parser() -> argparse.ArgumentParser:
-    d = TrainConfig(domain="latent", shards="")
+    d = TrainConfig(domain=domains.LATENT.name, shards="")
     p = argparse.ArgumentParser(
         prog="torchrun trainer/main.py",
         description="Train a material classifier on prepared shards with DDP (torchrun): "

@@ -57,15 +57,6 @@ def open_shard_set(root: str | Path, domain: str, quality: int | None,
     reader = domains.get(domain)
     reader.check(quality, codec)
     name = reader.set_name(quality, codec)
-    return read_shard_set(root, name, domain, splits,
-                          how="`make prep Q=...`" if codec == schema.LEARNED
-                          else f"`python -m prep --{codec} ...`")
-
-
-def read_shard_set(root: str | Path, name: str, domain: str,
-                   splits: tuple[str, ...] = schema.SPLITS, how: str = "`make prep`") -> ShardSet:
-    """The set `name` under `root`: its dataset.json read and the sizes of the shards of
-    `splits` checked; `how` says what prepares it when it is missing."""
     root = storage.location(root)
     if not storage.is_dir(root):
         raise FileNotFoundError(f"shard folder {root} does not exist: run `make prep` first "
@@ -73,6 +64,7 @@ def read_shard_set(root: str | Path, name: str, domain: str,
     directory = storage.join(root, name)
     if not storage.is_dir(directory):
         found = sorted(n for n, folder in storage.listdir(root).items() if folder)
+        how = "`make prep Q=...`" if codec == schema.LEARNED else f"`python -m prep --{codec} ...`"
         raise FileNotFoundError(
             f"{directory} does not exist: the {domain} domain needs the {name} set, which was "
             f"not prepared (sets in {root}: {', '.join(found) or 'none'}); run {how}")

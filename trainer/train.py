@@ -208,18 +208,7 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_steps), 0.1)
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    start_epoch, history, run_id = 0, [], None
-    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)) > 0
-    if (config.resume or restarted) and (out / checkpoint.CHECKPOINT).is_file():
-        state = checkpoint.load(out / checkpoint.CHECKPOINT)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        checkpoint.restore_rng(state["rng"])
-        start_epoch, history = state["epoch"] + 1, state["history"]
-        run_id = state["mlflow_run_id"] or None
-        if is_main:
-            print(f"resuming {out / checkpoint.CHECKPOINT} after epoch {state['epoch'] + 1}")
+    start_epoch, history, run_id = resume(config, model, optimizer, scheduler, is_main)
     if is_main:  # a run that trains again is not complete until its new test result
         (out / TEST_RESULT).unlink(missing_ok=True)
     steps = max(1, shard_set.counts["train"] // config.batch_size)
@@ -249,6 +238,24 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
         print(f"test: top-1 {test['test_top1']:.4f}, top-5 {test['test_top5']:.4f} on "
               f"{test['test_samples']} samples (manifest: {shard_set.counts['test']})")
     return 0
+
+
+def resume(config: TrainConfig, model, optimizer, scheduler, is_main: bool
+           ) -> tuple[int, list, str | None]:
+    """(first epoch, history, MLflow run id): from the run folder's checkpoint with --resume or
+    after a torchrun restart, else a fresh start."""
+    path = config.out_dir / checkpoint.CHECKPOINT
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)) > 0
+    if not ((config.resume or restarted) and path.is_file()):
+        return 0, [], None
+    state = checkpoint.load(path)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    checkpoint.restore_rng(state["rng"])
+    if is_main:
+        print(f"resuming {path} after epoch {state['epoch'] + 1}")
+    return state["epoch"] + 1, state["history"], state["mlflow_run_id"] or None
 
 
 class Tracker:
