@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from evaluation.classifiers import METHOD_ORDER
 from evaluation.evaluate import RESULTS
@@ -67,6 +68,7 @@ class Experiment:
     shard_size: int = 256
     ablations: bool = False  # also the y-only and sigma-only compressed-domain classifiers
     min_seconds: float = 2.0  # efficiency timing per batch size
+    device: str = "auto"  # evaluation and the efficiency table: auto (CUDA if any) | cpu | cuda
     experiment: str = "classifiers"
 
     @property
@@ -193,6 +195,12 @@ def summarize_splits(frames: dict[int, pd.DataFrame], path: Path) -> Path:
     return path
 
 
+def eval_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def run(e: Experiment) -> list[Path]:
     start, reports, frames = time.perf_counter(), [], {}
     initial_state(e.init)  # a missing starting point is one line now, not after prep
@@ -206,7 +214,8 @@ def run(e: Experiment) -> list[Path]:
         train(e, out, runs, experiment)
         print("\n==> evaluate and report", flush=True)
         reports.append(write_report(storage.join(out, e.dataset), runs / e.dataset, report_dir,
-                                    min_seconds=e.min_seconds, experiment=experiment))
+                                    device=eval_device(e.device), min_seconds=e.min_seconds,
+                                    experiment=experiment))
         frames[split] = pd.read_parquet(report_dir / f"{RESULTS}.parquet")
     if len(frames) > 1:
         reports.append(summarize_splits(frames, Path(e.reports) / e.dataset / "splits.md"))

@@ -33,6 +33,7 @@ class TrainConfig:
     latent_crop: int = 28
     workers: int = 2
     device: str = "auto"
+    compile: bool = False  # torch.compile the training step
     seed: int = 0
     out: str | None = None
     resume: bool = False
@@ -113,6 +114,8 @@ def parser() -> argparse.ArgumentParser:
                    help="latent domain: crop side")
     p.add_argument("--workers", type=int, default=d.workers, help="loader workers per process")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step (worth it for long GPU runs)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default=None, help="run folder (default runs/train/<run name>)")
     p.add_argument("--resume", action="store_true",

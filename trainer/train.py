@@ -204,6 +204,8 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
         model = model.to(memory_format=torch.channels_last)
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                   else None, gradient_as_bucket_view=True)  # no grad copies
+    if config.compile:  # fused kernels for the training step; the first steps compile
+        ddp = torch.compile(ddp)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.scaled_lr, momentum=config.momentum,
