@@ -28,6 +28,7 @@ from trainer.data import open_shard_set
 from trainer.train import build_model, load_data, train_one_epoch
 
 DEMO_CODEC = Path(__file__).resolve().parents[1] / "codecs" / "demo" / "codec-q4.pth"
+CPU = torch.device("cpu")
 
 
 def _amp(device: torch.device):
@@ -41,7 +42,7 @@ def _sync(device: torch.device) -> None:
 
 
 def bare_step(model: nn.Module, shape: tuple, classes: int, steps: int,
-              device: torch.device = torch.device("cpu")) -> float:
+              device: torch.device = CPU) -> float:
     """images/s of forward + backward + SGD step on tensors already on the device, in the
     trainer's precision and memory format."""
     model = model.to(device)
@@ -74,7 +75,7 @@ def loader_alone(shard_set, config, batch: int, batches: int) -> float:
 
 
 def trainer_loop(shard_set, config, batch: int, steps: int,
-                 device: torch.device = torch.device("cpu")) -> float:
+                 device: torch.device = CPU) -> float:
     model = build_model(shard_set, config, None).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(os.cpu_count() or 1)
-    device = torch.device("cpu")
+    device = CPU
     process_group(device)
     with tempfile.TemporaryDirectory() as tmp:
         shards, quality = (args.shards, args.quality) if args.shards else demo_shards(Path(tmp))

@@ -63,12 +63,12 @@ class Experiment:
     latent_crop: int = 28
     init: str = "imagenet"  # every classifier's start (trainer.models.INITS, or a file)
     nproc: int = 2
-    loader_workers: int = 2
+    loader_workers: int | None = None  # per trainer process; None: the trainer's default
     prep_workers: int | None = None
     shard_size: int = 256
     ablations: bool = False  # also the y-only and sigma-only compressed-domain classifiers
     min_seconds: float = 2.0  # efficiency timing per batch size
-    device: str = "auto"  # evaluation and the efficiency table: auto (CUDA if any) | cpu | cuda
+    device: str = "auto"  # training, evaluation, efficiency: auto (CUDA if any), cpu, cuda
     experiment: str = "classifiers"
 
     @property
@@ -169,8 +169,10 @@ def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
                    "--lr", str(e.lr), "--lr-steps", *map(str, e.lr_steps),
                    "--resize", str(e.resize), "--crop", str(e.crop),
                    "--latent-resize", str(e.latent_resize), "--latent-crop", str(e.latent_crop),
-                   "--workers", str(e.loader_workers), "--out", str(folder), "--resume",
+                   "--device", e.device, "--out", str(folder), "--resume",
                    "--experiment", experiment]
+        if e.loader_workers:
+            command += ["--workers", str(e.loader_workers)]
         if set_name:
             command += ["--set", set_name]
         if e.max_steps:
@@ -245,7 +247,7 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument(flag, type=int, nargs="+", default=None)
         else:
             kind = float if isinstance(value, float) else int if isinstance(value, int) or \
-                name in ("prep_workers", "max_steps") else str
+                name in ("prep_workers", "loader_workers", "max_steps") else str
             p.add_argument(flag, type=kind, default=None)
     return p
 

@@ -33,8 +33,14 @@ from prep.datasets import Listing, list_dataset
 from prep.images import MAX_PIXELS
 from prep.plan import SHUFFLE_SEED, check_or_record, clear_set, plan_record, plan_shards
 from prep.progress import progress
-from prep.shards import (ShardEncoder, ShardResult, ShardTask, Transformer, complete_shards,
-                         part_paths)
+from prep.shards import (
+    ShardEncoder,
+    ShardResult,
+    ShardTask,
+    Transformer,
+    complete_shards,
+    part_paths,
+)
 from prep.storage import Location
 
 log = logging.getLogger(__name__)

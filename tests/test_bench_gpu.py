@@ -19,8 +19,8 @@ def test_without_cuda_it_says_so_and_exits_0(monkeypatch, capsys):
 
 def test_every_row_is_measured_on_the_cpu(minc_sample, ray_local, capsys):
     assert bench_gpu.main(["--device", "cpu", "--data", str(minc_sample), "--images", "24",
-                           "--quality", "1", "--batches", "2", "--eval-batches", "2", "--seconds", "0.05",
-                           "--train-batch", "2", "--train-steps", "1",
+                           "--quality", "1", "--batches", "2", "--eval-batches", "2",
+                           "--seconds", "0.05", "--train-batch", "2", "--train-steps", "1",
                            "--loader-workers", "1"]) == 0
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     stages = [line.split(" | ")[0][2:] for line in table[1:]]

@@ -122,8 +122,8 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
     evaluation = EvalStream(splits, SampleTransform(shard_set, False, *config.input_sizes),
                             rank, world)
     seed = config.seed * 1_000_003 + rank
-    data = Data(loader(train, per_rank_batch, config.workers, seed, persistent=True),
-                loader(evaluation, per_rank_batch, config.workers, seed, persistent=True),
+    data = Data(loader(train, per_rank_batch, config.loader_workers, seed, persistent=True),
+                loader(evaluation, per_rank_batch, config.loader_workers, seed, persistent=True),
                 epoch, splits)
     start_workers(data.train, data.evaluation)
     return data
