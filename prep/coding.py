@@ -93,7 +93,8 @@ def transform(model: ScaleHyperprior, images: list) -> list[Transformed]:
     z = model.h_a(torch.abs(y))
     bottleneck = model.entropy_bottleneck
     medians = bottleneck._extend_ndims(bottleneck._get_medians().detach(), 2)
-    z_hat = bottleneck.quantize(z, "dequantize", medians)
+    # contiguous, as z's decoded string is: h_s on another memory layout can round otherwise
+    z_hat = bottleneck.quantize(z, "dequantize", medians).contiguous()
     indexes = model.gaussian_conditional.build_indexes(model.h_s(z_hat))
     y_hat = torch.round(y)
     x_hat = F.pad(model.g_s(y_hat).clamp_(0, 1), unpad)
