@@ -1,9 +1,13 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from prep import codec
 from prep.coding import code_images, entropy_decode
+
+DEMO_CODECS = Path(__file__).resolve().parents[1] / "codecs" / "demo"
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +55,14 @@ def test_batch_equals_single_images(models, minc_sample):
 def test_mixed_sizes_in_one_batch_are_refused(models):
     with pytest.raises(ValueError, match="one size"):
         code_images(models[1], [Image.new("RGB", (64, 64)), Image.new("RGB", (128, 64))])
+
+
+def test_the_transforms_indexes_are_a_readers_on_the_cpu(synthetic_small):
+    """The transforms' scale indexes equal those a reader entropy-decodes from the strings
+    (h_s on a contiguous z_hat): with h_a's channels-last z_hat, h_s picked another index for
+    2 of these 40 images with the demo's q8 codec."""
+    model = codec.load_codec(codec.read_weights_file(DEMO_CODECS / "codec-q8.pth"))
+    paths = sorted((synthetic_small / "images").rglob("*.jpg"))
+    assert len(paths) == 40
+    coded = [code_images(model, [Image.open(p).convert("RGB")])[0] for p in paths]
+    assert [c.mismatch for c in coded] == [None] * len(paths)
