@@ -22,7 +22,7 @@ PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(filter-out none,$(JPEG)),--jpeg $(JPEG)) $(if $(filter-out none,$(WEBP)),--webp $(WEBP))
 
 .PHONY: help setup browser test lint prep data synthetic demo demo-codecs pretrain minc-codecs codec train ui table2 evaluate \
-	report minc-subset bench bench-prep bench-train bench-eval clean
+	report minc-subset bench bench-prep bench-train bench-eval bench-gpu clean
 comma := ,
 
 # the embedded default: built-in synthetic textures coded by the project's own demo codecs
@@ -134,16 +134,17 @@ table2: $(PY)  ## the paper's matrix on DATA: prep, every classifier, evaluation
 	$(PY) -m evaluation.pipeline --data $(DATA) --out $(OUT) --qualities $(QUALITIES) \
 	  --epochs $(EPOCHS) --nproc $(NPROC) --splits $(subst $(comma), ,$(SPLITS)) \
 	  $(if $(CODECS_DIR),--codecs $(CODECS_DIR)) $(if $(WORKERS),--prep-workers $(WORKERS)) \
-	  $(ANCHOR_ARGS)
+	  $(ANCHOR_ARGS) $(if $(DEVICE),--device $(DEVICE))
 
 minc-subset: $(PY)  ## the experiment on the real MINC-2500 photographs of ../shared (4 classes; resumes)
-	$(PY) -m evaluation.pipeline --preset minc-subset $(if $(WORKERS),--prep-workers $(WORKERS))
+	$(PY) -m evaluation.pipeline --preset minc-subset $(if $(WORKERS),--prep-workers $(WORKERS)) \
+	  $(if $(DEVICE),--device $(DEVICE))
 
 evaluate: $(PY)  ## every trained classifier of SHARDS on every prepared set -> reports/<dataset>
 	$(PY) -m evaluation.evaluate --shards $(SHARDS)
 
 report: $(PY)  ## evaluate, then Table 2, figures, efficiency -> reports/<dataset> and MLflow
-	$(PY) -m evaluation.report --shards $(SHARDS)
+	$(PY) -m evaluation.report --shards $(SHARDS) $(if $(DEVICE),--device $(DEVICE))
 
 bench-prep: $(PY)  ## prep throughput, scaling, worker memory and bytes per member
 	$(PY) -m benchmarks.bench_prep
@@ -154,7 +155,10 @@ bench-train: $(PY)  ## per domain: bare model step vs the trainer's loop vs the 
 bench-eval: $(PY)  ## cost of a prediction from the bitstream: compressed domain vs pixels
 	$(PY) -m benchmarks.bench_eval
 
-bench: bench-prep bench-train bench-eval  ## all benchmarks
+bench-gpu: $(PY)  ## on a CUDA node: prep transforms, the prep job, the bitstream paths, a train step per domain
+	$(PY) -m benchmarks.bench_gpu
+
+bench: bench-prep bench-train bench-eval  ## all benchmarks (CPU); bench-gpu on a GPU node
 
 clean:  ## remove generated data (keeps .venv)
 	rm -rf data/shards data/synthetic-textures

@@ -27,6 +27,7 @@ from prep.codec.hyperprior import (
     fetch_pretrained,
     init_weights,
     load_codec,
+    read_weights_file,
     sha256_of,
 )
 from trainer.models import cresnet39, resnet50_deep_stem
@@ -36,7 +37,11 @@ SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "minc-2500-sa
 CLASSES = 23  # MINC-2500
 
 
-def codec_weights(quality: int) -> tuple[CodecWeights, str]:
+def codec_weights(quality: int, folder: Path | None = None) -> tuple[CodecWeights, str]:
+    """The codec of quality Q: codec-q<Q>.pth of `folder`, else CompressAI's pretrained file,
+    else seeded weights of its architecture."""
+    if folder is not None:
+        return read_weights_file(folder / f"codec-q{quality}.pth"), folder.name
     try:
         return fetch_pretrained(quality), "pretrained"
     except FileNotFoundError:
@@ -55,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--qualities", type=int, nargs="+", default=[1, 8])
     p.add_argument("--images", type=Path, default=SAMPLE, help="folder of images (362 px)")
     p.add_argument("--count", type=int, default=8, help="distinct images coded")
+    p.add_argument("--codecs", type=Path, default=None,
+                   help="folder of codec-q<Q>.pth (e.g. codecs/minc-subset); default: "
+                   "CompressAI's pretrained files, else seeded weights")
     p.add_argument("--min-seconds", type=float, default=3.0)
     args = p.parse_args(argv)
     files = sorted(f for f in args.images.rglob("*") if f.suffix.lower() in (".jpg", ".png"))
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'q':>2} {'codec':>10} {'batch':>5}  {'path':<30}{'ms/img':>9}{'img/s':>8}"
           f"{'GFLOPs':>8}")
     for quality in args.qualities:
-        weights, kind = codec_weights(quality)
+        weights, kind = codec_weights(quality, args.codecs)
         codec = load_codec(weights)
         streams = bitstreams(codec, images)
         bpp = sum(8 * (len(b.y_string) + len(b.z_string)) for b in streams) / (

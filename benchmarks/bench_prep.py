@@ -4,6 +4,9 @@ Side by side in one run, on the same images:
   (a) the codec in a bare in-process loop on all cores: read + decode JPEG, code_images (reference)
   (b) the Ray job with its default settings (one worker per CPU, 1 thread each)
   (c) the Ray job with 1 worker and with 2 workers, 1 thread each
+  (d) the CPU stages of the split pipeline alone (a GPU node's CPU workers: the strings, their
+      decode on the CPU and its check, the members): 1 core, then 2 threads of one process
+      and 2 processes, on transforms computed beforehand
 Each job row: the encoding phase (actor start-up included), its steady state (between the first
 and the last shard to finish) and end to end (Ray start, listing, manifests too).
 Then the storage of each member per sample against the original JPEG.
@@ -18,12 +21,14 @@ import os
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from prep.codec.coding import code_images
+from prep.codec.coding import code_images, entropy_code, transform
 from prep.codec.hyperprior import codec_sizes, init_weights, load_codec, read_weights_file
 from prep.datasets.listing import list_dataset
 from prep.job.driver import PrepConfig, run
@@ -51,6 +56,38 @@ def bare_loop(paths: list[Path], weights_file: Path) -> float:
     for path in paths:
         code_images(model, [Image.open(path).convert("RGB")])
     return len(paths) / (time.perf_counter() - start)
+
+
+_STAGES: dict = {}  # the decoder and the transforms, inherited by forked processes
+
+
+def cpu_stages(indexes: list[int]) -> int:
+    """What a CPU worker of the split pipeline does per image, for these images."""
+    decoder = _STAGES["decoder"]
+    for i in indexes:
+        c = entropy_code(decoder, _STAGES["transformed"][i])
+        schema.encode_latent(c.y_hat), schema.encode_scale_index(c.scale_index)
+        schema.encode_png(c.decoded)
+    return len(indexes)
+
+
+def cpu_stage_rates(paths: list[Path], weights_file: Path) -> dict[str, float]:
+    """(d): images/s of the CPU stages on 1 core, in 2 threads and in 2 processes."""
+    torch.set_num_threads(1)
+    model = load_codec(read_weights_file(weights_file))
+    _STAGES.update(decoder=model, transformed=[
+        t for path in paths for t in transform(model, [Image.open(path).convert("RGB")])])
+    everything, halves = list(range(len(paths))), [list(range(len(paths)))[i::2] for i in (0, 1)]
+    cpu_stages(everything[:2])  # warm-up
+    rates = {}
+    for label, pool in [("1 core", None), ("2 threads, 1 process", ThreadPoolExecutor(2)),
+                        ("2 processes", ProcessPoolExecutor(2, mp_context=get_context("fork")))]:
+        start = time.perf_counter()
+        done = cpu_stages(everything) if pool is None else sum(pool.map(cpu_stages, halves))
+        rates[label] = done / (time.perf_counter() - start)
+        if pool is not None:
+            pool.shutdown()
+    return rates
 
 
 def job(data: Path, out: Path, quality: int, weights: Path, **kw) -> dict:
@@ -125,6 +162,13 @@ def main(argv: list[str] | None = None) -> None:
               f"{two['steady'] / one['steady']:.2f}x steady (target >= 1.7)")
         print(f"(b) / (a): {runs['(b) Ray job, defaults']['encode'] / reference:.2f}x "
               "(target >= 0.9)\n")
+        stages = cpu_stage_rates(paths, weights)
+        print("| (d) CPU stages of the split pipeline | img/s | x 1 core |")
+        print("|---|---:|---:|")
+        for label, rate in stages.items():
+            print(f"| {label} | {rate:.2f} | {rate / stages['1 core']:.2f} |")
+        print(f"\nper core {stages['1 core']:.2f} img/s: a node's CPU workers (one per core "
+              "not driving a GPU) code about cores x this\n")
         print("| member | bytes per sample | x original JPEG |")
         print("|---|---:|---:|")
         table = storage(runs["(b) Ray job, defaults"]["set_dir"], data)

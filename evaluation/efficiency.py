@@ -4,7 +4,8 @@ Both paths start from the same real y and z strings and entropy-decode them (z_h
 scale indexes, y_hat); then
 - compressed domain: sigma_hat = scale_table[index], resize to 32, centre crop 28, cResNet-39;
 - pixel domain: g_s, crop the padding, resize, centre crop, normalise, ResNet-50.
-Latency and images/s are wall time on the machine at hand; FLOPs are torch's flop counter over
+Latency and images/s are wall time on the machine at hand (on a GPU: between CUDA events,
+synchronised); FLOPs are torch's flop counter over
 the tensor work (the range coder itself is integer work it does not count).
 """
 
@@ -80,20 +81,28 @@ def flops(fn: Callable, batch: list[Bitstream]) -> int:
     return counter.get_total_flops()
 
 
-def timed(fn: Callable, batch: list[Bitstream], min_seconds: float, min_runs: int) -> float:
-    """Median seconds per call after one warm-up call (CUDA work waited for)."""
-    def call():
+def timed(fn: Callable, batch: list[Bitstream], min_seconds: float, min_runs: int,
+          device: torch.device) -> float:
+    """Median seconds per call after one warm-up call; on CUDA between CUDA events recorded
+    after a synchronisation, so that the GPU's queued work is inside the interval."""
+    def call() -> float:
+        if device.type != "cuda":
+            t0 = time.perf_counter()
+            fn(batch)
+            return time.perf_counter() - t0
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(device)
+        start.record()
         fn(batch)
-        if torch.cuda.is_initialized():
-            torch.cuda.synchronize()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000.0  # ms
 
     call()
     times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < min_seconds:
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
+    begin = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - begin < min_seconds:
+        times.append(call())
     return statistics.median(times)
 
 
@@ -104,12 +113,13 @@ def measure(paths: Paths, bitstreams: list[Bitstream], batch_sizes=(1, 32),
     entropy-decoding stage alone; and the ratio pixel / compressed of each (the compressed
     domain's speed-up)."""
     rows = []
+    device = next(paths.codec.parameters()).device
     for batch_size in batch_sizes:
         batch = [bitstreams[i % len(bitstreams)] for i in range(batch_size)]
         by_path = {}
         for name, fn in ((COMPRESSED, paths.compressed), (PIXEL, paths.pixel),
                          (DECODE, paths.decode)):
-            seconds = timed(fn, batch, min_seconds, min_runs)
+            seconds = timed(fn, batch, min_seconds, min_runs, device)
             by_path[name] = {"batch": batch_size, "path": name,
                              "ms_per_image": 1000 * seconds / batch_size,
                              "images_per_s": batch_size / seconds,

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from evaluation.evaluate import RESULTS
 from evaluation.report import write_report
@@ -66,11 +67,12 @@ class Experiment:
     latent_crop: int = PAPER_SIZES.latent_crop
     init: str = "imagenet"  # every classifier's start (trainer.models.INITS, or a file)
     nproc: int = 2
-    loader_workers: int = 2
+    loader_workers: int | None = None  # per trainer process; None: the trainer's default
     prep_workers: int | None = None
     shard_size: int = 256
     ablations: bool = False  # also the y-only and sigma-only compressed-domain classifiers
     min_seconds: float = 2.0  # efficiency timing per batch size
+    device: str = "auto"  # training, evaluation, efficiency: auto (CUDA if any), cpu, cuda
     experiment: str = "classifiers"
 
     @property
@@ -141,7 +143,8 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                        init=e.init, epochs=e.epochs, batch_size=e.batch_size, lr=e.lr,
                        lr_steps=e.lr_steps, max_steps=e.max_steps, resize=e.resize, crop=e.crop,
                        latent_resize=e.latent_resize, latent_crop=e.latent_crop,
-                       workers=e.loader_workers, resume=True, experiment=experiment)
+                       workers=e.loader_workers, device=e.device, resume=True,
+                       experiment=experiment)
     inputs = tuple(COMP_INPUTS) if e.ablations else ("both",)
     configs = ([base] + [replace(base, domain=DECODED.name, quality=q) for q in e.qualities]
                + [replace(base, domain=LATENT.name, quality=q, inputs=i)
@@ -186,6 +189,12 @@ def summarize_splits(frames: dict[int, pd.DataFrame], path: Path) -> Path:
     return path
 
 
+def eval_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def run(e: Experiment) -> list[Path]:
     start, reports, frames = time.perf_counter(), [], {}
     initial_state(e.init)  # a missing starting point is one line now, not after prep
@@ -199,7 +208,8 @@ def run(e: Experiment) -> list[Path]:
         train(e, out, runs, experiment)
         print("\n==> evaluate and report", flush=True)
         reports.append(write_report(storage.join(out, e.dataset), runs / e.dataset, report_dir,
-                                    min_seconds=e.min_seconds, experiment=experiment))
+                                    device=eval_device(e.device), min_seconds=e.min_seconds,
+                                    experiment=experiment))
         frames[split] = pd.read_parquet(report_dir / f"{RESULTS}.parquet")
     if len(frames) > 1:
         reports.append(summarize_splits(frames, Path(e.reports) / e.dataset / "splits.md"))
@@ -229,7 +239,7 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument(flag, type=int, nargs="+", default=None)
         else:
             kind = float if isinstance(value, float) else int if isinstance(value, int) or \
-                name in ("prep_workers", "max_steps") else str
+                name in ("prep_workers", "loader_workers", "max_steps") else str
             p.add_argument(flag, type=kind, default=None)
     return p
 

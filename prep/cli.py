@@ -47,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
                    help="torch threads per actor (default: CPUs / workers)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: GPUs if the Ray cluster has them")
+    p.add_argument("--pipeline", choices=("auto", "fused", "split"), default="auto",
+                   help="split: one transform actor per GPU feeds a CPU worker on every other "
+                   "core (the default with GPUs); fused: each worker runs the whole codec")
     p.add_argument("--batch-size", type=int, default=None,
                    help="images coded together (default: 1 on CPU, 16 on GPU)")
     p.add_argument("--shard-size", type=int, default=256, help="samples per shard")

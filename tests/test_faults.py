@@ -232,14 +232,14 @@ def test_a_codec_error_fails_only_its_image(tmp_path, codec_q1, monkeypatch):
     data = minc_layout(tmp_path / "data", {})
     dark = Image.new("RGB", (96, 80))
     dark.save(data / "images" / "a" / "a_1.jpg", format="JPEG")  # the one the codec fails on
-    real = coding.code_images
+    real = coding.transform
 
     def flaky(model, images):
         if any(np.asarray(image).max() < 8 for image in images):
             raise RuntimeError("simulated codec failure")
         return real(model, images)
 
-    monkeypatch.setattr(coding, "code_images", flaky)
+    monkeypatch.setattr(coding, "transform", flaky)
     items = tuple(Item(f"a_{i}", f"images/a/a_{i}.jpg", "train", 0, "a") for i in range(4))
     set_dir = tmp_path / "q1"
     set_dir.mkdir()
@@ -250,6 +250,31 @@ def test_a_codec_error_fails_only_its_image(tmp_path, codec_q1, monkeypatch):
     assert failure["key"] == "a_1" and failure["stage"] == "encode"
     assert failure["reason"] == "coding failed: RuntimeError: simulated codec failure"
     assert keys_in(set_dir) == Counter({"a_0": 1, "a_2": 1, "a_3": 1})
+
+
+def test_a_transform_device_that_disagrees_with_the_cpu_decode_is_recorded(tmp_path, codec_q1):
+    """Transforms whose h_s differs from the CPU's (as a GPU's floating point can) pick other
+    scale indexes: the CPU's decode of the strings differs, and each image is a failure with
+    the counts, not a shard with latents that no reader gets back."""
+    import torch
+
+    from prep.codec.hyperprior import load_codec, read_weights_file
+
+    data = minc_layout(tmp_path / "data", {})
+    items = tuple(Item(f"a_{i}", f"images/a/a_{i}.jpg", "train", 0, "a") for i in range(2))
+    set_dir = tmp_path / "q1"
+    set_dir.mkdir()
+    weights = read_weights_file(codec_q1)
+    encoder = ShardEncoder(weights, batch_size=2)
+    encoder.model = load_codec(weights)  # the transforms' copy, perturbed
+    with torch.no_grad():
+        encoder.model.h_s[-2].bias.add_(0.5)  # its last convolution
+    result = encoder.write(ShardTask(str(set_dir), "train-000000.tar", str(data), 1, items))
+    assert (result.samples, result.failures) == (0, 2)
+    failures = pq.read_table(part_paths(set_dir, "train-000000.tar")[1]).to_pylist()
+    assert {f["stage"] for f in failures} == {"verify"}
+    assert all("scale indexes" in f["reason"] and "differ from the transforms' on cpu"
+               in f["reason"] for f in failures)
 
 
 # --- interruptions and storage -------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from collections import Counter
@@ -149,6 +150,45 @@ def test_a_killed_worker_loses_no_key(tmp_path, minc_sample, codec_q1, ray_local
     job.join(timeout=300)
     summary = result["summary"]
     assert summary.workers_started == 3  # two, and one replacement
+    keys = Counter(s["__key__"] for s in all_samples(q1))
+    assert len(keys) == 120 and set(keys.values()) == {1}
+    assert len(schema.read_manifest(q1)) == 120
+
+
+def test_the_split_pipeline_writes_the_same_bytes(prepared, minc_sample, codec_q1, tmp_path):
+    """The GPU nodes' pipeline (a transform actor feeding CPU workers, here on the CPU, in
+    batches of 16) writes the fused pipeline's shards byte for byte, and says what it checked."""
+    out = tmp_path / "split"
+    summary = run(config(minc_sample, out, codec_q1, pipeline="split", device="cpu"))
+    assert summary.resources.transformers == 1 and summary.resources.batch_size == 16
+    fused, split = prepared[0] / "q1", out / "minc-2500" / "q1"
+    names = sorted(p.name for p in fused.glob("*.tar"))
+    assert names == sorted(p.name for p in split.glob("*.tar")) and names
+    for name in names:
+        assert (split / name).read_bytes() == (fused / name).read_bytes(), name
+    verified = json.loads((split / schema.DATASET_JSON).read_text())["verified"]
+    assert "on the CPU" in verified and "a transform actor" in verified
+
+
+def test_a_killed_transform_actor_is_restarted_and_loses_no_key(tmp_path, minc_sample,
+                                                                codec_q1, ray_local):
+    """Kill the transform actor mid-job: Ray restarts it, the workers' calls are retried and
+    every key lands exactly once, with the fused pipeline's bytes."""
+    ray = ray_local
+    out = tmp_path / "shards"
+    result = {}
+    job = threading.Thread(target=lambda: result.update(summary=run(config(
+        minc_sample, out, codec_q1, shard_size=8, original=False, pipeline="split",
+        device="cpu", batch_size=2))))
+    job.start()
+    q1 = out / "minc-2500" / "q1"
+    deadline = time.time() + 120
+    while not list(q1.glob("*.tar")) and time.time() < deadline:
+        time.sleep(0.1)
+    [name] = [n for n in ray.util.list_named_actors() if "-transform-" in n]
+    ray.kill(ray.get_actor(name), no_restart=False)
+    job.join(timeout=300)
+    assert result["summary"].workers_started == 2  # no worker was lost
     keys = Counter(s["__key__"] for s in all_samples(q1))
     assert len(keys) == 120 and set(keys.values()) == {1}
     assert len(schema.read_manifest(q1)) == 120

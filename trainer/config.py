@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -32,12 +33,20 @@ class TrainConfig:
     crop: int = PAPER_SIZES.crop
     latent_resize: int = PAPER_SIZES.latent_resize
     latent_crop: int = PAPER_SIZES.latent_crop
-    workers: int = 2
+    workers: int | None = None  # loader workers per process; None: the node's cores shared
     device: str = "auto"
+    compile: bool = False  # torch.compile the training step
     seed: int = 0
     out: str | None = None
     resume: bool = False
     experiment: str = "classifiers"
+
+    @property
+    def loader_workers(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        return max(2, (os.cpu_count() or 1) // processes)
 
     @property
     def scaled_lr(self) -> float:
@@ -136,8 +145,12 @@ def parser() -> argparse.ArgumentParser:
                    help="latent domain: y_hat and sigma_hat resized to this side")
     p.add_argument("--latent-crop", type=int, default=d.latent_crop,
                    help="latent domain: crop side")
-    p.add_argument("--workers", type=int, default=d.workers, help="loader workers per process")
+    p.add_argument("--workers", type=int, default=None,
+                   help="loader workers per process (default: the node's CPUs over its "
+                   "processes, at least 2), so that loading scales over a GPU node's cores")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step (worth it for long GPU runs)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default=None, help="run folder (default runs/train/<run name>)")
     p.add_argument("--resume", action="store_true",

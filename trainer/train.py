@@ -122,8 +122,8 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
     evaluation = EvalStream(splits, SampleTransform(shard_set, False, *config.input_sizes),
                             rank, world)
     seed = config.seed * 1_000_003 + rank
-    data = Data(loader(train, per_rank_batch, config.workers, seed, persistent=True),
-                loader(evaluation, per_rank_batch, config.workers, seed, persistent=True),
+    data = Data(loader(train, per_rank_batch, config.loader_workers, seed, persistent=True),
+                loader(evaluation, per_rank_batch, config.loader_workers, seed, persistent=True),
                 epoch, splits)
     start_workers(data.train, data.evaluation)
     return data
@@ -201,6 +201,8 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
         model = model.to(memory_format=torch.channels_last)
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                   else None, gradient_as_bucket_view=True)  # no grad copies
+    if config.compile:  # fused kernels for the training step; the first steps compile
+        ddp = torch.compile(ddp)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.scaled_lr, momentum=config.momentum,

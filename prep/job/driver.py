@@ -33,7 +33,14 @@ from prep.common.progress import progress
 from prep.datasets.images import MAX_PIXELS
 from prep.datasets.listing import Listing, list_dataset
 from prep.job.plan import SHUFFLE_SEED, check_or_record, clear_set, plan_record, plan_shards
-from prep.job.shards import ShardEncoder, ShardResult, ShardTask, complete_shards, part_paths
+from prep.job.shards import (
+    ShardEncoder,
+    ShardResult,
+    ShardTask,
+    Transformer,
+    complete_shards,
+    part_paths,
+)
 from prep.store import schema, storage
 from prep.store.storage import Location
 
@@ -54,6 +61,7 @@ class PrepConfig:
     workers: int | None = None  # CPU actors; default: one per CPU of the cluster
     threads_per_worker: int | None = None
     device: str = "auto"  # auto | cpu | cuda
+    pipeline: str = "auto"  # auto (split on GPUs) | fused | split: see choose_resources
     batch_size: int | None = None  # default: 1 on CPU, 16 on GPU
     shard_size: int = 256
     address: str | None = None  # None: a local Ray; "auto" or host:port: an existing cluster
@@ -98,13 +106,19 @@ class PrepConfig:
 @dataclass(frozen=True)
 class Resources:
     workers: int
-    device: str
+    device: str  # where the codec's transforms run
     num_cpus: float
     num_gpus: float
     threads: int
     batch_size: int
+    transformers: int = 0  # split pipeline: actors that run the transforms for the workers
+    transformer_cpus: float = 0.0
 
     def describe(self) -> str:
+        if self.transformers:
+            return (f"{self.transformers} {self.device} transform actor(s) feeding "
+                    f"{self.workers} CPU worker(s) x {self.threads} thread(s), "
+                    f"batch {self.batch_size}")
         kind = "GPU" if self.device == "cuda" else "CPU"
         return (f"{self.workers} {kind} worker(s) x {self.threads} thread(s), "
                 f"batch {self.batch_size}")
@@ -147,13 +161,27 @@ class PrepSummary:
 
 
 def choose_resources(config: PrepConfig, cluster: dict) -> Resources:
-    """Actors and their shares of the cluster, from the cluster's resources and the config."""
+    """Actors and their shares of the cluster, from the cluster's resources and the config.
+
+    fused: each worker runs the whole codec (one per GPU, or one per CPU without GPUs).
+    split (the default with GPUs): one transform actor per GPU runs the networks in batches;
+    a CPU worker on every other core entropy-codes, checks, encodes the members and writes
+    the shards, so that the cores, not the GPU, set the pace. With `--device cpu` the
+    transform actor runs on a CPU (the same code path, for tests)."""
     gpus = int(cluster.get("GPU", 0))
     cpus = max(1, int(cluster.get("CPU", os.cpu_count() or 1)))
     use_gpu = config.device == "cuda" or (config.device == "auto" and gpus > 0)
+    if use_gpu and gpus == 0:
+        raise RuntimeError("--device cuda was asked for, but the Ray cluster has no GPU")
+    split = config.pipeline == "split" or (config.pipeline == "auto" and use_gpu)
+    if split:
+        transformers = gpus if use_gpu else 1
+        workers = config.workers or max(1, cpus - transformers)
+        share = min(1.0, cpus / (workers + transformers))  # fractional: all start on few CPUs
+        return Resources(workers, "cuda" if use_gpu else "cpu", share, 0,
+                         config.threads_per_worker or 1, config.batch_size or 16,
+                         transformers, share)
     if use_gpu:
-        if gpus == 0:
-            raise RuntimeError("--device cuda was asked for, but the Ray cluster has no GPU")
         workers = min(config.workers or gpus, gpus)
         threads = config.threads_per_worker or max(1, min(4, cpus // workers))
         return Resources(workers, "cuda", min(threads, cpus / workers), 1,
@@ -193,7 +221,9 @@ def _tasks(listing: Listing, set_dir: Location, quality, codec: str, weights_sha
 
 
 class ActorPool:
-    """Shard tasks over actors, two in flight per actor; dead actors are replaced."""
+    """Shard tasks over actors, two in flight per actor; dead actors are replaced. In the split
+    pipeline, worker i is fed by transform actor i mod T and placed on its node where it can;
+    Ray restarts a transform actor that dies and retries its calls."""
 
     def __init__(self, resources: Resources, weights_ref):
         import ray
@@ -204,15 +234,34 @@ class ActorPool:
         self.run_id = uuid.uuid4().hex[:6]
         self.started = 0
         self.remote = ray.remote(ShardEncoder)
-        self.actors = [self._new_actor() for _ in range(resources.workers)]
+        self.transformers = [self._new_transformer(i) for i in range(resources.transformers)]
+        self.nodes = ray.get([t.node.remote() for t in self.transformers])
+        self.actors = [self._new_actor(slot) for slot in range(resources.workers)]
 
-    def _new_actor(self):
+    def _new_transformer(self, index: int):
+        r = self.resources
+        return self.ray.remote(Transformer).options(
+            name=f"{ACTOR_PREFIX}-{self.run_id}-transform-{index}",
+            num_cpus=r.transformer_cpus, num_gpus=1 if r.device == "cuda" else 0,
+            max_restarts=MAX_ATTEMPTS, max_task_retries=MAX_ATTEMPTS,
+        ).remote(self.weights_ref, r.device, None if r.device == "cuda" else r.threads)
+
+    def _new_actor(self, slot: int):
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
         r = self.resources
         self.started += 1
-        return self.remote.options(
-            name=f"{ACTOR_PREFIX}-{self.run_id}-{self.started}",
-            num_cpus=r.num_cpus, num_gpus=r.num_gpus, max_restarts=0,
-        ).remote(self.weights_ref, r.device, r.threads, r.batch_size)
+        options = {"name": f"{ACTOR_PREFIX}-{self.run_id}-{self.started}",
+                   "num_cpus": r.num_cpus, "num_gpus": r.num_gpus, "max_restarts": 0}
+        transformer = None
+        if self.transformers:
+            transformer = self.transformers[slot % len(self.transformers)]
+            node = self.nodes[slot % len(self.transformers)]
+            if node:  # beside its transform actor: images do not cross the network
+                options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
+        device = "cpu" if transformer else r.device
+        return self.remote.options(**options).remote(self.weights_ref, device, r.threads,
+                                                     r.batch_size, transformer=transformer)
 
     def run(self, tasks: list[ShardTask], on_done) -> list[str]:
         """Run every task; returns the errors of shards that could not be written."""
@@ -237,7 +286,7 @@ class ActorPool:
             except ray.exceptions.RayActorError as err:
                 log.warning("a worker died while writing %s; a new worker redoes it", task.shard)
                 if self.actors[slot] is actor:  # its other task fails too: replace it once
-                    self.actors[slot] = self._new_actor()
+                    self.actors[slot] = self._new_actor(slot)
                 if attempt < MAX_ATTEMPTS:
                     queue.appendleft((task, attempt + 1))
                 else:
@@ -250,7 +299,7 @@ class ActorPool:
         return errors
 
     def shutdown(self) -> None:
-        for actor in self.actors:
+        for actor in self.actors + self.transformers:
             self.ray.kill(actor)
 
 
@@ -416,11 +465,23 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
         schema.FINGERPRINTS: {n: asdict(schema.read_fingerprint(s.set_dir, n)) for n in names},
         "shard_order": f"each split shuffled with seed {SHUFFLE_SEED} (plan.py)",
         "device": resources.device if resources else None,
+        "verified": _verified(s, resources),
         "versions": versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     storage.write_atomic(storage.join(s.set_dir, schema.DATASET_JSON),
                         json.dumps(info, indent=1, allow_nan=True).encode())
+
+
+def _verified(s: SetSummary, resources: Resources | None) -> str | None:
+    """dataset.json's note of what was checked where (learned sets only)."""
+    if s.quality is None or s.codec != schema.LEARNED or resources is None:
+        return None
+    where = "a transform actor" if resources.transformers else "the same worker"
+    return (f"per image, y_hat and the scale indexes entropy-decoded from the strings on the "
+            f"CPU (h_s on the CPU, batch 1, as a reader decodes) equal the transforms' values "
+            f"(on {resources.device}, in {where}, batches of {resources.batch_size}); images "
+            f"that differ are failures (stage verify)")
 
 
 def describe(summary: PrepSummary) -> str:

@@ -22,6 +22,7 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from prep.datasets.images import MAX_PIXELS, BadImage, LoadedImage, decode_rgb
@@ -141,9 +142,6 @@ def _reason(err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-MISMATCH = "entropy-decoded y_hat differs from the encoder's round(y) (see docs/shards.md)"
-
-
 def _failure(item: Item, stage: str, reason: str) -> Failure:
     return Failure(item.key, item.source, item.split, item.label, item.class_name, stage, reason)
 
@@ -231,17 +229,25 @@ def _batches(loaded: Iterator, batch_size: int) -> Iterator[list]:
 
 
 class ShardEncoder:
-    """Holds the codec once and writes shards; runs as a Ray actor or in process."""
+    """Holds the codec once and writes shards; runs as a Ray actor or in process.
+
+    The codec's transforms run here on `device`, or, on a GPU node, in a `transformer` actor
+    that this process feeds one batch ahead. Entropy coding, its check and the members always
+    run here, on the CPU."""
 
     def __init__(self, weights, device: str = "cpu", threads: int | None = None,
-                 batch_size: int = 1, io_threads: int = 2):
+                 batch_size: int = 1, io_threads: int = 2, transformer=None):
         import torch
 
         from prep.codec.hyperprior import load_codec
 
         if threads:
             torch.set_num_threads(threads)
-        self.model = load_codec(weights, device) if weights is not None else None
+        self.decoder = load_codec(weights) if weights is not None else None  # on the CPU
+        self.model = None
+        if weights is not None and transformer is None:
+            self.model = self.decoder if device == "cpu" else load_codec(weights, device)
+        self.transformer = transformer
         self.batch_size = batch_size
         self.pool = ThreadPoolExecutor(max_workers=io_threads)
         self.name = f"{os.uname().nodename}:{os.getpid()}"
@@ -262,18 +268,32 @@ class ShardEncoder:
                 rows.append(meta)
 
         loaded = prefetch(lambda it: _load(task, it), task.items, self.pool, 4)
+        batches = _one_ahead(_batches(loaded, self.batch_size),
+                             self._transforms if _learned(task) else None)
         records = partial(_write_parts, task, rows, failures)  # once the tar is whole
         with schema.ShardWriter(task.path, before_commit=records) as writer:
             pending: list = []
-            for batch in _batches(loaded, self.batch_size):
-                outputs = self._submit(task, batch)  # codes this batch while the pool
-                commit(pending)  # encodes the previous one's members
+            for batch, transformed in batches:
+                outputs = self._submit(task, batch, transformed)  # codes this batch while the
+                commit(pending)  # pool encodes the previous one's members
                 pending = outputs
             commit(pending)
         return ShardResult(task.shard, len(rows), len(failures), time.perf_counter() - start,
                            peak_rss_bytes(), self.name, self.node)
 
-    def _submit(self, task: ShardTask, batch: list) -> list:
+    def _transforms(self, batch: list) -> Callable[[], list]:
+        """Start the transforms of a batch of good images; the callable returns their results."""
+        images = [loaded.rgb for _, _, loaded in batch]
+        if self.transformer is None:
+            from prep.codec import coding
+
+            return lambda: coding.transform(self.model, images)
+        import ray
+
+        ref = self.transformer.transform.remote([np.asarray(image) for image in images])
+        return lambda: ray.get(ref)
+
+    def _submit(self, task: ShardTask, batch: list, transformed: Callable[[], list]) -> list:
         """(item, Future of (members, manifest row)) per image, or (item, Failure)."""
         if isinstance(batch[0][2], str):
             item, _, reason = batch[0]
@@ -285,7 +305,8 @@ class ShardEncoder:
                 for item, data, loaded in batch
             ]
         outputs = []
-        for (item, _, loaded), c in zip(batch, self._code(task, batch), strict=True):
+        for (item, _, loaded), c in zip(batch, self._code(task, batch, transformed),
+                                        strict=True):
             meta = _base_meta(item, task.shard, loaded)
             if isinstance(c, Failure):
                 outputs.append((item, c))
@@ -297,22 +318,66 @@ class ShardEncoder:
                                                        meta)))
         return outputs
 
-    def _code(self, task: ShardTask, batch: list) -> list:
+    def _code(self, task: ShardTask, batch: list, transformed: Callable[[], list]) -> list:
         """Coded, or a Failure, per image: a batch that fails is coded again image by image so
-        that only the image at fault fails."""
+        that only the image at fault fails. A lost transformer actor fails the shard."""
+        from ray.exceptions import RayActorError
+
         from prep.codec import classical, coding
 
-        images = [loaded.rgb for _, _, loaded in batch]
         try:
             if task.codec in schema.CLASSICAL:  # Pillow's codecs: nothing to verify
+                images = [loaded.rgb for _, _, loaded in batch]
                 return list(classical.code_classical(images, task.codec, task.quality))
-            coded = coding.code_images(self.model, images)
+            coded = [coding.entropy_code(self.decoder, t) for t in transformed()]
+        except RayActorError:
+            raise
         except Exception as err:
             if len(batch) > 1:
-                return [result for entry in batch for result in self._code(task, [entry])]
+                return [result for entry in batch
+                        for result in self._code(task, [entry], self._transforms([entry]))]
             return [_failure(batch[0][0], "encode", f"coding failed: {_reason(err)}")]
-        return [c if c.exact else _failure(item, "verify", MISMATCH)
+        return [_failure(item, "verify", c.mismatch) if c.mismatch else c
                 for (item, _, _), c in zip(batch, coded, strict=True)]
+
+
+def _learned(task: ShardTask) -> bool:
+    return task.quality is not None and task.codec == schema.LEARNED
+
+
+def _one_ahead(batches: Iterator[list], start: Callable | None) -> Iterator[tuple]:
+    """Each batch with its transforms, started when the previous batch is handed out: a
+    transformer actor works on the next batch while this process entropy-codes the last."""
+    previous = None
+    for batch in batches:
+        good = start is not None and not isinstance(batch[0][2], str)
+        current = (batch, start(batch) if good else None)
+        if previous is not None:
+            yield previous
+        previous = current
+    if previous is not None:
+        yield previous
+
+
+class Transformer:
+    """The codec's transforms on one device (a GPU), for the CPU workers of its node."""
+
+    def __init__(self, weights, device: str = "cuda", threads: int | None = None):
+        import torch
+
+        from prep.codec.hyperprior import load_codec
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = load_codec(weights, device)
+
+    def transform(self, images: list) -> list:
+        from prep.codec import coding
+
+        return coding.transform(self.model, images)
+
+    def node(self) -> str:
+        return _ray_node()
 
 
 def _result(item: Item, output: Future | Failure) -> tuple[dict, dict] | Failure:
