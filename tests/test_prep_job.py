@@ -157,7 +157,8 @@ def test_a_killed_worker_loses_no_key(tmp_path, minc_sample, codec_q1, ray_local
 
 def test_the_split_pipeline_writes_the_same_bytes(prepared, minc_sample, codec_q1, tmp_path):
     """The GPU nodes' pipeline (a transform actor feeding CPU workers, here on the CPU, in
-    batches of 16) writes the fused pipeline's shards byte for byte, and says what it checked."""
+    batches of 16) writes the fused pipeline's shards byte for byte, says what it checked, and
+    resumes."""
     out = tmp_path / "split"
     summary = run(config(minc_sample, out, codec_q1, pipeline="split", device="cpu"))
     assert summary.resources.transformers == 1 and summary.resources.batch_size == 16
@@ -168,6 +169,11 @@ def test_the_split_pipeline_writes_the_same_bytes(prepared, minc_sample, codec_q
         assert (split / name).read_bytes() == (fused / name).read_bytes(), name
     verified = json.loads((split / schema.DATASET_JSON).read_text())["verified"]
     assert "on the CPU" in verified and "a transform actor" in verified
+    lost = split / names[0]  # resume: only the lost shard is coded again, to the same bytes
+    lost.unlink()
+    again = run(config(minc_sample, out, codec_q1, pipeline="split", device="cpu"))
+    assert again.encoded_images == sum(1 for _ in schema.iter_raw_shard(fused / names[0]))
+    assert lost.read_bytes() == (fused / names[0]).read_bytes()
 
 
 def test_a_killed_transform_actor_is_restarted_and_loses_no_key(tmp_path, minc_sample,
