@@ -42,16 +42,19 @@ def parser() -> argparse.ArgumentParser:
                    help="a state dict (torch.save) of the codec, any N, M; default: "
                    "CompressAI's pretrained file from the torch.hub cache (downloaded if missing)")
     p.add_argument("--workers", type=int, default=None,
-                   help="CPU actors (default: one per CPU); with GPUs one actor per GPU")
+                   help="workers (default: one per CPU; with GPUs, split pipeline: one per CPU "
+                   "not driving a GPU; fused: one per GPU)")
     p.add_argument("--threads-per-worker", type=int, default=None,
-                   help="torch threads per actor (default: CPUs / workers)")
+                   help="torch threads per worker (default: CPUs / workers; 1 in the split "
+                   "pipeline)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: GPUs if the Ray cluster has them")
     p.add_argument("--pipeline", choices=("auto", "fused", "split"), default="auto",
                    help="split: one transform actor per GPU feeds a CPU worker on every other "
                    "core (the default with GPUs); fused: each worker runs the whole codec")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="images coded together (default: 1 on CPU, 16 on GPU)")
+                   help="images transformed together (default: 1 on CPU, 16 on GPU and in the "
+                   "split pipeline)")
     p.add_argument("--shard-size", type=int, default=256, help="samples per shard")
     p.add_argument("--address", default=None,
                    help="Ray cluster address ('auto' inside a cluster); default: a local Ray")
