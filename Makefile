@@ -119,9 +119,10 @@ codec: $(PY)  ## train the codec of quality Q on DATA [INIT=pretrained|file SIZE
 DOMAIN ?= latent
 NPROC ?= 2
 SHARDS ?= $(OUT)/minc-2500
+TRAIN_ARGS = --domain $(DOMAIN) --shards $(SHARDS) $(if $(filter-out original,$(DOMAIN)),--quality $(Q))
 train: $(PY)  ## train DOMAIN (original|decoded|latent) at quality Q on SHARDS with NPROC processes
-	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) trainer/main.py --domain $(DOMAIN) \
-	  --shards $(SHARDS) $(if $(filter-out original,$(DOMAIN)),--quality $(Q))
+	$(PY) -m trainer.check $(TRAIN_ARGS)
+	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) trainer/main.py $(TRAIN_ARGS)
 
 ui: $(PY)  ## MLflow UI on http://127.0.0.1:5000 (the runs in mlflow.db)
 	@echo "open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (model training view)"

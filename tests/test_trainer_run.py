@@ -139,3 +139,11 @@ def test_a_missing_starting_point_is_one_line(trainer_shards, tmp_path):
     assert len(errors) == 1 and "resnet50-0676ba61.pth" in errors[0]
     # no traceback from the trainer's processes (torchrun still prints its own failure block)
     assert f'File "{MAIN.parent}' not in output and "FileNotFoundError" not in output
+
+    # the same checks before torchrun (make train): the one line is all that is printed
+    check = subprocess.run([sys.executable, "-m", "trainer.check", "--domain", "original",
+                            "--shards", str(trainer_shards), "--init", "imagenet"],
+                           env={**os.environ, **env}, capture_output=True, text=True,
+                           cwd=MAIN.parents[1], timeout=300)
+    assert check.returncode == 2 and check.stdout == ""
+    assert check.stderr.strip().splitlines() == errors, check.stderr

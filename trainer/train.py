@@ -155,10 +155,8 @@ def _device(config: TrainConfig) -> torch.device:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = parse(argv)
-    try:  # every check that can fail on input happens before the process group exists
-        shard_set = open_shard_set(config.shards, config.domain, config.quality, config.codec)
-        device = _device(config)
-        init = initial_state(config.init)
+    try:
+        shard_set, device, init = check_inputs(config)
     except (OSError, ValueError, RuntimeError) as err:
         if int(os.environ.get("RANK", 0)) == 0:  # one line for the whole group
             print(f"error: {err}", file=sys.stderr)
@@ -168,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         return run(config, shard_set, device, init)
     finally:
         dist.destroy_process_group()
+
+
+def check_inputs(config: TrainConfig) -> tuple[ShardSet, torch.device, dict | None]:
+    """Every check that can fail on input, before any process group exists: the shard set,
+    the device and the starting point (`--init imagenet` is fetched here)."""
+    shard_set = open_shard_set(config.shards, config.domain, config.quality, config.codec)
+    return shard_set, _device(config), initial_state(config.init)
 
 
 def init_process_group(backend: str) -> None:
