@@ -92,15 +92,18 @@ demo-codecs: $(PY)  ## retrain the demo codecs as codecs/demo/README.md says (ho
 
 # The offline stand-in for ImageNet (backbones/procedural/README.md): a procedural corpus with no
 # family in common with any evaluated set -> its original/ shards -> a deep-stem ResNet-50
-PRETRAIN_EPOCHS ?= 16
+# lr divided by 10 after 5/8 and 7/8 of the epochs (32: after 20 and 28); a run folder per length
+PRETRAIN_EPOCHS ?= 32
+PRETRAIN_RUN := runs/pretrain/procedural-$(PRETRAIN_EPOCHS)
 pretrain: $(PY)  ## pretrain the offline starting point -> backbones/procedural (resumes)
 	$(PY) -m prep.datasets.procedural --out data/procedural --per-class 160 --size 96
 	$(PY) -m prep --data data/procedural --out data/pretrain-shards --original-only
 	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) trainer/main.py --domain original \
 	  --shards data/pretrain-shards/procedural --init none --epochs $(PRETRAIN_EPOCHS) \
-	  --batch-size 64 --lr 0.025 --lr-steps 10 14 --resize 96 --crop 64 \
-	  --out runs/pretrain/procedural --resume --experiment pretraining
-	$(PY) -m trainer.backbone runs/pretrain/procedural/checkpoint.pth backbones/procedural/resnet50.pth
+	  --batch-size 64 --lr 0.025 --lr-steps $$(( $(PRETRAIN_EPOCHS) * 5 / 8 )) \
+	  $$(( $(PRETRAIN_EPOCHS) * 7 / 8 )) --resize 96 --crop 64 \
+	  --out $(PRETRAIN_RUN) --resume --experiment pretraining
+	$(PY) -m trainer.backbone $(PRETRAIN_RUN)/checkpoint.pth backbones/procedural/resnet50.pth
 
 SUBSET ?= ../shared/data/minc-2500-subset/minc-2500
 minc-codecs: $(PY)  ## retrain codecs/minc-subset on the real photographs, as its model card says

@@ -152,12 +152,15 @@ def code_images(model: ScaleHyperprior, images: list,
                 decoder: ScaleHyperprior | None = None) -> list[Coded]:
     """Code a batch of images of one size: the transforms on `model`'s device, the entropy
     coding and the check on `decoder` (default: `model` when it is on the CPU, else a CPU copy)."""
-    if decoder is None:
-        decoder = model if next(model.parameters()).device.type == "cpu" else cpu_copy(model)
+    decoder = decoder or cpu_decoder(model)
     return [entropy_code(decoder, t) for t in transform(model, images)]
 
 
-def cpu_copy(model: ScaleHyperprior) -> ScaleHyperprior:
+def cpu_decoder(model: ScaleHyperprior) -> ScaleHyperprior:
+    """`model` when it is on the CPU, else a CPU copy: made once by a caller that codes image by
+    image on a GPU, not once per call."""
+    if next(model.parameters()).device.type == "cpu":
+        return model
     import copy
 
     return copy.deepcopy(model).cpu()

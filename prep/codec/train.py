@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from compressai.optimizers import net_aux_optimizer
 from compressai.zoo.image import cfgs
 from PIL import Image
 
-from prep.codec.coding import code_images
+from prep.codec.coding import code_images, cpu_decoder
 from prep.codec.hyperprior import (
     ARCHITECTURE,
     QUALITIES,
@@ -113,7 +114,9 @@ def validate(model: ScaleHyperprior, listing: Listing, limit: int) -> dict[str, 
     model = copy.deepcopy(model).eval()
     model.update(force=True)
     items = [i for i in listing.items if i.split == "validate"][:limit]
-    coded = [code_images(model, [Image.open(listing.path(i)).convert("RGB")])[0] for i in items]
+    decoder = cpu_decoder(model)
+    coded = [code_images(model, [Image.open(listing.path(i)).convert("RGB")], decoder)[0]
+             for i in items]
     return {name: float(np.nanmean([getattr(c, name) for c in coded]))
             for name in ("bpp", "psnr", "ms_ssim")}
 
@@ -249,12 +252,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     if args["sizes"]:
         args["sizes"] = tuple(int(v) for v in args["sizes"].split(","))
-    train(CodecTrainConfig(**args))
+    try:
+        train(CodecTrainConfig(**args))
+    except (OSError, ValueError) as err:  # bad input: one line; the checkpoint stays
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
