@@ -152,7 +152,8 @@ def code_images(model: ScaleHyperprior, images: list,
                 decoder: ScaleHyperprior | None = None) -> list[Coded]:
     """Code a batch of images of one size: the transforms on `model`'s device, the entropy
     coding and the check on `decoder` (default: `model` when it is on the CPU, else a CPU copy)."""
-    decoder = decoder or cpu_decoder(model)
+    if decoder is None:
+        decoder = cpu_decoder(model)
     return [entropy_code(decoder, t) for t in transform(model, images)]
 
 
