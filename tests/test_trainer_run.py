@@ -117,10 +117,11 @@ def test_unprepared_quality_fails_before_the_process_group(trainer_shards, tmp_p
 
 
 def test_pixel_classifier_learns_from_the_pretrained_start(trainer_shards, tmp_path):
-    """The procedural backbone (never shown these texture families) fine-tuned for 4 epochs."""
+    """The procedural backbone (never shown these texture families) fine-tuned for 4 epochs at
+    the demo's scale (256 px images resized to 72, crops of 64)."""
     output = finish(torchrun(tmp_path, 2, "--domain", "original", "--shards",
                              str(trainer_shards), "--init", "procedural", "--epochs", "4",
-                             "--lr-steps", "3", "--batch-size", "16", "--resize", "256",
+                             "--lr-steps", "3", "--batch-size", "16", "--resize", "72",
                              "--crop", "64", "--workers", "1", "--out", str(tmp_path / "run")))
     assert "--init procedural: " in output and "tensors loaded" in output
     top1 = float(re.search(r"test: top-1 ([\d.]+), top-5 [\d.]+ on 48 samples", output).group(1))
