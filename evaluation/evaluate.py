@@ -30,6 +30,7 @@ from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier, curve_name, find_classifiers, load_model
 from evaluation.predict import predict
 from prep.store import schema, storage
+from trainer import precision
 from trainer.data import ShardSet
 from trainer.domains import ANCHOR1, DECODED
 
@@ -130,10 +131,12 @@ def evaluate_target(target: Target, catalogue: Catalogue, split: str, out: Path,
     cache = out / PREDICTIONS / f"{target.slug}-{split}.parquet"
     predictions = _cached(cache, sha256)
     if predictions is None:
-        model = load_model(target.classifier, shard_set.num_classes,
-                           shard_set.latent_channels).to(device)
-        predictions = predict(model, shard_set, split, target.classifier.config.input_sizes,
-                              workers=workers, desc=f"{target.method} {target.set_name}")
+        config = target.classifier.config
+        model = load_model(target.classifier, shard_set.num_classes, shard_set.latent_channels)
+        model = model.to(device, memory_format=precision.memory_format(device))
+        predictions = predict(model, shard_set, split, config.input_sizes, workers=workers,
+                              desc=f"{target.method} {target.set_name}",
+                              arithmetic=precision.for_evaluation(config.precision, device))
         _save(cache, predictions, sha256)
     check_counts(predictions, shard_set, split, catalogue.manifest(shard_set))
     return predictions, shard_set

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from prep.common.progress import progress
+from trainer import precision
 from trainer.data import EvalStream, SampleTransform, ShardSet, loader
 
 TOP_K = 5
@@ -24,9 +25,11 @@ class KeyedTransform:
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, shard_set: ShardSet, split: str, input_sizes: tuple,
-            batch_size: int = 32, workers: int = 2, desc: str = "") -> dict[str, np.ndarray]:
+            batch_size: int = 32, workers: int = 2, desc: str = "", arithmetic: str = "fp32"
+            ) -> dict[str, np.ndarray]:
     """keys, labels and the top-5 predicted classes (best first) of every sample of the split;
-    input_sizes: the classifier's eval transform (TrainConfig.input_sizes)."""
+    input_sizes: the classifier's eval transform (TrainConfig.input_sizes); arithmetic: the
+    resolved precision it was trained in (precision.resolve)."""
     transform = KeyedTransform(SampleTransform(shard_set, False, *input_sizes))
     data = loader(EvalStream(shard_set.shards(split), transform, rank=0, world=1),
                   batch_size, workers, seed=0)
@@ -35,7 +38,9 @@ def predict(model: torch.nn.Module, shard_set: ShardSet, split: str, input_sizes
     with progress(total=shard_set.counts[split], desc=desc or split, unit="img",
                   leave=False) as bar:
         for x, y, key in data:
-            logits = model(x.to(device)).float()
+            with precision.autocast(device, arithmetic):
+                logits = model(x.to(device, memory_format=precision.memory_format(device)))
+            logits = logits.float()
             top.append(logits.topk(min(TOP_K, logits.shape[1]), dim=1).indices.cpu().numpy())
             labels.append(y.numpy())
             keys.extend(key)

@@ -7,8 +7,11 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from torch import nn
+
 from prep.store import schema
-from trainer import domains
+from trainer import domains, precision
+from trainer.models import ADAPTERS, SIGMA_INPUTS
 from trainer.transforms import PAPER_SIZES, InputSizes
 
 PAPER_BATCH = 32  # the paper's batch; lr scales linearly with the global batch
@@ -21,6 +24,8 @@ class TrainConfig:
     quality: int | None = None
     codec: str = schema.LEARNED  # of the coded set: q<Q> (learned) or jpeg<P>, webp<P>
     inputs: str = "both"  # latent domain: y, sigma or both (domains.INPUTS)
+    latent_sigma: str = "linear"  # latent domain: sigma_hat as it is or its log (SIGMA_INPUTS)
+    latent_adapter: str = "none"  # latent domain: none or se (ADAPTERS)
     init: str = "imagenet"
     epochs: int = 30
     batch_size: int = 32  # global, over all processes
@@ -35,6 +40,7 @@ class TrainConfig:
     latent_crop: int = PAPER_SIZES.latent_crop
     workers: int | None = None  # loader workers per process; None: the node's cores shared
     device: str = "auto"
+    precision: str = "auto"  # autocast: auto (bf16 where faster than fp32), fp32, bf16
     compile: bool = False  # torch.compile the training step
     seed: int = 0
     out: str | None = None
@@ -60,6 +66,11 @@ class TrainConfig:
     @property
     def reader(self) -> domains.Domain:
         return domains.get(self.domain)
+
+    def network(self, num_classes: int, latent_channels: int | None) -> nn.Module:
+        """The domain's architecture with this config's options, freshly initialised."""
+        return self.reader.model(num_classes, latent_channels, self.inputs,
+                                 sigma=self.latent_sigma, adapter=self.latent_adapter)
 
     @property
     def method(self) -> str:
@@ -127,6 +138,11 @@ def parser() -> argparse.ArgumentParser:
                    "jpeg<P>, webp<P> (decoded domain only)")
     p.add_argument("--inputs", choices=domains.INPUTS, default=d.inputs,
                    help="latent inputs (the ablation)")
+    p.add_argument("--latent-sigma", choices=SIGMA_INPUTS, default=d.latent_sigma,
+                   help="latent domain: sigma_hat as it is (the paper) or its log")
+    p.add_argument("--latent-adapter", choices=ADAPTERS, default=d.latent_adapter,
+                   help="latent domain: a channel attention (squeeze and excitation) between "
+                   "the branches and the trunk, after Deng and Karam's feature adaptation")
     p.add_argument("--init", default=d.init, help="imagenet, none, or a state dict file")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size,
@@ -149,6 +165,9 @@ def parser() -> argparse.ArgumentParser:
                    help="loader workers per process (default: the node's CPUs over its "
                    "processes, at least 2), so that loading scales over a GPU node's cores")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
+    p.add_argument("--precision", choices=precision.PRECISIONS, default=d.precision,
+                   help="autocast precision: auto = bf16 where it is faster than fp32 (CUDA with "
+                   "bf16, CPUs with AMX), else fp32; bf16 needs native bf16")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the training step (worth it for long GPU runs)")
     p.add_argument("--seed", type=int, default=d.seed)

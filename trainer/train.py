@@ -8,7 +8,6 @@ import math
 import os
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from itertools import islice
 
@@ -20,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from prep.common.progress import progress
 from prep.store.storage import write_atomic
-from trainer import checkpoint
+from trainer import checkpoint, precision
 from trainer.config import TrainConfig, parse
 from trainer.data import (
     EvalStream,
@@ -49,9 +48,8 @@ def train_one_epoch(model, criterion, optimizer, data, steps: int, device, amp, 
     bar = progress(total=steps, desc=f"epoch {epoch}", unit="step", disable=not is_main,
                    leave=False)
     for step, (x, y) in enumerate(islice(data, steps), 1):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.to(device, non_blocking=True, memory_format=precision.memory_format(device))
+        y = y.to(device, non_blocking=True)
         with amp:
             logits = model(x)
             loss = criterion(logits, y)
@@ -75,11 +73,15 @@ def train_one_epoch(model, criterion, optimizer, data, steps: int, device, amp, 
 
 @torch.inference_mode()
 def evaluate(model, criterion, data, device, amp, prefix: str) -> dict:
-    """Top-1/Top-5 with every sample counted once over all ranks (no collective in the loop)."""
+    """Top-1/Top-5 with every sample counted once over all ranks (no collective in the loop),
+    every rank with rank 0's BatchNorm statistics: those the checkpoint holds."""
     model.eval()
+    for buffer in model.buffers():  # each rank updated its own in training
+        dist.broadcast(buffer, 0)
     totals = torch.zeros(4, device=device, dtype=torch.float64)  # loss, top1, top5, samples
     for x, y in data:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x = x.to(device, non_blocking=True, memory_format=precision.memory_format(device))
+        y = y.to(device, non_blocking=True)
         with amp:
             logits = model(x).float()
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
@@ -131,7 +133,7 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
 
 def build_model(shard_set: ShardSet, config: TrainConfig, init: dict | None) -> nn.Module:
     """The domain's network, `init` (initial_state of config.init) loaded where it matches."""
-    model = config.reader.model(shard_set.num_classes, shard_set.latent_channels, config.inputs)
+    model = config.network(shard_set.num_classes, shard_set.latent_channels)
     if init is not None:
         load_matching(model, init, f"--init {config.init}")
     return model
@@ -170,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def check_inputs(config: TrainConfig) -> tuple[ShardSet, torch.device, dict | None]:
     """Every check that can fail on input, before any process group exists: the shard set,
-    the device and the starting point (`--init imagenet` is fetched here)."""
+    the device, its precision and the starting point (`--init imagenet` is fetched here)."""
     shard_set = open_shard_set(config.shards, config.domain, config.quality, config.codec)
-    return shard_set, _device(config), initial_state(config.init)
+    device = _device(config)
+    precision.resolve(config.precision, device)
+    return shard_set, device, initial_state(config.init)
 
 
 def init_process_group(backend: str) -> None:
@@ -201,14 +205,14 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
         raise ValueError(f"--batch-size {config.batch_size} is not divisible by {world} processes")
     per_rank_batch = config.batch_size // world
     torch.manual_seed(config.seed)
-    model = build_model(shard_set, config, init).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model(shard_set, config, init).to(device,
+                                                    memory_format=precision.memory_format(device))
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                   else None, gradient_as_bucket_view=True)  # no grad copies
     if config.compile:  # fused kernels for the training step; the first steps compile
         ddp = torch.compile(ddp)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    arithmetic = precision.resolve(config.precision, device)
+    amp = precision.autocast(device, arithmetic)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.scaled_lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
@@ -222,7 +226,10 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
     if config.max_steps:
         steps = min(steps, config.max_steps)
     data = load_data(shard_set, config, start_epoch, per_rank_batch)  # before MLflow's threads
-    tracker = Tracker(config, shard_set, world, run_id) if is_main else None
+    tracker = Tracker(config, shard_set, world, run_id, arithmetic) if is_main else None
+    if is_main:
+        print(f"{world} process(es) x {torch.get_num_threads()} thread(s) on {device}, "
+              f"precision {arithmetic} (--precision {config.precision})", flush=True)
     for epoch in range(start_epoch, config.epochs):
         metrics = train_one_epoch(ddp, criterion, optimizer, data.train_epoch(epoch), steps,
                                   device, amp, epoch + 1, is_main)
@@ -268,7 +275,8 @@ def resume(config: TrainConfig, model, optimizer, scheduler, is_main: bool
 class Tracker:
     """MLflow on rank 0: params and tags once, metrics per epoch, the test result at the end."""
 
-    def __init__(self, config: TrainConfig, shard_set: ShardSet, world: int, run_id: str | None):
+    def __init__(self, config: TrainConfig, shard_set: ShardSet, world: int, run_id: str | None,
+                 arithmetic: str):
         import mlflow
 
         from prep.common.tracking import start_run
@@ -285,6 +293,7 @@ class Tracker:
         if run_id is None:
             mlflow.log_params({**{k: v for k, v in asdict(config).items() if v is not None},
                                "scaled_lr": config.scaled_lr, "world_size": world,
+                               "precision_resolved": arithmetic,
                                "codec_weights_sha256": codec.get("weights_sha256", ""),
                                "codec_N": codec.get("N", ""), "codec_M": codec.get("M", ""),
                                "train_samples": shard_set.counts["train"]})
