@@ -63,9 +63,9 @@ class Domain:
                              f"learned set q<Q>")
 
     def model(self, num_classes: int, latent_channels: int | None = None, inputs: str = "both",
-              init: str = "none") -> nn.Module:
+              init: str = "none", sigma: str = "linear", adapter: str = "none") -> nn.Module:
         if self.latent:
-            return cresnet39(latent_channels, num_classes, inputs, init)
+            return cresnet39(latent_channels, num_classes, inputs, init, sigma, adapter)
         return resnet50_deep_stem(num_classes, init)
 
     def transform(self, info: dict, train: bool, sizes: InputSizes):

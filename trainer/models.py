@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torchvision.models import ResNet50_Weights, resnet50
 from torchvision.models.resnet import Bottleneck, conv1x1
+from torchvision.ops import SqueezeExcitation
 
 from prep.common import hub
 
@@ -26,6 +27,8 @@ BACKBONES = Path(__file__).resolve().parent.parent / "backbones"
 NAMED_FILES = {"procedural": BACKBONES / "procedural" / "resnet50.pth"}
 INITS = ("none", "imagenet", *NAMED_FILES)  # or a path to a state dict
 IMAGENET_URL = ResNet50_Weights.IMAGENET1K_V1.url  # resnet50-0676ba61.pth
+SIGMA_INPUTS = ("linear", "log")  # how cResNet-39 reads sigma_hat
+ADAPTERS = ("none", "se")  # between cResNet-39's latent branches and its trunk
 
 
 def imagenet_state_dict() -> dict[str, torch.Tensor]:
@@ -91,14 +94,25 @@ class CResNet39(nn.Module):
     channels, then ResNet-50's conv_3x, conv_4x, conv_5x, average pool and fc.
 
     The input holds y_hat's M channels then sigma_hat's M channels; `inputs` picks the
-    branches (the ablation): with one input its block widens to 256 channels itself.
+    branches (the ablation): with one input its block widens to 256 channels itself. `sigma`:
+    the sigma branch reads sigma_hat as it is (`linear`, the paper) or its logarithm (`log`):
+    the scales span 0.11..256 on a geometric table, so a few large ones dominate the linear
+    input's BatchNorm statistics. `adapter`: `se` puts a channel attention (squeeze and
+    excitation, 256 -> 16 -> 256) between the concatenated branches and conv_3x, after the
+    feature adaptation of Deng and Karam's follow-up (arXiv 2305.08000), which reweights the
+    latent features channel by channel before the pixel-pretrained trunk.
     """
 
-    def __init__(self, channels: int, num_classes: int, inputs: str = "both"):
+    def __init__(self, channels: int, num_classes: int, inputs: str = "both",
+                 sigma: str = "linear", adapter: str = "none"):
         super().__init__()
         if inputs not in ("y", "sigma", "both"):
             raise ValueError(f"inputs must be y, sigma or both, got {inputs!r}")
-        self.channels, self.inputs = channels, inputs
+        if sigma not in SIGMA_INPUTS:
+            raise ValueError(f"sigma must be one of {', '.join(SIGMA_INPUTS)}, got {sigma!r}")
+        if adapter not in ADAPTERS:
+            raise ValueError(f"adapter must be one of {', '.join(ADAPTERS)}, got {adapter!r}")
+        self.channels, self.inputs, self.log_sigma = channels, inputs, sigma == "log"
         names = ("y", "sigma") if inputs == "both" else (inputs,)
         planes = 64 // len(names)  # 1x1,32; 3x3,32; 1x1,128 each (64, 64, 256 alone)
         # y_hat spans tens of integer levels and sigma_hat 0.11..256: a BatchNorm on each input
@@ -109,17 +123,20 @@ class CResNet39(nn.Module):
                                                            nn.BatchNorm2d(planes * 4))))
             for name in names
         })
+        self.adapter = SqueezeExcitation(256, 16) if adapter == "se" else nn.Identity()
         trunk = resnet50(num_classes=num_classes, zero_init_residual=True)
         self.layer2, self.layer3, self.layer4 = trunk.layer2, trunk.layer3, trunk.layer4
         self.avgpool, self.fc = trunk.avgpool, trunk.fc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = {"y": x[:, : self.channels], "sigma": x[:, self.channels:]}
-        x = torch.cat([branch(parts[name]) for name, branch in self.branches.items()], dim=1)
+        sigma = x[:, self.channels:]
+        parts = {"y": x[:, : self.channels], "sigma": sigma.log() if self.log_sigma else sigma}
+        x = self.adapter(torch.cat([branch(parts[name])
+                                    for name, branch in self.branches.items()], dim=1))
         x = self.layer4(self.layer3(self.layer2(x)))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def cresnet39(channels: int, num_classes: int, inputs: str = "both",
-              init: str = "none") -> nn.Module:
-    return initialise(CResNet39(channels, num_classes, inputs), init)
+def cresnet39(channels: int, num_classes: int, inputs: str = "both", init: str = "none",
+              sigma: str = "linear", adapter: str = "none") -> nn.Module:
+    return initialise(CResNet39(channels, num_classes, inputs, sigma, adapter), init)
