@@ -1,11 +1,19 @@
-"""`make bench-train`: per domain, the model alone, the trainer's real loop, and the loader alone.
+"""`make bench-train`: how close the classifiers' training comes to this machine's peak, and
+what bounds it. Everything is measured side by side in one run, on the same threads:
 
-  bare step   images/s of forward + backward + SGD step on random tensors of the domain's shape
-  trainer     images/s of train_one_epoch on real shards (world size 1, the real loader)
-  loader      images/s of the loader alone (read shards, decode, augment, batch)
-Targets: trainer >= 0.9x bare step; loader >= 10x the model's rate in the latent domain.
+  peak        a 2048^3 GEMM in every process at once (fp32; bf16 where the CPU has it), summed
+  GFLOP/img   forward + backward of one training image (torch.utils.flop_counter)
+  bare step   forward + backward + SGD step on tensors already in memory, per precision and
+              memory format (NCHW, channels_last)
+  trainer     the trainer's train_one_epoch on real shards: DDP over the processes, the real
+              loader, the trainer's precision and memory format (trainer/precision.py)
+  loader      the trainer's loader alone (read shards, decode, augment, batch)
 
-    python -m benchmarks.bench_train [--shards DIR --quality Q] [--steps 6] [--batch 8]
+Each row runs in the layout torchrun gives the trainer (P processes x T threads, gloo) and, for
+comparison, one process with every core. Targets (issue 20): trainer >= 0.9x the bare step of
+its settings; the trainer at >= 60% of the fp32 GEMM peak, or > 100% of it with bf16.
+
+    python -m benchmarks.bench_train [--shards DIR --quality Q] [--processes 2]
 """
 
 from __future__ import annotations
@@ -15,26 +23,31 @@ import os
 import socket
 import tempfile
 import time
-from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
+from trainer import precision
 from trainer.config import TrainConfig
 from trainer.data import open_shard_set
 from trainer.domains import DECODED, LATENT, ORIGINAL
 from trainer.train import build_model, load_data, train_one_epoch
+from trainer.transforms import PAPER_SIZES, InputSizes
 
 DEMO_CODEC = Path(__file__).resolve().parents[1] / "codecs" / "demo" / "codec-q4.pth"
 CPU = torch.device("cpu")
-
-
-def _amp(device: torch.device):
-    """The trainer's precision: bf16 autocast on CUDA, float32 on the CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+DEMO_SIZES = InputSizes(72, 64, 16, 14)  # the demo preset's (evaluation/pipeline.py)
+SIZES = {"demo": DEMO_SIZES, "paper": PAPER_SIZES}
+BATCH = {"demo": 32, "paper": 16}  # global; the paper's 224 px steps are 12x dearer
+STEPS = {"demo": 6, "paper": 2}
+VARIANTS = (("fp32", torch.contiguous_format), ("fp32", torch.channels_last),
+            ("bf16", torch.channels_last))
 
 
 def _sync(device: torch.device) -> None:
@@ -42,22 +55,51 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _format_name(fmt: torch.memory_format) -> str:
+    return "channels_last" if fmt == torch.channels_last else "NCHW"
+
+
+def input_shape(domain, shard_set, sizes: InputSizes, batch: int) -> tuple[int, ...]:
+    if domain.latent:
+        return (batch, 2 * shard_set.latent_channels, sizes.latent_crop, sizes.latent_crop)
+    return (batch, 3, sizes.crop, sizes.crop)
+
+
+def flops_per_image(model: nn.Module, shape: tuple[int, ...]) -> float:
+    """Forward + backward FLOPs of one image (torch's counter; a multiply-add is 2)."""
+    x = torch.randn(shape)
+    with FlopCounterMode(display=False) as counter:
+        model(x).sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / shape[0]
+
+
+def gemm_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 8) -> float:
+    """GFLOP/s of an n^3 matrix product (the machine's practical peak)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
 def bare_step(model: nn.Module, shape: tuple, classes: int, steps: int,
-              device: torch.device = CPU) -> float:
-    """images/s of forward + backward + SGD step on tensors already on the device, in the
-    trainer's precision and memory format."""
-    model = model.to(device)
-    x, y = torch.randn(shape, device=device), torch.randint(0, classes, (shape[0],), device=device)
-    if device.type == "cuda":
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(
-            memory_format=torch.channels_last)
+              device: torch.device = CPU, arithmetic: str = "fp32",
+              fmt: torch.memory_format | None = None) -> float:
+    """images/s of forward + backward + SGD step on tensors already on the device; by default
+    in the trainer's memory format."""
+    fmt = precision.memory_format(device) if fmt is None else fmt
+    model = model.to(device, memory_format=fmt)
+    x = torch.randn(shape, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, classes, (shape[0],), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
     for i in range(steps + 1):
-        if i == 1:
+        if i == 1:  # the first step allocates and picks kernels
             _sync(device)
             start = time.perf_counter()
-        with _amp(device):
+        with precision.autocast(device, arithmetic):
             loss = nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad()
         loss.backward()
@@ -76,50 +118,133 @@ def loader_alone(shard_set, config, batch: int, batches: int) -> float:
 
 
 def trainer_loop(shard_set, config, batch: int, steps: int,
-                 device: torch.device = CPU) -> float:
-    model = build_model(shard_set, config, None).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+                 device: torch.device = CPU, group=None) -> float:
+    """images/s of this rank's train_one_epoch, in the trainer's precision and memory format;
+    DDP over `group` (default: every process)."""
+    arithmetic = precision.resolve(config.precision, device)
+    model = build_model(shard_set, config, None).to(device,
+                                                    memory_format=precision.memory_format(device))
     ddp = nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index or 0] if device.type == "cuda" else None,
-        gradient_as_bucket_view=True)
+        gradient_as_bucket_view=True, process_group=group)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     data = iter(load_data(shard_set, config, 0, batch).train_epoch(0))
-    train_one_epoch(ddp, nn.CrossEntropyLoss(), optimizer, data, 1, device, _amp(device), 0,
+    amp = precision.autocast(device, arithmetic)
+    train_one_epoch(ddp, nn.CrossEntropyLoss(), optimizer, data, 1, device, amp, 0,
                     False)  # warm-up and worker start-up
     _sync(device)
     start = time.perf_counter()
-    train_one_epoch(ddp, nn.CrossEntropyLoss(), optimizer, data, steps, device, _amp(device), 0,
-                    False)
+    train_one_epoch(ddp, nn.CrossEntropyLoss(), optimizer, data, steps, device, amp, 0, False)
     _sync(device)
     return steps * batch / (time.perf_counter() - start)
 
 
 def domain_rows(shards: Path, quality: int, batch: int, steps: int, workers: int,
                 device: torch.device) -> list[dict]:
-    """Per domain: the bare step, the trainer's loop and the loader alone, in images/s."""
+    """Per domain in the current process group: the bare step, the trainer's loop and the
+    loader alone, in images/s of this rank (bench-gpu's rows)."""
     rows = []
     for domain in (LATENT, DECODED, ORIGINAL):
         shard_set = open_shard_set(shards, domain.name, quality)
         config = TrainConfig(domain=domain.name, shards=str(shards), quality=quality,
                              init="none", workers=workers, batch_size=batch)
-        shape = ((batch, 2 * shard_set.latent_channels, config.latent_crop, config.latent_crop)
-                 if domain.latent else (batch, 3, config.crop, config.crop))
+        shape = input_shape(domain, shard_set, config.input_sizes, batch)
+        arithmetic = precision.resolve(config.precision, device)
         bare = bare_step(build_model(shard_set, config, None), shape, shard_set.num_classes,
-                         steps, device)
+                         steps, device, arithmetic)
         rows.append({"domain": domain.name, "input": tuple(shape[1:]), "bare": bare,
                      "trainer": trainer_loop(shard_set, config, batch, steps, device),
                      "loader": loader_alone(shard_set, config, batch, 4 * steps)})
     return rows
 
 
-def process_group(device: torch.device) -> None:
-    """A world of one (DDP needs a process group), on a free local port."""
+def process_group(device: torch.device, rank: int = 0, world: int = 1,
+                  port: int | None = None) -> None:
+    """DDP's process group on a local port (a free one for a world of one)."""
+    if port is None:
+        port = free_port()
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                            init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                            init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """L lanes (trainers at once, the pipeline's --lanes) of P processes (torchrun
+    --nproc_per_node=P, one DDP group) x T threads."""
+
+    processes: int
+    threads: int
+    lanes: int = 1
+    full: bool = False  # every row (paper sizes, precision variants), or the demo's only
+    quick: bool = False  # the code paths only: 1 step of 4 images, demo sizes (the test)
+
+    def __str__(self) -> str:
+        one = f"{self.processes} x {self.threads}"
+        return f"{self.lanes} lanes of {one}" if self.lanes > 1 else one
+
+
+def _timed_together(measure, *args) -> float:
+    """Every rank starts `measure(*args)` at once; the summed rate over the ranks."""
+    dist.barrier()
+    rate = torch.tensor([measure(*args)], dtype=torch.float64)
+    dist.all_reduce(rate)
+    return rate.item()
+
+
+def _layout_rows(rank: int, layout: Layout, port: int, shards: str, quality: int,
+                 results) -> None:
+    """One process of a layout: every measurement, summed over the ranks; rank 0 reports."""
+    torch.set_num_threads(layout.threads)
+    torch.manual_seed(rank)
+    world = layout.processes
+    process_group(CPU, rank, world * layout.lanes, port)  # barriers and sums over every lane
+    lanes = [dist.new_group(list(range(lane * world, (lane + 1) * world)))
+             for lane in range(layout.lanes)]
+    group = lanes[rank // world]  # DDP within the lane
+    n = 256 if layout.quick else 2048
+    rows = {"peak": {"fp32": _timed_together(gemm_rate, torch.float32, n)}}
+    if precision.native_bf16(CPU):
+        rows["peak"]["bf16"] = _timed_together(gemm_rate, torch.bfloat16, n)
+    adopted = precision.resolve("auto", CPU), precision.memory_format(CPU)
+    variants = [v for v in VARIANTS if v[0] == "fp32" or precision.native_bf16(CPU)]
+    workers = max(2, (os.cpu_count() or 1) // world)  # the trainer's default
+    for size in ("demo", "paper") if layout.full and not layout.quick else ("demo",):
+        batch, steps = (4, 1) if layout.quick else (BATCH[size] // world, STEPS[size])
+        for domain in (LATENT, DECODED, ORIGINAL):
+            shard_set = open_shard_set(shards, domain.name, quality)
+            config = replace(TrainConfig(domain=domain.name, shards=shards, quality=quality,
+                                         init="none", workers=workers,
+                                         batch_size=batch * world), **SIZES[size]._asdict())
+            shape = input_shape(domain, shard_set, SIZES[size], batch)
+            row = {"input": tuple(shape[1:]), "batch": batch * world}
+            if domain is not ORIGINAL:  # original and decoded share the model and the input
+                model = build_model(shard_set, config, None)
+                row["flops"] = flops_per_image(model, (2, *shape[1:]))
+                for arithmetic, fmt in variants if layout.full else [adopted]:
+                    row[arithmetic, fmt] = _timed_together(
+                        bare_step, build_model(shard_set, config, None), shape,
+                        shard_set.num_classes, steps, CPU, arithmetic, fmt)
+            row["trainer"] = _timed_together(trainer_loop, shard_set, config, batch, steps,
+                                             CPU, group)
+            row["loader"] = _timed_together(loader_alone, shard_set, config, batch, 4 * steps)
+            rows[size, domain.name] = row
+    if rank == 0:
+        results.put(rows)
+    dist.destroy_process_group()
+
+
+def measure_layout(layout: Layout, shards: Path, quality: int) -> dict:
+    """Every row of one layout, its processes spawned fresh (no OpenMP state from the parent)."""
+    results = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(_layout_rows, args=(layout, free_port(), str(shards), quality, results),
+             nprocs=layout.processes * layout.lanes, join=True)
+    return results.get()
 
 
 def demo_shards(tmp: Path) -> tuple[Path, int]:
@@ -133,30 +258,74 @@ def demo_shards(tmp: Path) -> tuple[Path, int]:
     return tmp / "shards" / "textures", 4
 
 
+def print_tables(measured: dict[Layout, dict]) -> None:
+    trainer_layout = next(iter(measured))
+    peaks = measured[trainer_layout]["peak"]
+    print("## The peak: a 2048^3 GEMM in every process at once, GFLOP/s summed\n")
+    print("| layout (processes x threads) | fp32 | bf16 | bf16 / fp32 |\n|---|---:|---:|---:|")
+    for layout, rows in measured.items():
+        p = rows["peak"]
+        bf16 = f"{p['bf16']:.0f} | {p['bf16'] / p['fp32']:.2f}" if "bf16" in p else "- | -"
+        print(f"| {layout} | {p['fp32']:.0f} | {bf16} |")
+
+    rows = measured[trainer_layout]
+    models = [(key, row) for key, row in rows.items() if key != "peak" and "flops" in row]
+    variants = sorted({k for _, row in models for k in row if isinstance(k, tuple)},
+                      key=lambda v: VARIANTS.index(v))
+    print(f"\n## The bare step by precision and memory format, img/s ({trainer_layout})\n")
+    print("| model | sizes | input | GFLOP/img | " + " | ".join(
+        f"{a} {_format_name(f)}" for a, f in variants) + " | best, % of fp32 peak |")
+    print("|---|---|---|---:|" + "---:|" * (len(variants) + 1))
+    for (size, domain), row in models:
+        rates = [row.get(v) for v in variants]
+        best = max(r for r in rates if r)
+        model = "cResNet-39" if domain == LATENT.name else "ResNet-50"
+        print(f"| {model} | {size} | {row['input']} | {row['flops'] / 1e9:.2f} | " +
+              " | ".join(f"{r:.1f}" if r else "-" for r in rates) +
+              f" | {100 * best * row['flops'] / 1e9 / peaks['fp32']:.0f}% |")
+
+    adopted = precision.resolve("auto", CPU), precision.memory_format(CPU)
+    print(f"\n## The trainer in its settings ({adopted[0]}, {_format_name(adopted[1])}), "
+          "img/s over all processes\n")
+    print("| domain | sizes | layout | batch | trainer img/s | GFLOP/s | % of fp32 peak | "
+          "% of bf16 peak | trainer / bare | loader img/s | loader / bare |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for layout, rows in measured.items():
+        for (size, domain), row in ((k, r) for k, r in rows.items() if k != "peak"):
+            model_row = rows[size, DECODED.name] if domain == ORIGINAL.name else row
+            bare = model_row[adopted]
+            gflops = row["trainer"] * model_row["flops"] / 1e9
+            bf16 = (f"{100 * gflops / rows['peak']['bf16']:.0f}%"
+                    if "bf16" in rows["peak"] else "-")
+            print(f"| {domain} | {size} | {layout} | {row['batch']} | {row['trainer']:.1f} | "
+                  f"{gflops:.0f} | {100 * gflops / rows['peak']['fp32']:.0f}% | {bf16} | "
+                  f"{row['trainer'] / bare:.2f} | {row['loader']:.0f} | "
+                  f"{row['loader'] / bare:.1f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shards", type=Path, default=None)
+    p.add_argument("--shards", type=Path, default=None,
+                   help="a prepared dataset folder (default: small synthetic shards at 362 px)")
     p.add_argument("--quality", type=int, default=4)
-    p.add_argument("--steps", type=int, default=6)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--quick", action="store_true",
+                   help="every code path with 1 step of 4 images (the benchmark's test)")
+    p.add_argument("--processes", type=int, default=2,
+                   help="the trainer's processes in the first, full layout (torchrun "
+                   "--nproc_per_node; make train's NPROC); then 1 x every core, and one "
+                   "1-thread trainer per core (the demo's lanes)")
     args = p.parse_args(argv)
-    torch.set_num_threads(os.cpu_count() or 1)
-    device = CPU
-    process_group(device)
+    cores = os.cpu_count() or 1
+    layouts = [Layout(args.processes, max(1, cores // args.processes), full=True,
+                      quick=args.quick), Layout(1, cores, quick=args.quick)]
+    if cores > 1:  # the demo's: a 1-process trainer per core
+        layouts.append(Layout(1, 1, lanes=cores, quick=args.quick))
     with tempfile.TemporaryDirectory() as tmp:
         shards, quality = (args.shards, args.quality) if args.shards else demo_shards(Path(tmp))
-        print(f"\n# train benchmark: {shards}, batch {args.batch}, {args.steps} steps, "
-              f"{torch.get_num_threads()} threads, {args.workers} loader worker(s)\n")
-        print("| domain | input | bare step img/s | trainer img/s | trainer / bare | "
-              "loader img/s | loader / bare |")
-        print("|---|---|---:|---:|---:|---:|---:|")
-        for r in domain_rows(shards, quality, args.batch, args.steps, args.workers, device):
-            print(f"| {r['domain']} | {r['input']} | {r['bare']:.1f} | {r['trainer']:.1f} | "
-                  f"{r['trainer'] / r['bare']:.2f} | {r['loader']:.1f} | "
-                  f"{r['loader'] / r['bare']:.1f} |", flush=True)
-    dist.destroy_process_group()
+        print(f"\n# train benchmark: {shards}, {cores} cores, native bf16: "
+              f"{precision.native_bf16(CPU)}; global batch {BATCH} at the sizes {SIZES}\n")
+        print_tables({layout: measure_layout(layout, shards, quality) for layout in layouts})
 
 
 if __name__ == "__main__":
