@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -66,7 +67,8 @@ class Experiment:
     latent_resize: int = PAPER_SIZES.latent_resize
     latent_crop: int = PAPER_SIZES.latent_crop
     init: str = "imagenet"  # every classifier's start (trainer.models.INITS, or a file)
-    nproc: int = 2
+    nproc: int = 2  # processes of each trainer (torchrun --nproc_per_node)
+    lanes: int = 1  # trainers at once, the node's cores shared out among them as threads
     loader_workers: int | None = None  # per trainer process; None: the trainer's default
     prep_workers: int | None = None
     shard_size: int = 256
@@ -94,7 +96,8 @@ class Experiment:
 DEMO = Experiment(data="data/demo-textures", out="data/demo-shards", runs="runs/demo",
                   reports="reports", codecs="codecs/demo", epochs=6, lr=0.01, lr_steps=(4,),
                   batch_size=32, resize=72, crop=64, latent_resize=16, latent_crop=14,
-                  init="procedural", shard_size=48, min_seconds=1.0, jpeg_qualities=(5, 60))
+                  init="procedural", shard_size=48, min_seconds=1.0, jpeg_qualities=(5, 60),
+                  nproc=1, lanes=2)
 # The experiment on real photographs: the 4-class MINC-2500 subset in ../shared (SUBSET.md),
 # coded by the project's codecs trained on its split-1 train images (codecs/minc-subset), every
 # classifier fine-tuned from the procedural start; inputs halved (128 -> 112 px, latents 16 ->
@@ -104,27 +107,37 @@ MINC_SUBSET = Experiment(data="../shared/data/minc-2500-subset/minc-2500",
                          reports="reports/minc-subset", codecs="codecs/minc-subset", epochs=6,
                          lr=0.01, lr_steps=(4,), resize=128, crop=112, latent_resize=16,
                          latent_crop=14, init="procedural", shard_size=128, min_seconds=1.0,
-                         jpeg_qualities=(5, 20, 60))
+                         jpeg_qualities=(5, 20, 60), nproc=1, lanes=2)
 PRESETS = {"paper": Experiment(), "demo": DEMO, "minc-subset": MINC_SUBSET}
+
+
+STAGES: list[tuple[str, float]] = []  # (step, wall seconds) of this run, in order
 
 
 def _call(command: list[str], what: str) -> None:
     print(f"\n==> {what}\n    {' '.join(command)}", flush=True)
+    start = time.perf_counter()
     result = subprocess.run(command)
+    STAGES.append((what, time.perf_counter() - start))
     if result.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {result.returncode}); fix the cause and run "
                            f"the same command again: finished steps are skipped")
 
 
 def prep_configs(e: Experiment, out: Location, split: int) -> list[PrepConfig]:
-    """A prep job per learned quality (each also writes the original set, once) and one for
-    every classical set together (no learned codec: Pillow codes them)."""
+    """A prep job per learned quality (each also writes the original set, once); the classical
+    sets (Pillow codes them) go with the first one, which saves a Ray start-up and a pass over
+    the source images, or form a job of their own where there is no learned quality."""
     base = PrepConfig(data=Path(e.data), out=out, quality=None, split=split,
                       workers=e.prep_workers, shard_size=e.shard_size)
     jobs = [replace(base, quality=q, codec_weights=Path(e.codecs) / weights_file_name(q)
                     if e.codecs else None) for q in e.qualities]
     classical = tuple((codec, q) for codec, qualities in e.classical.items() for q in qualities)
-    return jobs + ([replace(base, classical=classical)] if classical else [])
+    if not classical:
+        return jobs
+    if not jobs:
+        return [replace(base, classical=classical)]
+    return [replace(jobs[0], classical=classical), *jobs[1:]]
 
 
 def prep(e: Experiment, out: Location, split: int) -> None:
@@ -161,6 +174,7 @@ def is_done(folder: Path, epochs: int) -> bool:
 
 
 def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
+    pending = []
     for config in train_configs(e, out, runs, experiment):
         folder = Path(config.out)
         what = f"train {config.domain}" + (f" {config.set_name}" if config.reader.coded else "") \
@@ -168,8 +182,58 @@ def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
         if is_done(folder, e.epochs):
             print(f"==> {what}: done ({folder / TEST_RESULT})")
             continue
-        _call([sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={e.nproc}", str(TRAINER), *config.to_argv()], what)
+        pending.append((config, what))
+    train_jobs(pending, e.nproc, e.lanes)
+
+
+def trainer_command(config: TrainConfig, nproc: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={nproc}", str(TRAINER), *config.to_argv()]
+
+
+def train_jobs(jobs: list[tuple[TrainConfig, str]], nproc: int, lanes: int) -> dict[str, float]:
+    """Train every (config, what) of `jobs`, `lanes` at a time; the wall seconds of each."""
+    if lanes == 1:
+        for config, what in jobs:
+            _call(trainer_command(config, nproc), what)
+    else:
+        train_in_lanes(jobs, nproc, lanes)
+    return {what: seconds for what, seconds in STAGES[-len(jobs):]} if jobs else {}
+
+
+def train_in_lanes(jobs: list[tuple[TrainConfig, str]], nproc: int, lanes: int) -> None:
+    """`lanes` trainers at once, each with its share of the node's cores as threads: on a CPU
+    node two 1-process trainers keep both cores busy without DDP's gradient all-reduce, and
+    one trainer's start-up overlaps the other's steps. Each writes train.log in its run
+    folder; a failure lets the running ones finish, starts no more, and names its log."""
+    threads = max(1, (os.cpu_count() or 1) // (lanes * nproc))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    queue, running, failed = list(jobs), {}, []
+    while queue or running:
+        while queue and len(running) < lanes and not failed:
+            config, what = queue.pop(0)
+            log_file = Path(config.out) / "train.log"
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            command = trainer_command(config, nproc)
+            print(f"\n==> {what} ({lanes} at once, {threads} thread(s) each; log {log_file})"
+                  f"\n    {' '.join(command)}", flush=True)
+            sink = log_file.open("ab")
+            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+            running[process] = (what, log_file, sink, time.perf_counter())
+        time.sleep(0.2)
+        for process in [p for p in running if p.poll() is not None]:
+            what, log_file, sink, start = running.pop(process)
+            sink.close()
+            STAGES.append((what, time.perf_counter() - start))
+            if process.returncode:
+                failed.append(f"{what} failed (exit {process.returncode}): see {log_file}")
+            lines = log_file.read_text(errors="replace").splitlines()
+            last = next((ln for ln in reversed(lines) if ln.startswith("test:")), "")
+            print(f"==> {what}: {'failed' if process.returncode else 'done'} in "
+                  f"{time.perf_counter() - start:.0f} s. {last}", flush=True)
+    if failed:
+        raise RuntimeError("; ".join(failed) + "; fix the cause and run the same command "
+                           "again: finished steps are skipped")
 
 
 def summarize_splits(frames: dict[int, pd.DataFrame], path: Path) -> Path:
@@ -187,6 +251,17 @@ def summarize_splits(frames: dict[int, pd.DataFrame], path: Path) -> Path:
                      f"{100 * t5m:.2f} ± {100 * (t5s or 0):.2f} | {bpp:.3f} | {n} |")
     path.write_text(f"# Over splits {', '.join(map(str, frames))}\n\n" + "\n".join(lines) + "\n")
     return path
+
+
+def stage_table(stages: list[tuple[str, float]], total: float, lanes: int = 1) -> str:
+    """The wall time of every step of this run (skipped steps are not listed)."""
+    lines = ["\n| step | wall s | share |", "|---|---:|---:|"]
+    if lanes > 1:
+        lines[0] = f"\n({lanes} trainers at once: their rows overlap in time)\n" + lines[0]
+    lines += [f"| {what} | {seconds:.1f} | {100 * seconds / total:.0f}% |"
+              for what, seconds in stages]
+    lines.append(f"| the pipeline, in all | {total:.1f} | 100% |")
+    return "\n".join(lines)
 
 
 def eval_device(device: str) -> str:
@@ -207,13 +282,16 @@ def run(e: Experiment) -> list[Path]:
         prep(e, out, split)
         train(e, out, runs, experiment)
         print("\n==> evaluate and report", flush=True)
+        report_start = time.perf_counter()
         reports.append(write_report(storage.join(out, e.dataset), runs / e.dataset, report_dir,
                                     device=eval_device(e.device), min_seconds=e.min_seconds,
                                     experiment=experiment))
+        STAGES.append(("evaluate and report", time.perf_counter() - report_start))
         frames[split] = pd.read_parquet(report_dir / f"{RESULTS}.parquet")
     if len(frames) > 1:
         reports.append(summarize_splits(frames, Path(e.reports) / e.dataset / "splits.md"))
     minutes = (time.perf_counter() - start) / 60
+    print(stage_table(STAGES, time.perf_counter() - start, e.lanes))
     print(f"\ndone in {minutes:.1f} min. Report: {reports[-1]}\n"
           f"MLflow UI: make ui, then {UI_URL} (the runs are in the "
           f"'{e.experiment}' experiment, the report is the parent run '{e.dataset}/report')")

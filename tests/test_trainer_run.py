@@ -69,6 +69,18 @@ def test_latent_classifier_learns_on_two_processes(trainer_shards, tmp_path):
         assert name in run.data.metrics
     assert Path(run.data.tags["checkpoint"]).is_file()
 
+    # one classifier, one test accuracy: the report's evaluation of the saved weights (rank 0's
+    # BatchNorm statistics) agrees with what the two ranks measured in the trainer
+    from evaluation.classifiers import load_model, read_classifier
+    from evaluation.predict import predict
+    from trainer.data import open_shard_set
+
+    classifier = read_classifier(tmp_path / "run" / "checkpoint.pth")
+    shard_set = open_shard_set(trainer_shards, "latent", 4)
+    model = load_model(classifier, shard_set.num_classes, shard_set.latent_channels)
+    report = predict(model, shard_set, "test", classifier.config.input_sizes, workers=0)
+    assert (report["top"][:, 0] == report["label"]).sum() == round(float(top1) * 48)
+
 
 def test_resume_continues_exactly(trainer_shards, tmp_path):
     common = ("--max-steps", "2", "--lr-steps", "1")

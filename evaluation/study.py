@@ -1,0 +1,212 @@
+"""The compressed-domain diagnosis study: variants of the latent classifier's recipe, each
+trained with several seeds at every learned quality of an experiment, beside Anchor 2 trained
+with the same seeds; per cell the test Top-1 over the seeds (mean, min-max), per row the
+BD-accuracy against Anchor 2 and the wall time of its runs.
+
+    python -m evaluation.study --preset demo --rows anchor2 baseline log-sigma --seeds 3
+
+Each run is the trainer itself (torchrun, the preset's recipe with the row's changes), in
+runs/study/<dataset>/<row>/<set>/seed<k>; a run with its test result is skipped, so the study
+resumes. The trainer's test result is the report's (one classifier, one test accuracy). Rows:
+`python -m evaluation.study --list`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from evaluation.bd import bd_accuracy
+from evaluation.pipeline import PRESETS, Experiment, prep, train_configs, train_jobs
+from prep.store import schema, storage
+from trainer.config import TrainConfig
+from trainer.domains import DECODED, LATENT
+from trainer.train import TEST_RESULT
+
+RESULTS = "study.csv"
+WALL = "wall_seconds.json"  # the run's wall time, start-up included
+
+
+@dataclass(frozen=True)
+class Row:
+    """One variant: the domain it trains and the TrainConfig fields it changes ({q}: the
+    quality, {runs}: the study's run folder of the dataset)."""
+
+    what: str
+    domain: str = LATENT.name
+    changes: tuple[tuple[str, object], ...] = ()
+
+    def config(self, base: TrainConfig, quality: int, runs: Path) -> TrainConfig:
+        fields = {k: v.format(q=quality, runs=runs) if isinstance(v, str) else v
+                  for k, v in self.changes}
+        return replace(base, **fields)
+
+
+ROWS = {
+    "anchor2": Row("Anchor 2: ResNet-50 on the decoded images (the reference)", DECODED.name),
+    "baseline": Row("Comp. as the preset trains it (sigma_hat, crop 14 of 16, procedural "
+                    "trunk)"),
+    "log-sigma": Row("log(sigma_hat) at the input", changes=(("latent_sigma", "log"),)),
+    "trunk-none": Row("the trunk from random weights", changes=(("init", "none"),)),
+    "trunk-anchor3": Row("the trunk from the trained Anchor 3 (seed 0)",
+                         changes=(("init", "{runs}/anchor3/original/seed0/checkpoint.pth"),)),
+    "trunk-anchor2": Row("the trunk from the trained Anchor 2 of the same quality (seed 0)",
+                         changes=(("init", "{runs}/anchor2/q{q}/seed0/checkpoint.pth"),)),
+    "latent-whole": Row("the whole latent (16 of 16, no crop)",
+                        changes=(("latent_resize", 16), ("latent_crop", 16))),
+    "latent-up": Row("the latent upsampled 2x, then cropped (32, crop 28, as the paper's 23 "
+                     "-> 32)", changes=(("latent_resize", 32), ("latent_crop", 28))),
+    "epochs-10": Row("10 epochs instead of 6 (lr /10 after 7): about Anchor 2's wall time",
+                     changes=(("epochs", 10), ("lr_steps", (7,)))),
+    "adapter-se": Row("a channel attention (squeeze and excitation) between the branches and "
+                      "the trunk", changes=(("latent_adapter", "se"),)),
+    "adapter-se-anchor2": Row("the channel attention, the trunk from the trained Anchor 2 "
+                              "(the follow-up's adaptation)",
+                              changes=(("latent_adapter", "se"),
+                                       ("init", "{runs}/anchor2/q{q}/seed0/checkpoint.pth"))),
+    "y-only": Row("y_hat alone (the ablation)", changes=(("inputs", "y"),)),
+    "sigma-only": Row("sigma_hat alone (the ablation)", changes=(("inputs", "sigma"),)),
+}
+# the trunk rows read these runs' checkpoints
+NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anchor2": "anchor2"}
+ROWS["anchor3"] = Row("Anchor 3: ResNet-50 on the original images", "original")
+
+
+def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
+    return runs / row / set_name / f"seed{seed}"
+
+
+def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]:
+    """(row, set name, quality, seed, TrainConfig) of every run, dependencies first."""
+    out = storage.location(e.out)
+    base = {c.domain: c for c in train_configs(e, out, runs, "study")
+            if c.inputs == "both" and c.codec == schema.LEARNED}
+    ordered = sorted(rows, key=lambda r: r not in NEEDS.values())
+    found = []
+    for row in ordered:
+        spec = ROWS[row]
+        qualities = (None,) if spec.domain == "original" else e.qualities
+        for quality in qualities:
+            for seed in range(seeds):
+                config = spec.config(replace(base[spec.domain], quality=quality, seed=seed),
+                                     quality, runs)
+                set_name = config.set_name
+                folder = run_folder(runs, row, set_name, seed)
+                found.append((row, set_name, quality, seed,
+                              replace(config, out=str(folder), experiment=f"study-{row}")))
+    return found
+
+
+def train(all_cells: list[tuple], e: Experiment) -> None:
+    """Train every cell without a test result, the preset's lanes at a time: first the rows
+    others start from, then the rest; each run's wall time goes beside its test result."""
+    for phase in (True, False):
+        jobs = {f"{row} {set_name} seed {seed}": config
+                for row, set_name, _, seed, config in all_cells
+                if (row in NEEDS.values()) == phase
+                and not (Path(config.out) / TEST_RESULT).is_file()}
+        seconds = train_jobs([(config, what) for what, config in jobs.items()], e.nproc, e.lanes)
+        for what, wall in seconds.items():
+            (Path(jobs[what].out) / WALL).write_text(json.dumps(wall))
+
+
+def collect(all_cells: list[tuple], bpp: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for row, set_name, quality, seed, config in all_cells:
+        folder = Path(config.out)
+        if not (folder / TEST_RESULT).is_file():
+            continue
+        test = json.loads((folder / TEST_RESULT).read_text())
+        wall = folder / WALL
+        rows.append({"row": row, "set": set_name, "quality": quality, "seed": seed,
+                     "bpp": bpp.get(set_name, math.nan), "top1": test["test_top1"],
+                     "samples": test["test_samples"],
+                     "wall_s": json.loads(wall.read_text()) if wall.is_file() else math.nan})
+    return pd.DataFrame(rows)
+
+
+def mean_bpp(shards: str, qualities: tuple[int, ...]) -> dict[str, float]:
+    """Each learned set's mean bpp over its test split (the manifest's)."""
+    rates = {}
+    for q in qualities:
+        name = schema.set_name(q)
+        manifest = schema.read_manifest(storage.join(shards, name)).to_pandas()
+        rates[name] = float(manifest.loc[manifest["split"] == "test", "bpp"].mean())
+    return rates
+
+
+def summary(results: pd.DataFrame) -> str:
+    """A markdown table: per row and set the mean Top-1 [min, max] over seeds; BD against
+    Anchor 2 (mean curves; in brackets the range over seeds, seed k of the row against the
+    mean Anchor 2 curve); mean wall time of a run."""
+    sets = sorted(results["set"].unique(), key=lambda s: (s != "original", s))
+    coded = [s for s in sets if s != "original"]
+    head = "| row | " + " | ".join(sets) + " | BD vs Anchor 2 [seed range] | seeds | s/run |"
+    lines = [head, "|---|" + "---|" * len(sets) + "---|---:|---:|"]
+    reference = results[results["row"] == "anchor2"].groupby("set")[["bpp", "top1"]].mean()
+    for row, group in results.groupby("row", sort=False):
+        per_set = group.groupby("set")["top1"]
+        mean, low, high = per_set.mean(), per_set.min(), per_set.max()
+        texts = [f"{100 * mean[s]:.1f} [{100 * low[s]:.1f}, {100 * high[s]:.1f}]"
+                 if s in mean else "" for s in sets]
+        bd = ""
+        if row != "anchor2" and len(reference) >= 2 and set(coded) <= set(group["set"]):
+            ref = reference.loc[coded].sort_values("bpp")
+            curve = group.groupby("set")[["bpp", "top1"]].mean().loc[ref.index]
+            value = 100 * bd_accuracy(ref["bpp"], ref["top1"], curve["bpp"], curve["top1"])
+            per_seed = [100 * bd_accuracy(ref["bpp"], ref["top1"], ref["bpp"],
+                                          g.set_index("set").loc[ref.index, "top1"])
+                        for _, g in group.groupby("seed") if set(coded) <= set(g["set"])]
+            bd = f"{value:+.1f} [{min(per_seed):+.1f}, {max(per_seed):+.1f}]"
+        lines.append(f"| {row} | " + " | ".join(texts) +
+                     f" | {bd} | {group['seed'].nunique()} | {group['wall_s'].mean():.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m evaluation.study", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="demo")
+    p.add_argument("--data", default=None, help="the preset's data folder otherwise")
+    p.add_argument("--rows", nargs="+", default=["anchor2", "baseline"], choices=sorted(ROWS))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--runs", type=Path, default=Path("runs/study"))
+    p.add_argument("--out", type=Path, default=None, help=f"where {RESULTS} and the table go "
+                   "(default: the runs folder)")
+    p.add_argument("--list", action="store_true", help="print the rows and exit")
+    args = p.parse_args(argv)
+    if args.list:
+        for name, row in ROWS.items():
+            print(f"{name:14} {row.what}")
+        return 0
+    e = PRESETS[args.preset]
+    if args.data:
+        e = replace(e, data=args.data)
+    rows = list(dict.fromkeys([NEEDS[r] for r in args.rows if r in NEEDS] + args.rows))
+    runs = args.runs / e.dataset
+    try:
+        prep(e, storage.location(e.out), e.splits[0])  # done sets are skipped
+        all_cells = cells(e, rows, args.seeds, runs)
+        train(all_cells, e)
+    except (OSError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
+    results = collect(all_cells, bpp)
+    out = args.out or runs
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / RESULTS, index=False)
+    table = summary(results)
+    (out / "study.md").write_text(table + "\n")
+    print("\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
