@@ -84,6 +84,6 @@ def load_model(classifier: Classifier, num_classes: int, latent_channels: int | 
     if trained_classes != num_classes:
         raise ValueError(f"{classifier.path} was trained on {trained_classes} classes, the set "
                          f"it is evaluated on has {num_classes}: evaluate it on its own dataset")
-    model = config.reader.model(num_classes, latent_channels, config.inputs)
+    model = config.network(num_classes, latent_channels)
     model.load_state_dict(state)
     return model.eval()
