@@ -29,7 +29,7 @@ import torch
 from evaluation.evaluate import RESULTS
 from evaluation.report import write_report
 from prep.codec.hyperprior import weights_file_name
-from prep.common.tracking import UI_URL
+from prep.common.tracking import UI_URL, experiment_id
 from prep.job.driver import PrepConfig
 from prep.store import schema, storage
 from prep.store.storage import Location
@@ -208,6 +208,8 @@ def train_in_lanes(jobs: list[tuple[TrainConfig, str]], nproc: int, lanes: int) 
     folder; a failure lets the running ones finish, starts no more, and names its log."""
     threads = max(1, (os.cpu_count() or 1) // (lanes * nproc))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    for name in {config.experiment for config, _ in jobs}:  # a new SQLite store's migrations
+        experiment_id(name)  # and the experiment, once: lanes starting together race on them
     queue, running, failed = list(jobs), {}, []
     while queue or running:
         while queue and len(running) < lanes and not failed:
