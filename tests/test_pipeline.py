@@ -67,6 +67,12 @@ def test_the_table_has_every_method_and_set_that_was_trained(demo):
     assert [name for name, _ in figures.curves(results)] == [
         "Anchor 1", "Anchor 1 (JPEG)", "Anchor 2", "Anchor 2 (JPEG)", "Comp."]
     assert "done in" in demo["output"] and "make ui" in demo["output"]
+    # the stage table: every prep job (JPEG with the first), every classifier, the report
+    stages = re.findall(r"^\| ((?:prep|train|evaluate)[^|]*) \| ([\d.]+) \|", demo["output"], re.M)
+    assert [s for s, _ in stages if s.startswith("prep")] == [
+        "prep q1, jpeg5, jpeg60 (and the original set)", "prep q8 (and the original set)"]
+    assert sum(s.startswith("train") for s, _ in stages) == 7
+    assert stages[-1][0] == "evaluate and report" and all(float(t) > 0 for _, t in stages)
 
 
 def test_anchor1_is_the_original_model_on_decoded_images_not_retrained(demo):

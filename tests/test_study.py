@@ -1,0 +1,48 @@
+"""The study runner's plan (rows, seeds, run folders, dependencies) and its summary table."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from evaluation import study
+from evaluation.pipeline import DEMO
+
+
+def test_every_row_runs_each_quality_and_seed_in_its_own_folder(tmp_path):
+    runs = tmp_path / "runs"
+    cells = study.cells(replace(DEMO, qualities=(1, 8)), ["log-sigma", "trunk-anchor2",
+                                                          "anchor2"], 2, runs)
+    # the rows others start from come first: trunk-anchor2 reads anchor2's checkpoints
+    assert [c[0] for c in cells] == ["anchor2"] * 4 + ["log-sigma"] * 4 + ["trunk-anchor2"] * 4
+    folders = {Path(c[4].out) for c in cells}
+    assert len(folders) == 12 and runs / "log-sigma" / "q8" / "seed1" in folders
+    row, set_name, quality, seed, config = cells[-1]
+    assert (row, set_name, quality, seed) == ("trunk-anchor2", "q8", 8, 1)
+    assert config.init == str(runs / "anchor2" / "q8" / "seed0" / "checkpoint.pth")
+    assert config.domain == "latent" and config.seed == 1 and config.epochs == DEMO.epochs
+    log_sigma = next(c[4] for c in cells if c[0] == "log-sigma")
+    assert log_sigma.latent_sigma == "log" and "--latent-sigma" in log_sigma.to_argv()
+    assert next(c[4] for c in cells if c[0] == "anchor2").domain == "decoded"
+
+
+def test_the_summary_gives_the_seed_spread_and_bd_against_anchor2():
+    rows = []
+    for seed, shift in enumerate((0.0, 0.02, 0.04)):
+        for set_name, bpp, reference in (("q1", 0.2, 0.70), ("q8", 1.0, 0.80)):
+            rows.append({"row": "anchor2", "set": set_name, "seed": seed, "bpp": bpp,
+                         "top1": reference + shift, "wall_s": 60.0})
+            rows.append({"row": "baseline", "set": set_name, "seed": seed, "bpp": bpp,
+                         "top1": reference - 0.10 + shift, "wall_s": 40.0})
+    table = study.summary(pd.DataFrame(rows))
+    baseline = next(line for line in table.splitlines() if line.startswith("| baseline"))
+    cells = [c.strip() for c in baseline.split("|")[1:-1]]
+    assert cells[1] == "62.0 [60.0, 64.0]" and cells[2] == "72.0 [70.0, 74.0]"
+    bd, seeds_range = cells[3].split(" [")
+    assert float(bd) == pytest.approx(-10.0, abs=0.05)
+    low, high = (float(v) for v in seeds_range.rstrip("]").split(", "))
+    assert (low, high) == pytest.approx((-12.0, -8.0), abs=0.05)
+    assert cells[4] == "3" and cells[5] == "40"
