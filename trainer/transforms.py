@@ -63,8 +63,10 @@ class LatentTransform:
     def __call__(self, latent: np.ndarray, scale_index: np.ndarray) -> torch.Tensor:
         y_hat = torch.from_numpy(latent.astype(np.float32))
         sigma = self.table[torch.from_numpy(scale_index.astype(np.int64))]
-        x = F.interpolate(torch.cat([y_hat, sigma])[None], size=(self.resize, self.resize),
-                          mode="bilinear", align_corners=False)[0]
+        x = torch.cat([y_hat, sigma])
+        if x.shape[-2:] != (self.resize, self.resize):  # at the same size bilinear is identity
+            x = F.interpolate(x[None], size=(self.resize, self.resize), mode="bilinear",
+                              align_corners=False)[0]
         if self.train:
             top, left = torch.randint(0, self.resize - self.crop + 1, (2,)).tolist()
             x = x[:, top:top + self.crop, left:left + self.crop]
