@@ -175,3 +175,40 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(small_shards, tmp_p
     [line] = [x for x in output.splitlines() if x.startswith("error: ")]
     assert f"no readable checkpoint in {out}" in line and "remove them" in line
     assert f'File "{MAIN.parent}' not in output  # no traceback from the trainer
+
+
+def test_a_report_without_its_tracking_server_is_kept_and_logged_later(tmp_path, caplog,
+                                                                          monkeypatch):
+    """The report's MLflow step with no server: one line naming the folder and the command;
+    that command, once a server answers, logs the report."""
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from evaluation import tracking
+    from tests.test_report import paper_like
+
+    folder = tmp_path / "report"
+    folder.mkdir()
+    results = paper_like().assign(mlflow_run_id="", checkpoint="ckpt", trained_on="original")
+    bd = pd.DataFrame([{"curve": "Comp.", "reference": "Anchor 2", "bd_top1": -0.02,
+                        "bd_top1_low": -0.03, "bd_top1_high": -0.01}])
+    results.to_parquet(folder / "results.parquet", index=False)
+    bd.to_parquet(folder / "bd_accuracy.parquet", index=False)
+    server = Server(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
+    try:
+        start = time.time()
+        assert tracking.log_or_keep("classifiers", "textures", results, folder, bd) is None
+        assert time.time() - start < 60  # not MLflow's minutes of retries
+        [line] = [r.getMessage() for r in caplog.records if "did not take" in r.getMessage()]
+        command = line.split("`")[1].split()
+        assert command[:3] == ["python", "-m", "evaluation.tracking"] and str(folder) in line
+        server.start()
+        logged = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True,
+                                timeout=120, cwd=MAIN.parents[1])
+        assert logged.returncode == 0, logged.stderr[-2000:]
+        client = MlflowClient(server.uri)
+        runs = client.search_runs([client.get_experiment_by_name("classifiers").experiment_id])
+        assert len(runs) == 1 + len(results)  # the parent and a child per cell
+    finally:
+        server.stop()
