@@ -71,9 +71,10 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
     report = out / "README.md"
     (out / "table2.md").write_text(table)
     report.write_text("\n".join(s for s in sections if s))
-    if log_mlflow:
-        run_id = tracking.log_report(experiment, dataset, results, out, bd_results)
-        print(f"MLflow: parent run {run_id} in experiment {experiment!r}")
+    if log_mlflow:  # a tracking server that does not answer is one line, not a failed report
+        run_id = tracking.log_or_keep(experiment, dataset, results, out, bd_results)
+        if run_id:
+            print(f"MLflow: parent run {run_id} in experiment {experiment!r}")
     return report
 
 

@@ -4,18 +4,25 @@ set) with its metrics, linked to the classifier's training run.
 
 Select the children in the MLflow UI and compare them (e.g. top1 against bpp) to see the matrix.
 Running the report again updates the same runs instead of adding new ones.
+
+A tracking server that does not answer does not fail the report (log_or_keep): its files stay
+in the report's folder and `python -m evaluation.tracking <folder> --dataset D` logs them later.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from evaluation.evaluate import slug
+from evaluation.evaluate import RESULTS, slug
+from evaluation.tables import BD_RESULTS
+from prep.common import journal
 from prep.common.tracking import experiment_id as find_experiment
 from prep.common.tracking import tracking_uri
 
@@ -90,3 +97,46 @@ def log_report(experiment: str, dataset: str, results: pd.DataFrame, folder: Pat
     client.log_artifacts(parent, str(folder))
     client.set_terminated(parent)
     return parent
+
+
+
+def log_or_keep(experiment: str, dataset: str, results: pd.DataFrame, folder: Path,
+                bd: pd.DataFrame | None = None) -> str | None:
+    """log_report, or, when the tracking server does not answer, None and one line saying
+    where the report is kept and the command that logs it later."""
+    from mlflow.exceptions import MlflowException
+
+    journal.fail_fast()  # a gone server: seconds, not MLflow's 7 retries per call
+    try:
+        return log_report(experiment, dataset, results, folder, bd)
+    except (MlflowException, OSError) as err:  # OSError: requests' connection errors
+        command = (f"python -m evaluation.tracking {folder} --dataset {dataset} "
+                   f"--experiment {experiment}")
+        log.warning("MLflow: %s did not take the report (%s); it is kept in %s: log it with "
+                    "`%s`", tracking_uri(), journal.first_line(err), folder, command)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Log a written report (its results and BD-accuracy files) to MLflow."""
+    p = argparse.ArgumentParser(prog="python -m evaluation.tracking", description=main.__doc__)
+    p.add_argument("folder", type=Path, help="the report's folder (reports/<dataset>)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--experiment", default="classifiers")
+    args = p.parse_args(argv)
+    files = [args.folder / f"{name}.parquet" for name in (RESULTS, BD_RESULTS)]
+    for path in files:
+        if not path.is_file():
+            print(f"error: {path} not found: is {args.folder} a report's folder?",
+                  file=sys.stderr)
+            return 2
+    results, bd = (pd.read_parquet(path) for path in files)
+    run_id = log_or_keep(args.experiment, args.dataset, results, args.folder, bd)
+    if run_id is None:
+        return 1
+    print(f"MLflow: parent run {run_id} in experiment {args.experiment!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -62,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true",
                    help="also check finished shards' sha256 (reads them all; a resume always "
                    "checks their sizes) and redo those that differ")
+    p.add_argument("--no-wait", action="store_true",
+                   help="when another prep job is writing one of the sets, exit at once "
+                   "(exit 2) instead of waiting for it")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                    help="larger images are recorded as failures, never decoded (the default "
                    "fits a CPU worker's memory, see README)")

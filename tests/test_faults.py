@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -421,3 +422,140 @@ def test_an_unreachable_store_is_one_line_in_evaluation_and_the_report(
         [line] = error_lines(err)
         assert shards in line and "AWS_ENDPOINT_URL" in line and "Traceback" not in err
 
+
+
+# --- one redo command for every kind of set -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def four_sets(tmp_path_factory, synthetic_small, codec_q1, ray_local) -> Path:
+    """synthetic_small's original, q1, jpeg5 and webp5 sets, written by one prep job."""
+    out = tmp_path_factory.mktemp("four-sets")
+    assert prep_main(["--data", str(synthetic_small), "--out", str(out), "--codec-weights",
+                      str(codec_q1), *SMALL_PREP_ARGS, "--jpeg", "5", "--webp", "5"]) == 0
+    return out / DATASET
+
+
+FOUR = {"original": ["--domain", "original"], "q1": ["--domain", "latent", "--quality", "1"],
+        "jpeg5": ["--domain", "decoded", "--set", "jpeg5"],
+        "webp5": ["--domain", "decoded", "--set", "webp5"]}
+
+
+def damage_and_ask(root: Path, capsys) -> dict[str, str]:
+    """Truncate validate-000000.tar of every set; the redo command trainer.check prints for
+    each, in its one line."""
+    from trainer.check import main as check_main
+
+    commands = {}
+    for set_name, args in FOUR.items():
+        path = root / set_name / "validate-000000.tar"
+        path.write_bytes(path.read_bytes()[:1000])
+        assert check_main([*args, "--shards", str(root), "--init", "none"]) == 2
+        err = capsys.readouterr().err
+        [line] = error_lines(err)
+        assert "Traceback" not in err and f"shard {path} is 1000 bytes" in line
+        commands[set_name] = re.search(r"`(python -m prep [^`]+)`", line).group(1)
+    return commands
+
+
+def test_every_kind_of_set_is_redone_by_its_one_line_command(four_sets, tmp_path, capsys):
+    root = copy_set(four_sets, tmp_path)
+    commands = damage_and_ask(root, capsys)
+    assert len(set(commands.values())) == 1  # the job that wrote them, replayed
+    argv = shlex.split(commands["jpeg5"])
+    assert argv[:3] == ["python", "-m", "prep"] and "--jpeg" in argv and "--webp" in argv
+    ray_tmp = tempfile.mkdtemp(prefix="cdmr-ray-", dir="/tmp")
+    env = {**os.environ, "RAY_ADDRESS": "local", "RAY_TMPDIR": ray_tmp,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+                                                       os.environ.get("PYTHONPATH")]))}
+    try:  # as a user runs it: a process of its own, no shell
+        done = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True,
+                              text=True, timeout=300)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for set_name in FOUR:
+        assert f"{root / set_name}: 5 of 6 shards already done" in done.stdout
+        name = "validate-000000.tar"
+        assert (root / set_name / name).read_bytes() == (four_sets / set_name / name).read_bytes()
+
+    for set_name in FOUR:  # sets written before the command was recorded
+        info_path = root / set_name / schema.DATASET_JSON
+        info = json.loads(info_path.read_text())
+        del info[schema.PREP_COMMAND]
+        info_path.write_text(json.dumps(info))
+    for set_name, command in damage_and_ask(root, capsys).items():
+        assert prep_main(shlex.split(command)[3:]) == 0
+        assert f"{root / set_name}: 5 of 6 shards already done" in capsys.readouterr().out
+        name = "validate-000000.tar"
+        assert (root / set_name / name).read_bytes() == (four_sets / set_name / name).read_bytes()
+
+
+# --- one job per set folder ----------------------------------------------------------------------
+
+
+def prep_process(data: Path, out: Path, weights: Path, *more: str) -> subprocess.Popen:
+    """`python -m prep` in a process of its own, with its own local Ray."""
+    ray_tmp = tempfile.mkdtemp(prefix="cdmr-ray-", dir="/tmp")  # short socket paths
+    env = {**os.environ, "RAY_ADDRESS": "local", "RAY_TMPDIR": ray_tmp,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+                                                       os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "prep", "--data", str(data), "--out", str(out),
+         "--codec-weights", str(weights), *SMALL_PREP_ARGS, "--no-original", *more],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_second_job_on_a_set_waits_for_the_first_and_codes_nothing_twice(
+        synthetic_small, codec_q1, tmp_path, ray_local, capsys):
+    from prep.job import lock
+
+    out = tmp_path / "out"
+    q1 = out / DATASET / "q1"
+    first = prep_process(synthetic_small, out, codec_q1)
+    second = refused = None
+    try:
+        deadline = time.time() + 300
+        while not (q1 / lock.LOCK).exists() and time.time() < deadline and \
+                first.poll() is None:
+            time.sleep(0.05)
+        holder = json.loads((q1 / lock.LOCK).read_text())
+        assert holder["pid"] == first.pid
+        second = prep_process(synthetic_small, out, codec_q1)
+        refused = prep_process(synthetic_small, out, codec_q1, "--no-wait")
+        _, err = refused.communicate(timeout=120)
+        assert refused.returncode == 2 and "Traceback" not in err
+        [line] = error_lines(err)
+        assert f"{q1} is being written by prep job pid {first.pid} on " in line
+        assert "--no-wait" in line
+        first_out, first_err = first.communicate(timeout=300)
+        second_out, second_err = second.communicate(timeout=300)
+    finally:
+        for process in (first, second, refused):
+            if process is not None:
+                process.kill()
+    assert first.returncode == 0, first_err[-3000:]
+    assert second.returncode == 0, second_err[-3000:]
+    assert f"{q1}: 0 of 6 shards already done" in first_out
+    assert f"{q1} is being written by prep job pid {first.pid} on " in second_out
+    assert f"{q1}: 6 of 6 shards already done" in second_out  # nothing coded twice
+    assert "wrote " not in second_out
+    assert not (q1 / lock.LOCK).exists()
+
+    # a lock left by a killed job on this host: its pid is gone
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (q1 / lock.LOCK).write_text(json.dumps({"host": socket.gethostname(), "pid": gone.pid,
+                                             "started": time.time(), "token": "killed"}))
+    assert prep_main(["--data", str(synthetic_small), "--out", str(out), "--codec-weights",
+                      str(codec_q1), *SMALL_PREP_ARGS, "--no-original", "--no-wait"]) == 0
+    assert f"{q1}: taking over the lock of a prep job pid {gone.pid}" in \
+        capsys.readouterr().out
+    # ... and one on another host that stopped its heartbeat
+    (q1 / lock.LOCK).write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "x"}))
+    old = time.time() - lock.STALE_S - 1
+    os.utime(q1 / lock.LOCK, (old, old))
+    said = []
+    with lock.hold([q1], wait=False, say=said.append):
+        assert json.loads((q1 / lock.LOCK).read_text())["pid"] == os.getpid()
+    assert len(said) == 1 and "on elsewhere" in said[0] and not (q1 / lock.LOCK).exists()

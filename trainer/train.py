@@ -166,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         return run(config, shard_set, device, init)
+    except checkpoint.Damaged as err:  # every rank read the same files
+        if dist.get_rank() == 0:
+            print(f"error: {err}", file=sys.stderr)
+        return 2
     finally:
         dist.destroy_process_group()
 
@@ -226,7 +230,8 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
     if config.max_steps:
         steps = min(steps, config.max_steps)
     data = load_data(shard_set, config, start_epoch, per_rank_batch)  # before MLflow's threads
-    tracker = Tracker(config, shard_set, world, run_id, arithmetic) if is_main else None
+    tracker = (Tracker(config, shard_set, world, run_id, start_epoch > 0, arithmetic)
+               if is_main else None)
     if is_main:
         print(f"{world} process(es) x {torch.get_num_threads()} thread(s) on {device}, "
               f"precision {arithmetic} (--precision {config.precision})", flush=True)
@@ -256,54 +261,64 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
 
 def resume(config: TrainConfig, model, optimizer, scheduler, is_main: bool
            ) -> tuple[int, list, str | None]:
-    """(first epoch, history, MLflow run id): from the run folder's checkpoint with --resume or
-    after a torchrun restart, else a fresh start."""
-    path = config.out_dir / checkpoint.CHECKPOINT
+    """(first epoch, history, MLflow run id): from the run folder's newest readable checkpoint
+    with --resume or after a torchrun restart, else a fresh start. A damaged checkpoint is
+    one line and the one before it is used; none readable is an error naming the files."""
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)) > 0
-    if not ((config.resume or restarted) and path.is_file()):
+    if not (config.resume or restarted):
         return 0, [], None
-    state = checkpoint.load(path)
+    found = checkpoint.load_latest(config.out_dir, say=print if is_main else lambda _: None)
+    if found is None:
+        return 0, [], None
+    path, state = found
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     checkpoint.restore_rng(state["rng"])
+    if path.name != checkpoint.CHECKPOINT:  # the newest is damaged: keep it out of the rotation
+        dist.barrier()  # every rank has read the folder
+        if is_main:
+            checkpoint.set_aside(config.out_dir)
     if is_main:
         print(f"resuming {path} after epoch {state['epoch'] + 1}")
     return state["epoch"] + 1, state["history"], state["mlflow_run_id"] or None
 
 
 class Tracker:
-    """MLflow on rank 0: params and tags once, metrics per epoch, the test result at the end."""
+    """MLflow on rank 0, through the run folder's journal (prep.common.journal): params and
+    tags once, metrics per epoch, the test result at the end; a tracking server that does not
+    answer never stops training."""
 
     def __init__(self, config: TrainConfig, shard_set: ShardSet, world: int, run_id: str | None,
-                 arithmetic: str):
-        import mlflow
+                 resumed: bool, arithmetic: str):
+        from prep.common.journal import JOURNAL, Journal
 
-        from prep.common.tracking import start_run
-
-        self.mlflow = mlflow
         codec = shard_set.info.get("codec") or {}
         tags = {"domain": config.domain, "dataset": config.dataset,
                 "model": config.reader.model_name,
                 "quality": str(config.quality or "original"), "codec": config.codec,
                 "set": config.set_name, "inputs": config.inputs,
                 "method": config.reader.method}
-        self.run = start_run(config.experiment, config.run_name, tags, run_id)
-        self.run_id = self.run.info.run_id
-        if run_id is None:
-            mlflow.log_params({**{k: v for k, v in asdict(config).items() if v is not None},
-                               "scaled_lr": config.scaled_lr, "world_size": world,
-                               "precision_resolved": arithmetic,
-                               "codec_weights_sha256": codec.get("weights_sha256", ""),
-                               "codec_N": codec.get("N", ""), "codec_M": codec.get("M", ""),
-                               "train_samples": shard_set.counts["train"]})
+        self.journal = Journal(config.out_dir / JOURNAL)
+        if self.journal.start(config.experiment, config.run_name, tags, run_id, resumed):
+            self.journal.log_params(
+                {**{k: v for k, v in asdict(config).items() if v is not None},
+                 "scaled_lr": config.scaled_lr, "world_size": world,
+                 "precision_resolved": arithmetic,
+                 "codec_weights_sha256": codec.get("weights_sha256", ""),
+                 "codec_N": codec.get("N", ""), "codec_M": codec.get("M", ""),
+                 "train_samples": shard_set.counts["train"]})
+
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run's id once the server has answered (kept in the checkpoint)."""
+        return self.journal.run_id
 
     def epoch(self, epoch: int, metrics: dict, checkpoint_path) -> None:
-        self.mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)},
-                                step=epoch)
-        self.mlflow.set_tag("checkpoint", str(checkpoint_path.resolve()))
+        self.journal.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)},
+                                 step=epoch)
+        self.journal.set_tags({"checkpoint": str(checkpoint_path.resolve())})
 
     def finish(self, test: dict) -> None:
-        self.mlflow.log_metrics(test)
-        self.mlflow.end_run()
-
+        self.journal.log_metrics(test)
+        self.journal.finish()

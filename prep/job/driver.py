@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from prep.codec.hyperprior import ARCHITECTURE, METRIC, CodecWeights, codec_size
 from prep.common.progress import progress
 from prep.datasets.images import MAX_PIXELS
 from prep.datasets.listing import Listing, list_dataset
+from prep.job import lock
 from prep.job.plan import SHUFFLE_SEED, check_or_record, clear_set, plan_record, plan_shards
 from prep.job.pool import ActorPool, Resources, choose_resources
 from prep.job.shards import ShardResult, ShardTask, complete_shards, part_paths
@@ -57,6 +58,7 @@ class PrepConfig:
     verify: bool = False  # also compare finished shards' sha256 with their fingerprints
     max_pixels: int = MAX_PIXELS  # larger images are failures, not decoded
     classical: tuple[tuple[str, int], ...] = ()  # (codec, Pillow quality): sets jpeg30, ...
+    no_wait: bool = False  # another job holds a set: refuse instead of waiting (job/lock.py)
 
     def to_argv(self) -> list[str]:
         """`python -m prep`'s command line for this config (prep.cli.config_from gives it
@@ -165,8 +167,6 @@ def _on_sigterm(handler) -> None:
 
 def run(config: PrepConfig) -> PrepSummary:
     """Prepare the sets of `config.sets()`; resumable."""
-    import ray
-
     sets = config.sets()
     if not sets:
         raise ValueError("nothing to write: ask for the original set, a learned-codec quality "
@@ -176,6 +176,14 @@ def run(config: PrepConfig) -> PrepSummary:
             classical.check(codec, quality)  # before Ray starts
     listing = list_dataset(config.data, config.split, config.seed)
     weights, codec_info = _codec(config) if config.quality else (None, None)
+    set_dirs = [schema.set_dir(config.out, listing.name, q, c) for q, c in sets]
+    with lock.hold(set_dirs, wait=not config.no_wait):  # one job per set, before any write
+        return _run_held(config, sets, listing, weights, codec_info)
+
+
+def _run_held(config: PrepConfig, sets, listing: Listing, weights, codec_info) -> PrepSummary:
+    import ray
+
     started_ray = not ray.is_initialized()
     previous = signal.getsignal(signal.SIGTERM)
     if started_ray:
@@ -302,6 +310,7 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
                            "shards": sum(n.startswith(split + "-") for n in names)}
                    for split in schema.SPLITS},
         "shard_size": config.shard_size,
+        schema.PREP_COMMAND: _recorded(config).to_argv(),  # what a reader is told to replay
         schema.FINGERPRINTS: {n: asdict(schema.read_fingerprint(s.set_dir, n)) for n in names},
         "shard_order": f"each split shuffled with seed {SHUFFLE_SEED} (plan.py)",
         "device": resources.device if resources else None,
@@ -311,6 +320,13 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
     }
     storage.write_atomic(storage.join(s.set_dir, schema.DATASET_JSON),
                         json.dumps(info, indent=1, allow_nan=True).encode())
+
+
+def _recorded(config: PrepConfig) -> PrepConfig:
+    """The job's config with its local paths absolute: the command works from any folder."""
+    weights = config.codec_weights
+    return replace(config, data=Path(config.data).absolute(),
+                   codec_weights=None if weights is None else Path(weights).absolute())
 
 
 def _verified(s: SetSummary, resources: Resources | None) -> str | None:

@@ -349,26 +349,49 @@ def check_shards(directory: Location, info: dict, splits: Iterable[str] = SPLITS
                              f"`{redo_command(directory, info)}`")
 
 
+PREP_COMMAND = "prep_argv"  # dataset.json: the `python -m prep` arguments that wrote the set
+REDO_DROPS = ("--force", "--verify")  # a redo does only the missing or damaged shards
+
+
 def redo_command(directory: Location, info: dict) -> str:
     """`python -m prep ...` that prepares this set again as it was (it redoes only the shards
-    that are missing or damaged): its dataset, split, codec and shard size from dataset.json,
-    --out from where the set is."""
-    out = storage.parent(storage.parent(storage.location(directory)))
-    args = ["--data", info["dataset"]["root"], "--out", str(out)]
+    that are missing or damaged): the command that wrote it (PREP_COMMAND) with --out where
+    the set is now; for a set written before it was recorded, one rebuilt from dataset.json."""
+    out = str(storage.parent(storage.parent(storage.location(directory))))
+    recorded = info.get(PREP_COMMAND)
+    args = _replayed(recorded, out) if recorded else _rebuilt(info, out)
+    return "python -m prep " + shlex.join(args)
+
+
+def _replayed(argv: list[str], out: str) -> list[str]:
+    args, rest = [], iter(argv)
+    for arg in rest:
+        if arg == "--out":
+            args += [arg, out]
+            next(rest)
+        elif arg not in REDO_DROPS:
+            args.append(arg)
+    return args
+
+
+def _rebuilt(info: dict, out: str) -> list[str]:
+    args = ["--data", info["dataset"]["root"], "--out", out]
     split = info.get("split") or {}
     if "number" in split:
         args += ["--split", str(split["number"])]
     if "seed" in split:
         args += ["--seed", str(split["seed"])]
     codec = info.get("codec")
-    if codec:
+    if not codec:
+        args += ["--original-only"]
+    elif codec.get("name") in CLASSICAL:  # jpeg30, webp50: that set alone
+        args += [f"--{codec['name']}", str(codec["quality"]), "--no-original"]
+    else:
         args += ["--quality", str(codec["quality"])]
         if "://" not in codec["weights_source"]:  # a file, not CompressAI's download
             args += ["--codec-weights", codec["weights_source"]]
-    else:
-        args += ["--original-only"]
     args += ["--shard-size", str(info["shard_size"])]
-    return "python -m prep " + shlex.join(args)
+    return args
 
 
 # --- manifests ------------------------------------------------------------------------------
