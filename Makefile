@@ -11,7 +11,7 @@ WORKERS ?=
 CODEC_WEIGHTS ?=
 SPLIT ?= 1
 # Pillow qualities of the classical anchors (jpeg<P>, webp<P> sets): empty = the preset's
-# (demo: JPEG 5 20 60, no WebP; table2: JPEG 5 20 50 80, no WebP), `none` = no such sets
+# (demo: JPEG 5 60, no WebP; table2: JPEG 5 20 50 80, no WebP), `none` = no such sets
 JPEG ?=
 WEBP ?=
 ANCHOR_ARGS := $(if $(JPEG),--jpeg-qualities $(filter-out none,$(JPEG))) \
@@ -137,6 +137,7 @@ SPLITS ?= 1
 table2: $(PY)  ## the paper's matrix on DATA: prep, every classifier, evaluation, report (resumes)
 	$(PY) -m evaluation.pipeline --data $(DATA) --out $(OUT) --qualities $(QUALITIES) \
 	  --epochs $(EPOCHS) --nproc $(NPROC) --splits $(subst $(comma), ,$(SPLITS)) \
+	  $(if $(LANES),--lanes $(LANES)) \
 	  $(if $(CODECS_DIR),--codecs $(CODECS_DIR)) $(if $(WORKERS),--prep-workers $(WORKERS)) \
 	  $(ANCHOR_ARGS) $(if $(DEVICE),--device $(DEVICE))
 
@@ -153,7 +154,7 @@ report: $(PY)  ## evaluate, then Table 2, figures, efficiency -> reports/<datase
 bench-prep: $(PY)  ## prep throughput, scaling, worker memory and bytes per member
 	$(PY) -m benchmarks.bench_prep
 
-bench-train: $(PY)  ## per domain: bare model step vs the trainer's loop vs the loader alone
+bench-train: $(PY)  ## the GEMM peak, FLOPs, the bare step by precision and layout, the trainer, the loader
 	$(PY) -m benchmarks.bench_train
 
 bench-eval: $(PY)  ## cost of a prediction from the bitstream: compressed domain vs pixels

@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help=f"where {RESULTS} and the table go "
                    "(default: the runs folder)")
     p.add_argument("--list", action="store_true", help="print the rows and exit")
+    p.add_argument("--no-train", action="store_true",
+                   help="only the table of the runs that have finished (while a study runs)")
     args = p.parse_args(argv)
     if args.list:
         for name, row in ROWS.items():
@@ -190,10 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         e = replace(e, data=args.data)
     rows = list(dict.fromkeys([NEEDS[r] for r in args.rows if r in NEEDS] + args.rows))
     runs = args.runs / e.dataset
+    all_cells = cells(e, rows, args.seeds, runs)
     try:
-        prep(e, storage.location(e.out), e.splits[0])  # done sets are skipped
-        all_cells = cells(e, rows, args.seeds, runs)
-        train(all_cells, e)
+        if not args.no_train:
+            prep(e, storage.location(e.out), e.splits[0])  # done sets are skipped
+            train(all_cells, e)
     except (OSError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
