@@ -59,7 +59,7 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
     cost.to_csv(out / "efficiency.csv", index=False)
     table = tables.table2(results, dataset, present, len(names))
     sections = [f"# Report: {dataset}\n", table,
-                tables.pattern(results, {c.config.init for c in classifiers}),
+                tables.pattern(results, {c.config.init for c in classifiers}, bd_results),
                 "![Figure 3, Top-1](figure3_top1.png)\n\n![Figure 3, Top-5](figure3_top5.png)\n",
                 tables.bd_markdown(bd_results),
                 tables.efficiency_markdown(cost, efficiency.device_name(torch.device(device)))]

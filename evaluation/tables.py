@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from evaluation import verdicts
 from evaluation.classifiers import CODEC_LABELS, Classifier, curve_name
 from prep.store import schema
 from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS
@@ -93,18 +94,16 @@ def _top1(results: pd.DataFrame, method: str, quality: int | None) -> pd.Series 
 
 
 def _pct(row: pd.Series) -> str:
-    return f"{100 * row.top1:.1f} [{100 * row.top1_low:.1f}, {100 * row.top1_high:.1f}]"
+    """Top-1 with its noise interval (verdicts.cell_interval), as the verdicts use it."""
+    low, high = verdicts.cell_interval(row)
+    return f"{100 * row.top1:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def _verdict(holds: bool, overlap: bool) -> str:
-    direction = "the same direction" if holds else "the other direction"
-    if overlap:
-        return f"{direction}, but within noise here (the intervals overlap)"
-    return "holds here" if holds else "**differs here**"
-
-
-def pattern(results: pd.DataFrame, inits: set[str]) -> str:
-    """The paper's three findings, each checked against these results (Top-1, 95% intervals)."""
+def pattern(results: pd.DataFrame, inits: set[str], bd_results: pd.DataFrame | None = None
+            ) -> str:
+    """The paper's three findings, each checked against these results: the cells the table
+    prints, their gaps with intervals and the BD-accuracy of Comp. against Anchor 2 (the rule:
+    evaluation.verdicts)."""
     results = _learned(results)
     qualities = sorted(int(q) for q in results["quality"].dropna().unique())
     if not qualities:
@@ -113,35 +112,58 @@ def pattern(results: pd.DataFrame, inits: set[str]) -> str:
     lines = []
     a1_low, a1_high = _top1(results, ANCHOR1, low), _top1(results, ANCHOR1, high)
     if a1_low is not None and a1_high is not None and low != high:
+        g = verdicts.gap(a1_high, a1_low)
         lines.append(
             f"1. *Classifying decoded images with the original-trained model loses accuracy as "
             f"the rate falls* (paper, Anchor 1: 81.0 at q8, 60.3 at q1). Here: {_pct(a1_high)} "
-            f"at {schema.set_name(high)}, {_pct(a1_low)} at {schema.set_name(low)}: "
-            + _verdict(a1_low.top1 < a1_high.top1, a1_low.top1_high >= a1_high.top1_low) + ".")
+            f"at {schema.set_name(high)}, {_pct(a1_low)} at {schema.set_name(low)}, a drop of "
+            f"{g.text()} points: {verdicts.direction(g, expected_positive=True)}.")
     a2 = _top1(results, ANCHOR2, low)
     if a2 is not None and a1_low is not None:
+        g = verdicts.gap(a2, a1_low)
         lines.append(
             f"2. *Training on decoded images recovers most of it* (paper at q1: Anchor 2 77.1 "
             f"against Anchor 1 60.3). Here at {schema.set_name(low)}: {_pct(a2)} against "
-            f"{_pct(a1_low)}: "
-            + _verdict(a2.top1 > a1_low.top1, a2.top1_low <= a1_low.top1_high) + ".")
+            f"{_pct(a1_low)}, a gain of {g.text()} points: "
+            f"{verdicts.direction(g, expected_positive=True)}.")
     comp = [(q, _top1(results, COMP, q), _top1(results, ANCHOR2, q)) for q in qualities]
     comp = [(q, c, a) for q, c, a in comp if c is not None and a is not None]
     if comp:
-        cells = "; ".join(f"{schema.set_name(q)}: {COMP} {_pct(c)}, {ANCHOR2} {_pct(a)}"
-                          for q, c, a in comp)
-        behind = [c.top1 < a.top1 for _, c, a in comp]
-        overlap = [c.top1_high >= a.top1_low and a.top1_high >= c.top1_low for _, c, a in comp]
-        verdict = ("within noise here (the intervals overlap)" if all(overlap) else
-                   "holds here" if all(behind) else
-                   "**differs here**: the compressed domain is ahead where the intervals part")
+        cells = []
+        for q, c, a in comp:
+            g = verdicts.gap(c, a)
+            cells.append(f"{schema.set_name(q)}: {COMP} {_pct(c)}, {ANCHOR2} {_pct(a)}, gap "
+                         f"{g.text()}: {verdicts.finding3_words(verdicts.comp_against_pixels(g))}")
+        overall = _finding3_overall(bd_results)
         lines.append(
             "3. *The compressed domain comes within a few points of the pixel domain without "
-            "decoding* (paper: Comp. 72.6-76.6 against Anchor 2 77.1-79.9, a few points "
-            f"behind). Here: {cells}: {verdict}.")
+            "decoding* (paper: Comp. 72.6-76.6 against Anchor 2 77.1-79.9, 4.5 to 6.9 points "
+            "behind). Here, Comp. minus Anchor 2 in points: " + "; ".join(cells) + "."
+            + (f" {overall}" if overall else ""))
     start = ", ".join(f"`--init {i}`" for i in sorted(inits))
-    return ("## The paper's pattern, checked\n\n" + "\n".join(lines) + "\n\nThe paper "
-            f"fine-tunes every classifier from ImageNet; these started from {start}.\n")
+    return ("## The paper's pattern, checked\n\n" + "\n".join(lines) + "\n\n" + verdicts.RULE
+            + _seeds_note(results) + f"\n\nThe paper fine-tunes every classifier from ImageNet; "
+            f"these started from {start}.\n")
+
+
+def _finding3_overall(bd_results: pd.DataFrame | None) -> str:
+    """Finding 3 over the whole curve: the BD-accuracy of Comp. against Anchor 2."""
+    if bd_results is None or bd_results.empty:
+        return ""
+    rows = bd_results[(bd_results["curve"] == COMP) & (bd_results["reference"] == ANCHOR2)]
+    if rows.empty or np.isnan(rows.iloc[0].bd_top1):
+        return ""
+    g = verdicts.bd_gap(rows.iloc[0])
+    return (f"Over the whole curve (BD-accuracy, Comp. minus Anchor 2 at equal rate): "
+            f"{g.text()} points: {verdicts.finding3_words(verdicts.comp_against_pixels(g))}.")
+
+
+def _seeds_note(results: pd.DataFrame) -> str:
+    if "seeds" not in results or results["seeds"].max() <= 1:
+        return ""
+    return (f" Each cell is the mean over its seeds ({int(results['seeds'].min())} to "
+            f"{int(results['seeds'].max())} a cell); the intervals above are those widened "
+            "by the seeds' range.")
 
 
 def _reading(row) -> str:
