@@ -42,9 +42,11 @@ def _run(client, experiment_id: str, name: str, tags: dict, find: dict) -> str:
     return run_id
 
 
-def bd_metric_name(metric: str, curve: str, reference: str) -> str:
-    """e.g. bd_top1/comp/anchor-2-jpeg (MLflow refuses parentheses in metric names)."""
-    return f"{metric}/{slug(curve, '')}/{slug(reference, '')}"
+def metric_name(metric: str, *labels: str) -> str:
+    """The one place a metric name is built from labels (methods, curves, sets): each label
+    slugged, e.g. top1/comp-y/q1, bd_top1/comp/anchor-2-jpeg; MLflow refuses parentheses and
+    most punctuation in names ("Comp. (y)")."""
+    return "/".join([metric, *(slug(label, "") for label in labels)])
 
 
 def log_report(experiment: str, dataset: str, results: pd.DataFrame, folder: Path,
@@ -76,7 +78,7 @@ def log_report(experiment: str, dataset: str, results: pd.DataFrame, folder: Pat
         client.log_batch(child, metrics=metrics, params=params,
                          tags=[RunTag(k, str(v)) for k, v in tags.items()])
         client.set_terminated(child)
-        summary += [Metric(f"{k}/{row['method']}/{set_name}", float(row[k]), now, 0)
+        summary += [Metric(metric_name(k, row["method"], set_name), float(row[k]), now, 0)
                     for k in ("top1", "top5")]
         if row["mlflow_run_id"]:  # the training run points to the report too
             try:
@@ -84,7 +86,7 @@ def log_report(experiment: str, dataset: str, results: pd.DataFrame, folder: Pat
             except MlflowException as err:  # trained against another tracking store
                 log.warning("training run %s: %s", row["mlflow_run_id"], err)
     for row in ([] if bd is None else bd.to_dict("records")):
-        summary += [Metric(bd_metric_name(k, row["curve"], row["reference"]), float(row[k]),
+        summary += [Metric(metric_name(k, row["curve"], row["reference"]), float(row[k]),
                            now, 0) for k in BD_METRICS if not math.isnan(float(row[k]))]
     client.log_batch(parent, metrics=summary)  # the whole matrix on the parent's own page
     client.log_artifacts(parent, str(folder))
