@@ -21,9 +21,16 @@ TABLE_METHODS = (ANCHOR1, ANCHOR2, COMP, COMP_INPUTS["y"], COMP_INPUTS["sigma"])
 BD_RESULTS = "bd_accuracy"
 
 
+def _seeds(row) -> int:
+    return int(getattr(row, "seeds", 1))
+
+
 def _cell(row: pd.Series) -> str:
+    """Top-1 (Top-5), its test-image interval and, with several seeds, their range."""
+    spread = (f" seeds {100 * row.top1_min:.1f}-{100 * row.top1_max:.1f}"
+              if _seeds(row) > 1 else "")
     return (f"{100 * row.top1:.1f} ({100 * row.top5:.1f}) "
-            f"<br><sub>[{100 * row.top1_low:.1f}, {100 * row.top1_high:.1f}]</sub>")
+            f"<br><sub>[{100 * row.top1_low:.1f}, {100 * row.top1_high:.1f}]{spread}</sub>")
 
 
 def chance(present: int, label_space: int) -> str:
@@ -58,9 +65,11 @@ def codec_table(results: pd.DataFrame, codec: str) -> str:
     return "\n".join(lines)
 
 
-def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int) -> str:
+def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int,
+           where: str = "test split") -> str:
     """Laid out like the paper's Table 2 (a row per method, a column per quality), then the
-    same for each classical codec's sets (its anchors at their own rates)."""
+    same for each classical codec's sets (its anchors at their own rates); results: a row per
+    cell (seeds.over_seeds); where: the images it was measured on."""
     learned = codec_table(results, schema.LEARNED)
     classical = [
         f"**{CODEC_LABELS[codec]}** (Pillow; set `{codec}<P>`: quality P): the anchors on its "
@@ -71,15 +80,22 @@ def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int) 
                  if anchor3.empty else
                  f"Anchor 3 (ResNet-50 trained and tested on the original images, "
                  f"{anchor3.iloc[0].bpp:.2f} bpp as stored): Top-1 {100 * anchor3.iloc[0].top1:.1f}"
-                 f" [{100 * anchor3.iloc[0].top1_low:.1f}, {100 * anchor3.iloc[0].top1_high:.1f}],"
-                 f" Top-5 {100 * anchor3.iloc[0].top5:.1f}.")
+                 f" [{100 * anchor3.iloc[0].top1_low:.1f}, {100 * anchor3.iloc[0].top1_high:.1f}]"
+                 + (f" seeds {100 * anchor3.iloc[0].top1_min:.1f}-"
+                    f"{100 * anchor3.iloc[0].top1_max:.1f}" if _seeds(anchor3.iloc[0]) > 1 else "")
+                 + f", Top-5 {100 * anchor3.iloc[0].top5:.1f}.")
     samples = int(results["samples"].iloc[0])
     tables = "\n\n".join(filter(None, [learned, *classical]))
-    return (f"## Table 2: {dataset}, test split ({samples} images)\n\n{reference} "
+    several = max(_seeds(r) for r in results.itertuples())
+    seeds = (f" With {several} seeds a cell is the mean over its seeds (each classifier trained "
+             "once per seed; Anchor 1: each seed's Anchor 3 model); below it the 95% Wilson "
+             "interval of that mean over the test images and `seeds min-max`, the range of the "
+             "seeds' own Top-1." if several > 1 else "")
+    return (f"## Table 2: {dataset}, {where} ({samples} images)\n\n{reference} "
             f"{chance(present, label_space)}\n\n{tables}\n\nTop-1 (Top-5) in %; below, the 95% "
             "Wilson interval of Top-1. Anchor 1: the Anchor 3 model on decoded images (not "
             "retrained); Anchor 2: ResNet-50 trained on decoded images of that set; Comp.: "
-            "cResNet-39 on y_hat and sigma_hat.\n")
+            f"cResNet-39 on y_hat and sigma_hat.{seeds}\n")
 
 
 def _learned(results: pd.DataFrame) -> pd.DataFrame:
@@ -99,8 +115,8 @@ def _pct(row: pd.Series) -> str:
     return f"{100 * row.top1:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def pattern(results: pd.DataFrame, inits: set[str], bd_results: pd.DataFrame | None = None
-            ) -> str:
+def pattern(results: pd.DataFrame, inits: set[str], bd_results: pd.DataFrame | None = None,
+            where: str = "") -> str:
     """The paper's three findings, each checked against these results: the cells the table
     prints, their gaps with intervals and the BD-accuracy of Comp. against Anchor 2 (the rule:
     evaluation.verdicts)."""
@@ -141,9 +157,9 @@ def pattern(results: pd.DataFrame, inits: set[str], bd_results: pd.DataFrame | N
             "behind). Here, Comp. minus Anchor 2 in points: " + "; ".join(cells) + "."
             + (f" {overall}" if overall else ""))
     start = ", ".join(f"`--init {i}`" for i in sorted(inits))
-    return ("## The paper's pattern, checked\n\n" + "\n".join(lines) + "\n\n" + verdicts.RULE
-            + _seeds_note(results) + f"\n\nThe paper fine-tunes every classifier from ImageNet; "
-            f"these started from {start}.\n")
+    return (f"## The paper's pattern, checked{_on(where)}\n\n" + "\n".join(lines) + "\n\n"
+            + verdicts.RULE + _seeds_note(results) + "\n\nThe paper fine-tunes every classifier "
+            f"from ImageNet; these started from {start}.\n")
 
 
 def _finding3_overall(bd_results: pd.DataFrame | None) -> str:
@@ -174,11 +190,19 @@ def _reading(row) -> str:
     return "behind" if row.bd_top1_high < 0 else "within noise (the interval holds 0)"
 
 
-def bd_markdown(table: pd.DataFrame) -> str:
+def _on(where: str) -> str:
+    return f" on the {where}" if where else ""
+
+
+def bd_markdown(table: pd.DataFrame, where: str = "") -> str:
     """BD-accuracy of every pair of curves, with its interval and what it says."""
     if table.empty:
         return ""
     first = table.iloc[0]
+    several = int(table[["seeds", "reference_seeds"]].max().max()) if "seeds" in table else 1
+    seeds = (" With several seeds each point is the mean over its seeds and each resample also "
+             "draws every curve's seeds with replacement (one draw for all of a curve's points), "
+             "so the interval holds the seeds' variation too." if several > 1 else "")
     lines = ["| curve | reference | BD Top-1 (points) | 95% interval | common bpp | reading |",
              "|---|---|---|---|---|---|"]
     for row in table.itertuples():
@@ -188,13 +212,14 @@ def bd_markdown(table: pd.DataFrame) -> str:
         value = "-" if np.isnan(row.bd_top1) else f"**{100 * row.bd_top1:+.1f}**"
         lines.append(f"| {row.curve} | {row.reference} | {value} | {interval} | {span} | "
                      f"{_reading(row)} |")
-    return ("## BD-accuracy: one number per pair of curves\n\n"
+    return (f"## BD-accuracy: one number per pair of curves{_on(where)}\n\n"
             "The mean Top-1 difference, curve minus reference, over the bpp range both span "
             "(Bjontegaard's delta with accuracy in place of PSNR: a piecewise cubic (PCHIP) fit "
             "of Top-1 against log10 bpp, integrated over the common range). Positive: the curve "
             f"is more accurate at equal rate. The interval: {int(first.resamples)} bootstrap "
             f"resamples of the {int(first.images)} test images, the same images for every "
-            "point (the rates stay fixed). `" + BD_RESULTS + ".csv` holds the numbers.\n\n"
+            "point (the rates stay fixed)." + seeds + " `" + BD_RESULTS + ".csv` holds the "
+            "numbers.\n\n"
             + "\n".join(lines) + "\n")
 
 

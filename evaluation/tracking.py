@@ -1,6 +1,9 @@
 """The report in MLflow: one parent run per dataset holding the report's files, the Top-1/Top-5
 matrix and the BD-accuracy of every pair of curves, and a child run per Table 2 cell (method x
-set) with its metrics, linked to the classifier's training run.
+set) with its metrics, linked to the classifier's training run. With several seeds the cell's
+run holds the mean over its seeds and the range, and a run per seed nests under it (tag
+`seed`); each training run gets the tags `seed` and `cdmr.cell`, so the runs table grouped by
+that tag shows a cell's seeds together.
 
 Select the children in the MLflow UI and compare them (e.g. top1 against bpp) to see the matrix.
 Running the report again updates the same runs instead of adding new ones.
@@ -18,6 +21,7 @@ import pandas as pd
 from evaluation.evaluate import slug
 from prep.common.tracking import experiment_id as find_experiment
 from prep.common.tracking import tracking_uri
+from trainer.domains import ANCHOR1
 
 log = logging.getLogger(__name__)
 REPORT_TAG = "cdmr.report"  # value: the dataset
@@ -25,6 +29,8 @@ CELL_TAG = "cdmr.cell"  # value: "<method>/<set>"
 METRICS = ("top1", "top1_low", "top1_high", "top5", "top5_low", "top5_high", "samples", "bpp",
            "psnr", "ms_ssim", "ssim")
 BD_METRICS = ("bd_top1", "bd_top1_low", "bd_top1_high")
+SEED_METRICS = ("top1_min", "top1_max", "top5_min", "top5_max", "seeds")  # a cell over seeds
+EXTRA_PREFIX = "extra-test"  # the evaluation-only set's metrics on the parent run
 
 
 def _find(client, experiment_id: str, tags: dict) -> str | None:
@@ -49,11 +55,13 @@ def metric_name(metric: str, *labels: str) -> str:
     return "/".join([metric, *(slug(label, "") for label in labels)])
 
 
-def log_report(experiment: str, dataset: str, results: pd.DataFrame, folder: Path,
-               bd: pd.DataFrame | None = None) -> str:
-    """The parent run's id. bd: one row per pair of curves (evaluation.bd)."""
-    from mlflow.entities import Metric, Param, RunTag
-    from mlflow.exceptions import MlflowException
+def log_report(experiment: str, dataset: str, cells: pd.DataFrame, results: pd.DataFrame,
+               folder: Path, bd: pd.DataFrame | None = None,
+               extra: dict[str, pd.DataFrame] | None = None) -> str:
+    """The parent run's id. cells: a row per table cell over its seeds (seeds.over_seeds);
+    results: a row per cell and seed; bd: one row per pair of curves (evaluation.bd); extra:
+    the evaluation-only set's cells ("table2") and BD ("bd_accuracy"), on the parent only."""
+    from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri())
@@ -61,34 +69,75 @@ def log_report(experiment: str, dataset: str, results: pd.DataFrame, folder: Pat
     parent = _run(client, experiment_id, f"{dataset}/report", {REPORT_TAG: dataset},
                   {REPORT_TAG: dataset})
     now, summary = int(time.time() * 1000), []
-    for row in results.to_dict("records"):
-        set_name = row["set"]  # original, q4, jpeg30: it names the codec and its quality
-        cell = f"{row['method']}/{set_name}"
-        tags = {CELL_TAG: cell, "mlflow.parentRunId": parent, "method": row["method"],
-                "quality": set_name, "codec": "" if pd.isna(row["codec"]) else row["codec"],
-                "curve": row["curve"], "dataset": dataset,
-                "classifier_run_id": row["mlflow_run_id"], "trained_on": row["trained_on"]}
-        child = _run(client, experiment_id, f"{dataset}/{row['method']}/{set_name}", tags,
-                     {CELL_TAG: cell, "mlflow.parentRunId": parent})
-        metrics = [Metric(k, float(row[k]), now, 0) for k in METRICS
-                   if not math.isnan(float(row[k]))]
-        params = [] if client.get_run(child).data.params else [
-            Param("method", row["method"]), Param("quality", set_name),
-            Param("checkpoint", row["checkpoint"])]
-        client.log_batch(child, metrics=metrics, params=params,
-                         tags=[RunTag(k, str(v)) for k, v in tags.items()])
-        client.set_terminated(child)
-        summary += [Metric(metric_name(k, row["method"], set_name), float(row[k]), now, 0)
+    for row in cells.to_dict("records"):
+        cell_run = _log_cell(client, experiment_id, parent, dataset, row, now)
+        seeds = results[(results["method"] == row["method"]) & (results["set"] == row["set"])]
+        for seed_row in seeds.to_dict("records"):
+            if row["seeds"] > 1:  # a run per seed under its cell's run
+                _log_cell(client, experiment_id, cell_run, dataset, seed_row, now)
+            if row["method"] != ANCHOR1:  # Anchor 1's classifier is Anchor 3's: tagged there
+                _tag_training_run(client, seed_row, parent)
+        summary += [Metric(metric_name(k, row["method"], row["set"]), float(row[k]), now, 0)
                     for k in ("top1", "top5")]
-        if row["mlflow_run_id"]:  # the training run points to the report too
-            try:
-                client.set_tag(row["mlflow_run_id"], "report_run_id", parent)
-            except MlflowException as err:  # trained against another tracking store
-                log.warning("training run %s: %s", row["mlflow_run_id"], err)
-    for row in ([] if bd is None else bd.to_dict("records")):
-        summary += [Metric(metric_name(k, row["curve"], row["reference"]), float(row[k]),
-                           now, 0) for k in BD_METRICS if not math.isnan(float(row[k]))]
+    summary += _bd_metrics(bd, now)
+    for row in ([] if extra is None else extra["table2"].to_dict("records")):
+        summary += [Metric(metric_name(f"{EXTRA_PREFIX}/{k}", row["method"], row["set"]),
+                           float(row[k]), now, 0) for k in ("top1", "top5")]
+    summary += _bd_metrics(None if extra is None else extra["bd_accuracy"], now, EXTRA_PREFIX)
     client.log_batch(parent, metrics=summary)  # the whole matrix on the parent's own page
     client.log_artifacts(parent, str(folder))
     client.set_terminated(parent)
     return parent
+
+
+def _log_cell(client, experiment_id: str, parent: str, dataset: str, row: dict, now: int
+              ) -> str:
+    """A table cell's run under `parent`: over its seeds (row from seeds.over_seeds, `seeds`
+    set) or one seed's (row from evaluate, `seed` an int) under the cell's run."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    set_name = row["set"]  # original, q4, jpeg30: it names the codec and its quality
+    cell = f"{row['method']}/{set_name}"
+    one_seed = "seeds" not in row
+    tags = {CELL_TAG: cell, "mlflow.parentRunId": parent, "method": row["method"],
+            "quality": set_name, "codec": "" if pd.isna(row["codec"]) else row["codec"],
+            "curve": row["curve"], "dataset": dataset, "trained_on": row["trained_on"]}
+    tags |= ({"seed": str(row["seed"]), "classifier_run_id": row["mlflow_run_id"]} if one_seed
+             else {"seeds": str(row["seeds"])} | (
+                 {"classifier_run_id": row["mlflow_run_id"]} if row["seeds"] == 1 else {}))
+    name = f"{dataset}/{row['method']}/{set_name}" + (f"/seed{row['seed']}" if one_seed else "")
+    run = _run(client, experiment_id, name, tags,
+               {k: tags[k] for k in (CELL_TAG, "mlflow.parentRunId", "seed") if k in tags})
+    metrics = [Metric(k, float(row[k]), now, 0) for k in METRICS + SEED_METRICS
+               if k in row and not math.isnan(float(row[k]))]
+    params = [] if client.get_run(run).data.params else [
+        Param("method", row["method"]), Param("quality", set_name),
+        Param("checkpoint", row["checkpoint"])]
+    client.log_batch(run, metrics=metrics, params=params,
+                     tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    client.set_terminated(run)
+    return run
+
+
+def _tag_training_run(client, row: dict, report: str) -> None:
+    """The training run of one seed's cell points to the report and carries its cell and seed
+    (group the runs table by the tag cdmr.cell to see a cell's seeds together)."""
+    from mlflow.exceptions import MlflowException
+
+    if not row["mlflow_run_id"]:
+        return
+    try:
+        for key, value in (("report_run_id", report), ("seed", str(row["seed"])),
+                           (CELL_TAG, f"{row['method']}/{row['set']}")):
+            client.set_tag(row["mlflow_run_id"], key, value)
+    except MlflowException as err:  # trained against another tracking store
+        log.warning("training run %s: %s", row["mlflow_run_id"], err)
+
+
+def _bd_metrics(bd: pd.DataFrame | None, now: int, prefix: str = "") -> list:
+    from mlflow.entities import Metric
+
+    rows = [] if bd is None else bd.to_dict("records")
+    return [Metric(metric_name(prefix + ("/" if prefix else "") + k, row["curve"],
+                               row["reference"]), float(row[k]), now, 0)
+            for row in rows for k in BD_METRICS if not math.isnan(float(row[k]))]
