@@ -134,15 +134,21 @@ ui: $(PY)  ## MLflow UI on http://127.0.0.1:5000 (the runs in mlflow.db)
 EPOCHS ?= 30
 QUALITIES ?= 1 4 8
 SPLITS ?= 1
+# SEEDS=N: every classifier trained N times (seeds 0..N-1; seed k>0 in <run folder>-seed<k>)
+SEEDS ?=
+# EXTRA_TEST=dir: an evaluation-only set (MINC layout, test only) evaluated beside the test split
+EXTRA_TEST ?=
+PIPELINE_EXTRAS = $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EXTRA_TEST),--extra-test $(EXTRA_TEST))
 table2: $(PY)  ## the paper's matrix on DATA: prep, every classifier, evaluation, report (resumes)
 	$(PY) -m evaluation.pipeline --data $(DATA) --out $(OUT) --qualities $(QUALITIES) \
-	  --epochs $(EPOCHS) --nproc $(NPROC) --splits $(subst $(comma), ,$(SPLITS)) \
+	  --epochs $(EPOCHS) --nproc $(NPROC) --splits $(subst $(comma), ,$(SPLITS)) $(PIPELINE_EXTRAS) \
 	  $(if $(LANES),--lanes $(LANES)) \
 	  $(if $(CODECS_DIR),--codecs $(CODECS_DIR)) $(if $(WORKERS),--prep-workers $(WORKERS)) \
 	  $(ANCHOR_ARGS) $(if $(DEVICE),--device $(DEVICE))
 
 minc-subset: $(PY)  ## the experiment on the real MINC-2500 photographs of ../shared (4 classes; resumes)
 	$(PY) -m evaluation.pipeline --preset minc-subset $(if $(WORKERS),--prep-workers $(WORKERS)) \
+	  $(PIPELINE_EXTRAS) \
 	  $(if $(DEVICE),--device $(DEVICE))
 
 evaluate: $(PY)  ## every trained classifier of SHARDS on every prepared set -> reports/<dataset>

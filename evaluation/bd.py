@@ -9,6 +9,10 @@ log-bpp range and divide by its length: the mean accuracy difference at equal ra
 The interval resamples the test images with replacement, the same draw for every point of
 every curve (the curves are measured on the same images, so their differences are paired),
 and recomputes each point's accuracy from the per-image predictions; the rates stay fixed.
+With several training seeds a point is the mean over its seeds (the mean curve), and each
+resample also draws every curve's seeds with replacement (a curve's draw for all its points;
+the seeds of different curves are different trainings), so the interval holds both the test
+images' and the seeds' variation. One seed gives exactly the single-seed numbers.
 """
 
 from __future__ import annotations
@@ -68,11 +72,16 @@ class Curve:
     name: str
     sets: tuple[str, ...]
     bpp: np.ndarray  # (points,)
-    hits: np.ndarray  # (points, images), bool, images in one shared key order
+    hits: np.ndarray  # (seeds, points, images), bool, images in one shared key order
 
     @property
     def accuracy(self) -> np.ndarray:
-        return self.hits.mean(axis=1)
+        """(points,): the mean over the seeds and the images."""
+        return self.hits.mean(axis=(0, 2))
+
+    @property
+    def seeds(self) -> int:
+        return self.hits.shape[0]
 
 
 def _order(method: str, codec: str) -> tuple[int, int]:
@@ -84,36 +93,51 @@ def _order(method: str, codec: str) -> tuple[int, int]:
 
 def curves(results: pd.DataFrame, hits: pd.DataFrame) -> tuple[list[Curve], int]:
     """Every coded curve with two or more points, on the test images all of them share; and
-    how many images that is. results: evaluate's table (method, codec, curve, set, bpp);
-    hits: its HITS (curve, set, key, top1)."""
-    coded = results[results["codec"].notna()].sort_values("bpp")
-    counts = coded["curve"].value_counts()
-    coded = coded[coded["curve"].map(counts) >= 2]
+    how many images that is. results: evaluate's table (method, codec, curve, set, bpp, seed:
+    a row per cell and seed); hits: its HITS (curve, set, seed, key, top1). A curve keeps the
+    seeds every one of its points has."""
+    if "seed" not in hits.columns:
+        results, hits = results.assign(seed=0), hits.assign(seed=0)
+    coded = results[results["codec"].notna()].sort_values(["bpp", "seed"])
+    points = coded.drop_duplicates(["curve", "set"])
+    counts = points["curve"].value_counts()
+    points = points[points["curve"].map(counts) >= 2]
     cells = {name: group.set_index("key")["top1"]
-             for name, group in hits.groupby(["curve", "set"], sort=False)}
-    shared = [set(cells[(row.curve, row.set)].index) for row in coded.itertuples()]
+             for name, group in hits.groupby(["curve", "set", "seed"], sort=False)}
+    shared = [set(cells[(row.curve, row.set, row.seed)].index) for row in
+              coded[coded["curve"].isin(points["curve"])].itertuples()]
     order = sorted(set.intersection(*shared)) if shared else []
     found = []
-    for name, rows in sorted(coded.groupby("curve", sort=False),
+    for name, rows in sorted(points.groupby("curve", sort=False),
                              key=lambda g: _order(g[1]["method"].iloc[0], g[1]["codec"].iloc[0])):
-        matrix = [cells[(name, s)].loc[order].to_numpy(bool) for s in rows["set"]]
+        seeds = sorted(set.intersection(*(set(coded.loc[(coded["curve"] == name) & (
+            coded["set"] == s), "seed"]) for s in rows["set"])))
+        matrix = [[cells[(name, s, seed)].loc[order].to_numpy(bool) for s in rows["set"]]
+                  for seed in seeds]
         found.append(Curve(name, tuple(rows["set"]), rows["bpp"].to_numpy(float),
-                           np.array(matrix).reshape(len(rows), len(order))))
+                           np.array(matrix).reshape(len(seeds), len(rows), len(order))))
     return found, len(order)
 
 
-def bootstrap_accuracy(curve: Curve, draws: np.ndarray) -> np.ndarray:
-    """(points, resamples): each point's accuracy on each resample of the images."""
-    return np.stack([hits[draws].mean(axis=1) for hits in curve.hits])
+def bootstrap_accuracy(curve: Curve, draws: np.ndarray, seed_draws: np.ndarray) -> np.ndarray:
+    """(points, resamples): each point's accuracy on each resample of the images (draws:
+    resamples x images) and of the curve's seeds (seed_draws: resamples x seeds)."""
+    per_seed = np.stack([np.stack([hits[draws].mean(axis=1) for hits in points])
+                         for points in curve.hits])  # (seeds, points, resamples)
+    resamples = np.arange(draws.shape[0])
+    return np.mean([per_seed[seed_draws[:, k], :, resamples].T
+                    for k in range(seed_draws.shape[1])], axis=0)
 
 
 def compare(curve_list: list[Curve], resamples: int = RESAMPLES, level: float = LEVEL,
             seed: int = 0) -> pd.DataFrame:
     """BD-accuracy of every pair (the earlier curve minus the later one, in Top-1 points of
     0..1), its bootstrap interval and the common bpp range; one row per pair."""
-    images = curve_list[0].hits.shape[1] if curve_list else 0
+    images = curve_list[0].hits.shape[2] if curve_list else 0
     draws = np.random.default_rng(seed).integers(0, images, size=(resamples, images))
-    resampled = {c.name: bootstrap_accuracy(c, draws) for c in curve_list} if images else {}
+    seed_rng = np.random.default_rng([seed, 1])  # apart: the image draws stay those of one seed
+    resampled = {c.name: bootstrap_accuracy(c, draws, seed_rng.integers(
+        0, c.seeds, size=(resamples, c.seeds))) for c in curve_list} if images else {}
     rows = []
     for a, b in itertools.combinations(curve_list, 2):
         span = common_range(a.bpp, b.bpp)
@@ -127,6 +151,7 @@ def compare(curve_list: list[Curve], resamples: int = RESAMPLES, level: float = 
                      "bpp_low": span[0] if span else math.nan,
                      "bpp_high": span[1] if span else math.nan,
                      "points": len(a.bpp), "reference_points": len(b.bpp), "images": images,
+                     "seeds": a.seeds, "reference_seeds": b.seeds,
                      "resamples": resamples, "fit": "pchip of Top-1 on log10(bpp)"})
     return pd.DataFrame(rows)
 

@@ -74,7 +74,7 @@ def find_classifiers(runs: str | Path) -> list[Classifier]:
         raise FileNotFoundError(f"no checkpoints under {runs}: train the classifiers first")
     return sorted(found, key=lambda c: (METHOD_ORDER.index(c.trained_method),
                                         schema.CODECS.index(c.config.codec),
-                                        c.config.quality or 0))
+                                        c.config.quality or 0, c.config.seed))
 
 
 def load_model(classifier: Classifier, num_classes: int, latent_channels: int | None) -> nn.Module:

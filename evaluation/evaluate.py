@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from evaluation import metrics
+from evaluation import metrics, seeds
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier, curve_name, find_classifiers, load_model
 from evaluation.predict import predict
@@ -62,6 +62,11 @@ class Target:
     @property
     def slug(self) -> str:
         return slug(self.method, self.set_name)
+
+    @property
+    def seed(self) -> int:
+        """The training seed of the classifier that reads the cell (Anchor 1: Anchor 3's)."""
+        return self.classifier.config.seed
 
 
 def slug(method: str, set_name: str) -> str:
@@ -124,28 +129,50 @@ def check_counts(predictions: dict, shard_set: ShardSet, split: str,
             f"disagree: prepare the set again")
 
 
+def label_map(set_names: list[str], label_space: list[str], where) -> np.ndarray:
+    """A set's label -> the classifiers' label for the same class name (an evaluation-only set
+    may list other classes, or in another order); an error naming a class they never knew."""
+    unknown = [name for name in set_names if name not in label_space]
+    if unknown:
+        raise ValueError(f"{where} has classes the classifiers were not trained on "
+                         f"({', '.join(unknown)}); evaluate it only with classifiers of a label "
+                         f"space that holds them ({', '.join(label_space)})")
+    return np.array([label_space.index(name) for name in set_names], dtype=np.int64)
+
+
 def evaluate_target(target: Target, catalogue: Catalogue, split: str, out: Path,
-                    device: torch.device, workers: int) -> tuple[dict, ShardSet]:
+                    device: torch.device, workers: int, label_space: list[str] | None = None
+                    ) -> tuple[dict, ShardSet]:
+    """The cell's predictions (cached), labels in the classifier's label space (label_space:
+    its class names, default the set's own)."""
     shard_set = catalogue.shard_set(target.domain, target.quality, target.codec, splits=(split,))
+    names = list(shard_set.info["categories"])
+    label_space = label_space or names
     sha256 = target.classifier.sha256
-    cache = out / PREDICTIONS / f"{target.slug}-{split}.parquet"
+    cache = out / PREDICTIONS / f"{target.slug}{seeds.suffix(target.seed)}-{split}.parquet"
     predictions = _cached(cache, sha256)
     if predictions is None:
         config = target.classifier.config
-        model = load_model(target.classifier, shard_set.num_classes, shard_set.latent_channels)
+        model = load_model(target.classifier, len(label_space), shard_set.latent_channels)
         model = model.to(device, memory_format=precision.memory_format(device))
         predictions = predict(model, shard_set, split, config.input_sizes, workers=workers,
                               desc=f"{target.method} {target.set_name}",
                               arithmetic=precision.for_evaluation(config.precision, device))
         _save(cache, predictions, sha256)
     check_counts(predictions, shard_set, split, catalogue.manifest(shard_set))
+    if names != label_space:
+        labels = label_map(names, label_space, shard_set.directory)[predictions["label"]]
+        predictions = predictions | {"label": labels}
     return predictions, shard_set
 
 
 def evaluate_all(catalogue: Catalogue, classifiers: list[Classifier], out: str | Path,
-                 split: str = "test",
-                 device: str = "cpu", workers: int = 2) -> dict[str, pd.DataFrame]:
-    """The results, per-class and confusion tables, also written to <out> as Parquet and CSV."""
+                 split: str = "test", device: str = "cpu", workers: int = 2,
+                 categories: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """The results (a row per cell and seed), per-class and confusion tables, also written to
+    <out> as Parquet and CSV. categories: the classifiers' class names where the catalogue is
+    another dataset (an evaluation-only set): its labels are mapped to them by name, Top-1 is
+    over the classifiers' whole output."""
     out = Path(out)
     results, per_class, confusion, hits = [], [], [], []
     for target in targets(classifiers, catalogue.prepared_sets()):
@@ -154,20 +181,20 @@ def evaluate_all(catalogue: Catalogue, classifiers: list[Classifier], out: str |
             log.warning("%s: %d of %d epochs done; evaluating it as it is", c.path, c.epoch,
                         c.config.epochs)
         predictions, shard_set = evaluate_target(target, catalogue, split, out,
-                                                 torch.device(device), workers)
+                                                 torch.device(device), workers, categories)
         cell = {"dataset": catalogue.dataset, "split": split, "method": target.method,
                 "quality": target.quality, "set": target.set_name,
                 "codec": None if target.quality is None else target.codec,
-                "curve": target.curve}
+                "curve": target.curve, "seed": target.seed}
         results.append(cell | metrics.accuracy(predictions["label"], predictions["top"])
                        | set_quality(catalogue.manifest(shard_set), split)
                        | {"checkpoint": str(c.path), "epochs_done": c.epoch,
                           "epochs": c.config.epochs, "mlflow_run_id": c.mlflow_run_id,
                           "trained_on": c.config.run_name})
         hits.append(pd.DataFrame({"curve": target.curve, "set": target.set_name,
-                                  "key": predictions["key"],
+                                  "seed": target.seed, "key": predictions["key"],
                                   "top1": predictions["top"][:, 0] == predictions["label"]}))
-        names = shard_set.info["categories"]
+        names = categories or shard_set.info["categories"]
         counts = metrics.confusion(predictions["label"], predictions["top"][:, 0], len(names))
         recall = metrics.per_class_accuracy(counts)
         per_class += [cell | {"label": label, "class_name": name, "accuracy": recall[label],

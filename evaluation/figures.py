@@ -21,6 +21,9 @@ AXES = {"bpp": "bits per pixel (log scale)", "psnr": "PSNR (dB)", "ssim": "SSIM"
 MARKERS = {ANCHOR1: ("o", "C0"), ANCHOR2: ("s", "C1"), COMP: ("^", "C2"),
            COMP_INPUTS["y"]: ("v", "C3"), COMP_INPUTS["sigma"]: ("d", "C4")}
 LINES = {LEARNED: "-", "jpeg": "--", "webp": "-."}
+SEEDS_NOTE = ("\nWith several seeds each point is the mean over its seeds, the thin bar its 95% "
+              "Wilson interval over the test images, the thick bar the range of the seeds' own "
+              "values.\n")
 
 
 def _rate_label(value: float, _position) -> str:
@@ -39,7 +42,8 @@ def curves(results: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 def figure3(results: pd.DataFrame, path: Path, metric: str, dataset: str) -> Path:
     """Top-k against bpp, PSNR and SSIM, a line per curve (a method on one codec's sets) with
-    95% intervals; Anchor 3 (the original images) as a horizontal reference."""
+    95% intervals (and the seeds' range where a cell has several); Anchor 3 (the original
+    images) as a horizontal reference. results: a row per cell (seeds.over_seeds)."""
     fig, axes = plt.subplots(1, len(AXES), figsize=(4.2 * len(AXES), 3.6), sharey=True)
     reference = results[results["method"] == ANCHOR3]
     for ax, (column, label) in zip(axes, AXES.items(), strict=True):
@@ -51,6 +55,9 @@ def figure3(results: pd.DataFrame, path: Path, metric: str, dataset: str) -> Pat
                                           - rows[metric].to_numpy()),
                         marker=marker, color=colour, linestyle=LINES[rows["codec"].iloc[0]],
                         capsize=3, label=curve)
+            if rows.get("seeds", pd.Series([1])).max() > 1:  # the seeds' range, thick
+                ax.vlines(rows[column], 100 * rows[f"{metric}_min"], 100 * rows[f"{metric}_max"],
+                          color=colour, linewidth=4, alpha=0.5)
         for _, row in reference.iterrows():
             ax.axhline(100 * row[metric], color="grey", linestyle=":",
                        label=f"{ANCHOR3} (original)")

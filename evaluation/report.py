@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evaluation import bd, efficiency, figures, tables, tracking
+from evaluation import bd, efficiency, figures, seeds, tables, tracking
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import find_classifiers
 from evaluation.evaluate import CONFUSION, HITS, RESULTS, common_arguments, evaluate_all, slug
@@ -29,65 +29,99 @@ from trainer.domains import ORIGINAL
 
 log = logging.getLogger(__name__)
 
-BD_RESULTS = "bd_accuracy"
+BD_RESULTS = tables.BD_RESULTS
+TABLE = "table2"  # one row per cell over its seeds (seeds.over_seeds): table2.csv/.parquet
+EXTRA = "extra-test"  # the evaluation-only set's results, under the report's folder
 
 
 def write_report(root: Location, runs: str | Path, out: str | Path, device: str = "cpu",
-                 min_seconds: float = 2.0, log_mlflow: bool = True, experiment: str = "classifiers"
-                 ) -> Path:
+                 min_seconds: float = 2.0, log_mlflow: bool = True, experiment: str = "classifiers",
+                 extra: Location | None = None, extra_label: str | None = None) -> Path:
+    """extra: the shards of an evaluation-only set (never trained on), evaluated beside the
+    run's own test split with its labels mapped by class name; extra_label names it."""
     catalogue, out = Catalogue(root), Path(out)
     dataset = catalogue.dataset
     classifiers = find_classifiers(runs)
-    evaluated = evaluate_all(catalogue, classifiers, out, device=device)
-    results = evaluated[RESULTS]
-    bd_results = bd.bd_table(results, evaluated[HITS])
-    bd_results.to_csv(out / f"{BD_RESULTS}.csv", index=False)
-    bd_results.to_parquet(out / f"{BD_RESULTS}.parquet", index=False)
+    inits = {c.config.init for c in classifiers}
+    original = catalogue.shard_set(ORIGINAL.name)
+    names = list(original.info["categories"])
+    own = _evaluate(catalogue, classifiers, out, device, names)
+    results, cells, bd_results = own[RESULTS], own[TABLE], own[BD_RESULTS]
     qualities = catalogue.qualities()
     for metric in ("top1", "top5"):
-        figures.figure3(results, out / f"figure3_{metric}.png", metric, dataset)
+        figures.figure3(cells, out / f"figure3_{metric}.png", metric, dataset)
     examples = gather_examples(catalogue, qualities)
     if examples:
         figures.figure2(examples, qualities, out / "figure2.png", dataset)
-    original = catalogue.shard_set(ORIGINAL.name)
-    names = list(original.info["categories"])
-    manifest = catalogue.manifest(original)
-    present = manifest.loc[manifest["split"] == "test", "label"].nunique()
-    confusion_figures(results, evaluated[CONFUSION], names, out / "confusion")
+    confusion_figures(cells, own[CONFUSION], names, out / "confusion")
     cost = efficiency.measure_efficiency(catalogue, classifiers, qualities, torch.device(device),
                                          min_seconds)
     cost.to_csv(out / "efficiency.csv", index=False)
-    table = tables.table2(results, dataset, present, len(names))
-    sections = [f"# Report: {dataset}\n", table,
-                tables.pattern(results, {c.config.init for c in classifiers}),
-                "![Figure 3, Top-1](figure3_top1.png)\n\n![Figure 3, Top-5](figure3_top5.png)\n",
-                tables.bd_markdown(bd_results),
-                tables.efficiency_markdown(cost, efficiency.device_name(torch.device(device)))]
+    table = tables.table2(cells, dataset, _present(catalogue, original), len(names))
+    sections = [f"# Report: {dataset}\n", table, tables.pattern(cells, inits, bd_results),
+                "![Figure 3, Top-1](figure3_top1.png)\n\n![Figure 3, Top-5](figure3_top5.png)\n"
+                + figures.SEEDS_NOTE * bool(cells["seeds"].max() > 1),
+                tables.bd_markdown(bd_results)]
+    held_out = None
+    if extra is not None:
+        label = extra_label or storage.name(extra)
+        extra_catalogue = Catalogue(extra)
+        held_out = _evaluate(extra_catalogue, classifiers, out / EXTRA, device, names)
+        where = f"evaluation-only set `{label}` (never trained on)"
+        present = _present(extra_catalogue, extra_catalogue.shard_set(ORIGINAL.name))
+        extra_table = tables.table2(held_out[TABLE], dataset, present, len(names), where)
+        (out / EXTRA / "table2.md").write_text(extra_table)
+        sections += [extra_table, tables.pattern(held_out[TABLE], inits, held_out[BD_RESULTS],
+                                                 where),
+                     tables.bd_markdown(held_out[BD_RESULTS], where)]
+    sections.append(tables.efficiency_markdown(cost, efficiency.device_name(torch.device(device))))
     if examples:
         sections.append("## Figure 2: examples\n\n![Figure 2](figure2.png)\n")
-    if dataset.startswith("minc-2500") and present == len(names):  # all 23 classes
-        sections.append(tables.paper_comparison(results))
+    if dataset.startswith("minc-2500") and _present(catalogue, original) == len(names):
+        sections.append(tables.paper_comparison(cells))  # all 23 classes
     sections.append(tables.unfinished(classifiers))
     report = out / "README.md"
     (out / "table2.md").write_text(table)
     report.write_text("\n".join(s for s in sections if s))
     if log_mlflow:  # a tracking server that does not answer is one line, not a failed report
-        run_id = tracking.log_or_keep(experiment, dataset, results, out, bd_results)
+        run_id = tracking.log_or_keep(experiment, dataset, cells, results, out, bd_results,
+                                      held_out and {k: held_out[k] for k in (TABLE, BD_RESULTS)})
         if run_id:
             print(f"MLflow: parent run {run_id} in experiment {experiment!r}")
     return report
 
 
-def confusion_figures(results: pd.DataFrame, confusion: pd.DataFrame, names: list[str],
+def _present(catalogue: Catalogue, original) -> int:
+    """Classes with test images in a dataset."""
+    manifest = catalogue.manifest(original)
+    return manifest.loc[manifest["split"] == "test", "label"].nunique()
+
+
+def _evaluate(catalogue: Catalogue, classifiers, out: Path, device: str, names: list[str]
+              ) -> dict[str, pd.DataFrame]:
+    """Every classifier on a dataset's test split (labels mapped to `names` by class name):
+    evaluate's tables, the cells over seeds (TABLE) and BD-accuracy, written to `out`."""
+    evaluated = evaluate_all(catalogue, classifiers, out, device=device, categories=names)
+    cells = seeds.over_seeds(evaluated[RESULTS])
+    bd_results = bd.bd_table(evaluated[RESULTS], evaluated[HITS])
+    for name, frame in ((TABLE, cells), (BD_RESULTS, bd_results)):
+        frame.to_csv(out / f"{name}.csv", index=False)
+        frame.to_parquet(out / f"{name}.parquet", index=False)
+    return evaluated | {TABLE: cells, BD_RESULTS: bd_results}
+
+
+def confusion_figures(cells: pd.DataFrame, confusion: pd.DataFrame, names: list[str],
                       folder: Path) -> None:
-    """A confusion matrix per table cell."""
+    """A confusion matrix per table cell (its seeds' counts summed)."""
     folder.mkdir(exist_ok=True)
-    for row in results.itertuples():
+    for row in cells.itertuples():
         cell = confusion[(confusion["method"] == row.method) & (confusion["set"] == row.set)]
+        cell = cell.groupby(["true", "predicted"], as_index=False)["count"].sum()
         counts = np.zeros((len(names), len(names)), dtype=np.int64)
         counts[cell["true"], cell["predicted"]] = cell["count"]
+        pooled = f", {row.seeds} seeds pooled" if row.seeds > 1 else ""
         figures.confusion_figure(counts, names,
-                                 f"{row.method}, {row.set}: Top-1 {100 * row.top1:.1f}%",
+                                 f"{row.method}, {row.set}: Top-1 {100 * row.top1:.1f}%{pooled}",
                                  folder / f"{slug(row.method, row.set)}.png")
 
 
@@ -103,6 +137,9 @@ def parser() -> argparse.ArgumentParser:
                    help="efficiency: time each path at least this long per batch size")
     p.add_argument("--experiment", default="classifiers", help="MLflow experiment")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument("--extra-test", default=None, metavar="SHARDS",
+                   help="the shards (<out>/<dataset>) of an evaluation-only set, prepared with the "
+                   "same codecs: every classifier is also evaluated on its test split")
     return p
 
 
@@ -113,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = write_report(args.shards, args.runs or f"runs/train/{dataset}",
                               args.out or f"reports/{dataset}", args.device, args.min_seconds,
-                              not args.no_mlflow, args.experiment)
+                              not args.no_mlflow, args.experiment, args.extra_test)
     except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, object stores
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from evaluation import verdicts
 from evaluation.classifiers import CODEC_LABELS, Classifier, curve_name
 from prep.store import schema
 from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS
@@ -20,9 +21,16 @@ TABLE_METHODS = (ANCHOR1, ANCHOR2, COMP, COMP_INPUTS["y"], COMP_INPUTS["sigma"])
 BD_RESULTS = "bd_accuracy"
 
 
+def _seeds(row) -> int:
+    return int(getattr(row, "seeds", 1))
+
+
 def _cell(row: pd.Series) -> str:
+    """Top-1 (Top-5), its test-image interval and, with several seeds, their range."""
+    spread = (f" seeds {100 * row.top1_min:.1f}-{100 * row.top1_max:.1f}"
+              if _seeds(row) > 1 else "")
     return (f"{100 * row.top1:.1f} ({100 * row.top5:.1f}) "
-            f"<br><sub>[{100 * row.top1_low:.1f}, {100 * row.top1_high:.1f}]</sub>")
+            f"<br><sub>[{100 * row.top1_low:.1f}, {100 * row.top1_high:.1f}]{spread}</sub>")
 
 
 def chance(present: int, label_space: int) -> str:
@@ -57,9 +65,11 @@ def codec_table(results: pd.DataFrame, codec: str) -> str:
     return "\n".join(lines)
 
 
-def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int) -> str:
+def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int,
+           where: str = "test split") -> str:
     """Laid out like the paper's Table 2 (a row per method, a column per quality), then the
-    same for each classical codec's sets (its anchors at their own rates)."""
+    same for each classical codec's sets (its anchors at their own rates); results: a row per
+    cell (seeds.over_seeds); where: the images it was measured on."""
     learned = codec_table(results, schema.LEARNED)
     classical = [
         f"**{CODEC_LABELS[codec]}** (Pillow; set `{codec}<P>`: quality P): the anchors on its "
@@ -70,15 +80,22 @@ def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int) 
                  if anchor3.empty else
                  f"Anchor 3 (ResNet-50 trained and tested on the original images, "
                  f"{anchor3.iloc[0].bpp:.2f} bpp as stored): Top-1 {100 * anchor3.iloc[0].top1:.1f}"
-                 f" [{100 * anchor3.iloc[0].top1_low:.1f}, {100 * anchor3.iloc[0].top1_high:.1f}],"
-                 f" Top-5 {100 * anchor3.iloc[0].top5:.1f}.")
+                 f" [{100 * anchor3.iloc[0].top1_low:.1f}, {100 * anchor3.iloc[0].top1_high:.1f}]"
+                 + (f" seeds {100 * anchor3.iloc[0].top1_min:.1f}-"
+                    f"{100 * anchor3.iloc[0].top1_max:.1f}" if _seeds(anchor3.iloc[0]) > 1 else "")
+                 + f", Top-5 {100 * anchor3.iloc[0].top5:.1f}.")
     samples = int(results["samples"].iloc[0])
     tables = "\n\n".join(filter(None, [learned, *classical]))
-    return (f"## Table 2: {dataset}, test split ({samples} images)\n\n{reference} "
+    several = max(_seeds(r) for r in results.itertuples())
+    seeds = (f" With {several} seeds a cell is the mean over its seeds (each classifier trained "
+             "once per seed; Anchor 1: each seed's Anchor 3 model); below it the 95% Wilson "
+             "interval of that mean over the test images and `seeds min-max`, the range of the "
+             "seeds' own Top-1." if several > 1 else "")
+    return (f"## Table 2: {dataset}, {where} ({samples} images)\n\n{reference} "
             f"{chance(present, label_space)}\n\n{tables}\n\nTop-1 (Top-5) in %; below, the 95% "
             "Wilson interval of Top-1. Anchor 1: the Anchor 3 model on decoded images (not "
             "retrained); Anchor 2: ResNet-50 trained on decoded images of that set; Comp.: "
-            "cResNet-39 on y_hat and sigma_hat.\n")
+            f"cResNet-39 on y_hat and sigma_hat.{seeds}\n")
 
 
 def _learned(results: pd.DataFrame) -> pd.DataFrame:
@@ -93,18 +110,16 @@ def _top1(results: pd.DataFrame, method: str, quality: int | None) -> pd.Series 
 
 
 def _pct(row: pd.Series) -> str:
-    return f"{100 * row.top1:.1f} [{100 * row.top1_low:.1f}, {100 * row.top1_high:.1f}]"
+    """Top-1 with its noise interval (verdicts.cell_interval), as the verdicts use it."""
+    low, high = verdicts.cell_interval(row)
+    return f"{100 * row.top1:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def _verdict(holds: bool, overlap: bool) -> str:
-    direction = "the same direction" if holds else "the other direction"
-    if overlap:
-        return f"{direction}, but within noise here (the intervals overlap)"
-    return "holds here" if holds else "**differs here**"
-
-
-def pattern(results: pd.DataFrame, inits: set[str]) -> str:
-    """The paper's three findings, each checked against these results (Top-1, 95% intervals)."""
+def pattern(results: pd.DataFrame, inits: set[str], bd_results: pd.DataFrame | None = None,
+            where: str = "") -> str:
+    """The paper's three findings, each checked against these results: the cells the table
+    prints, their gaps with intervals and the BD-accuracy of Comp. against Anchor 2 (the rule:
+    evaluation.verdicts)."""
     results = _learned(results)
     qualities = sorted(int(q) for q in results["quality"].dropna().unique())
     if not qualities:
@@ -113,35 +128,58 @@ def pattern(results: pd.DataFrame, inits: set[str]) -> str:
     lines = []
     a1_low, a1_high = _top1(results, ANCHOR1, low), _top1(results, ANCHOR1, high)
     if a1_low is not None and a1_high is not None and low != high:
+        g = verdicts.gap(a1_high, a1_low)
         lines.append(
             f"1. *Classifying decoded images with the original-trained model loses accuracy as "
             f"the rate falls* (paper, Anchor 1: 81.0 at q8, 60.3 at q1). Here: {_pct(a1_high)} "
-            f"at {schema.set_name(high)}, {_pct(a1_low)} at {schema.set_name(low)}: "
-            + _verdict(a1_low.top1 < a1_high.top1, a1_low.top1_high >= a1_high.top1_low) + ".")
+            f"at {schema.set_name(high)}, {_pct(a1_low)} at {schema.set_name(low)}, a drop of "
+            f"{g.text()} points: {verdicts.direction(g, expected_positive=True)}.")
     a2 = _top1(results, ANCHOR2, low)
     if a2 is not None and a1_low is not None:
+        g = verdicts.gap(a2, a1_low)
         lines.append(
             f"2. *Training on decoded images recovers most of it* (paper at q1: Anchor 2 77.1 "
             f"against Anchor 1 60.3). Here at {schema.set_name(low)}: {_pct(a2)} against "
-            f"{_pct(a1_low)}: "
-            + _verdict(a2.top1 > a1_low.top1, a2.top1_low <= a1_low.top1_high) + ".")
+            f"{_pct(a1_low)}, a gain of {g.text()} points: "
+            f"{verdicts.direction(g, expected_positive=True)}.")
     comp = [(q, _top1(results, COMP, q), _top1(results, ANCHOR2, q)) for q in qualities]
     comp = [(q, c, a) for q, c, a in comp if c is not None and a is not None]
     if comp:
-        cells = "; ".join(f"{schema.set_name(q)}: {COMP} {_pct(c)}, {ANCHOR2} {_pct(a)}"
-                          for q, c, a in comp)
-        behind = [c.top1 < a.top1 for _, c, a in comp]
-        overlap = [c.top1_high >= a.top1_low and a.top1_high >= c.top1_low for _, c, a in comp]
-        verdict = ("within noise here (the intervals overlap)" if all(overlap) else
-                   "holds here" if all(behind) else
-                   "**differs here**: the compressed domain is ahead where the intervals part")
+        cells = []
+        for q, c, a in comp:
+            g = verdicts.gap(c, a)
+            cells.append(f"{schema.set_name(q)}: {COMP} {_pct(c)}, {ANCHOR2} {_pct(a)}, gap "
+                         f"{g.text()}: {verdicts.finding3_words(verdicts.comp_against_pixels(g))}")
+        overall = _finding3_overall(bd_results)
         lines.append(
             "3. *The compressed domain comes within a few points of the pixel domain without "
-            "decoding* (paper: Comp. 72.6-76.6 against Anchor 2 77.1-79.9, a few points "
-            f"behind). Here: {cells}: {verdict}.")
+            "decoding* (paper: Comp. 72.6-76.6 against Anchor 2 77.1-79.9, 4.5 to 6.9 points "
+            "behind). Here, Comp. minus Anchor 2 in points: " + "; ".join(cells) + "."
+            + (f" {overall}" if overall else ""))
     start = ", ".join(f"`--init {i}`" for i in sorted(inits))
-    return ("## The paper's pattern, checked\n\n" + "\n".join(lines) + "\n\nThe paper "
-            f"fine-tunes every classifier from ImageNet; these started from {start}.\n")
+    return (f"## The paper's pattern, checked{_on(where)}\n\n" + "\n".join(lines) + "\n\n"
+            + verdicts.RULE + _seeds_note(results) + "\n\nThe paper fine-tunes every classifier "
+            f"from ImageNet; these started from {start}.\n")
+
+
+def _finding3_overall(bd_results: pd.DataFrame | None) -> str:
+    """Finding 3 over the whole curve: the BD-accuracy of Comp. against Anchor 2."""
+    if bd_results is None or bd_results.empty:
+        return ""
+    rows = bd_results[(bd_results["curve"] == COMP) & (bd_results["reference"] == ANCHOR2)]
+    if rows.empty or np.isnan(rows.iloc[0].bd_top1):
+        return ""
+    g = verdicts.bd_gap(rows.iloc[0])
+    return (f"Over the whole curve (BD-accuracy, Comp. minus Anchor 2 at equal rate): "
+            f"{g.text()} points: {verdicts.finding3_words(verdicts.comp_against_pixels(g))}.")
+
+
+def _seeds_note(results: pd.DataFrame) -> str:
+    if "seeds" not in results or results["seeds"].max() <= 1:
+        return ""
+    return (f" Each cell is the mean over its seeds ({int(results['seeds'].min())} to "
+            f"{int(results['seeds'].max())} a cell); the intervals above are those widened "
+            "by the seeds' range.")
 
 
 def _reading(row) -> str:
@@ -152,11 +190,19 @@ def _reading(row) -> str:
     return "behind" if row.bd_top1_high < 0 else "within noise (the interval holds 0)"
 
 
-def bd_markdown(table: pd.DataFrame) -> str:
+def _on(where: str) -> str:
+    return f" on the {where}" if where else ""
+
+
+def bd_markdown(table: pd.DataFrame, where: str = "") -> str:
     """BD-accuracy of every pair of curves, with its interval and what it says."""
     if table.empty:
         return ""
     first = table.iloc[0]
+    several = int(table[["seeds", "reference_seeds"]].max().max()) if "seeds" in table else 1
+    seeds = (" With several seeds each point is the mean over its seeds and each resample also "
+             "draws every curve's seeds with replacement (one draw for all of a curve's points), "
+             "so the interval holds the seeds' variation too." if several > 1 else "")
     lines = ["| curve | reference | BD Top-1 (points) | 95% interval | common bpp | reading |",
              "|---|---|---|---|---|---|"]
     for row in table.itertuples():
@@ -166,13 +212,14 @@ def bd_markdown(table: pd.DataFrame) -> str:
         value = "-" if np.isnan(row.bd_top1) else f"**{100 * row.bd_top1:+.1f}**"
         lines.append(f"| {row.curve} | {row.reference} | {value} | {interval} | {span} | "
                      f"{_reading(row)} |")
-    return ("## BD-accuracy: one number per pair of curves\n\n"
+    return (f"## BD-accuracy: one number per pair of curves{_on(where)}\n\n"
             "The mean Top-1 difference, curve minus reference, over the bpp range both span "
             "(Bjontegaard's delta with accuracy in place of PSNR: a piecewise cubic (PCHIP) fit "
             "of Top-1 against log10 bpp, integrated over the common range). Positive: the curve "
             f"is more accurate at equal rate. The interval: {int(first.resamples)} bootstrap "
             f"resamples of the {int(first.images)} test images, the same images for every "
-            "point (the rates stay fixed). `" + BD_RESULTS + ".csv` holds the numbers.\n\n"
+            "point (the rates stay fixed)." + seeds + " `" + BD_RESULTS + ".csv` holds the "
+            "numbers.\n\n"
             + "\n".join(lines) + "\n")
 
 

@@ -55,8 +55,8 @@ def test_a_curve_needs_two_increasing_rates():
 
 
 def test_the_bootstrap_interval_holds_the_offset():
-    a = Curve("Anchor 2", ("q1", "q4", "q8"), BPP_A, hits(ACC_A, 0))
-    b = Curve("Anchor 2 (JPEG)", ("jpeg5", "jpeg20", "jpeg60"), BPP_B, hits(ACC_B, 1))
+    a = Curve("Anchor 2", ("q1", "q4", "q8"), BPP_A, hits(ACC_A, 0)[None])
+    b = Curve("Anchor 2 (JPEG)", ("jpeg5", "jpeg20", "jpeg60"), BPP_B, hits(ACC_B, 1)[None])
     [row] = compare([b, a], resamples=500).to_dict("records")
     assert (row["curve"], row["reference"]) == ("Anchor 2 (JPEG)", "Anchor 2")
     assert row["bd_top1"] == pytest.approx(0.05, abs=1e-12)
@@ -93,3 +93,18 @@ def test_the_table_pairs_every_curve_from_evaluate_results():
     assert bd[("Anchor 2", "Anchor 2 (JPEG)")] == pytest.approx(-0.15, abs=1e-12)
     assert (table["bd_top1_low"] < table["bd_top1"]).all()
     assert (table["bd_top1"] < table["bd_top1_high"]).all()
+
+
+def test_with_two_seeds_bd_reads_the_mean_curve_and_the_interval_holds_the_seeds_spread():
+    a = Curve("Anchor 2", ("q1", "q4", "q8"), BPP_A, hits(ACC_A, 0)[None])
+    sets = ("jpeg5", "jpeg20", "jpeg60")
+    one = Curve("Anchor 2 (JPEG)", sets, BPP_B, hits(ACC_B, 1)[None])
+    # two trainings 6 points apart whose mean is the one-seed curve
+    two = Curve("Anchor 2 (JPEG)", sets, BPP_B,
+                np.stack([hits(ACC_B + 0.03, 1), hits(ACC_B - 0.03, 2)]))
+    [single] = compare([one, a], resamples=500).to_dict("records")
+    [seeded] = compare([two, a], resamples=500).to_dict("records")
+    assert seeded["bd_top1"] == pytest.approx(0.05, abs=1e-12) == single["bd_top1"]
+    assert (seeded["seeds"], seeded["reference_seeds"]) == (2, 1)
+    width = {k: r["bd_top1_high"] - r["bd_top1_low"] for k, r in (("1", single), ("2", seeded))}
+    assert width["2"] > width["1"] + 0.03  # a resample drawing one seed twice moves 3 points

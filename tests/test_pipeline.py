@@ -169,7 +169,7 @@ def test_the_mlflow_parent_run_holds_the_report(demo):
     bd = pd.read_csv(demo["report"] / "bd_accuracy.csv")
     metrics = client.get_run(parent.info.run_id).data.metrics
     for row in bd.dropna(subset=["bd_top1"]).itertuples():
-        name = tracking.bd_metric_name("bd_top1", row.curve, row.reference)
+        name = tracking.metric_name("bd_top1", row.curve, row.reference)
         assert metrics[name] == pytest.approx(row.bd_top1)
     assert "bd_top1/comp/anchor-2" in metrics
 
@@ -224,7 +224,8 @@ def test_the_mlflow_ui_shows_the_runs_and_their_top1(demo):
     listed = [cell for cell in cells if cell in text]  # the cells' child runs: the page lists 10
     assert len(listed) == min(10, len(cells)) and ("Load more" in text) == (len(cells) > 10)
     for row in demo["results"].itertuples():
-        shown = re.search(rf"top1/{re.escape(row.method)}/{row.set} ([\d.]+)", text)
+        name = tracking.metric_name("top1", row.method, row.set)  # e.g. top1/anchor-1/q1
+        shown = re.search(rf"{re.escape(name)} ([\d.]+)", text)
         assert shown and float(shown.group(1)) == pytest.approx(row.top1, abs=1e-3), row.set
     with Image.open(shot) as image:
         assert image.size == (1920, 1200)

@@ -61,6 +61,12 @@ def minc_root(data: Path) -> Path | None:
     return None
 
 
+def dataset_name(data: str | Path) -> str:
+    """The name list_dataset gives the dataset at `data` (its shards' folder under --out)."""
+    data = Path(data).resolve()
+    return (minc_root(data) or data).name
+
+
 def list_dataset(data: str | Path, split: int = 1, seed: int = 0) -> Listing:
     """Dispatch on the layout found at `data`."""
     data = Path(data).resolve()
