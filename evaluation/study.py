@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=None, help="the preset's data folder otherwise")
     p.add_argument("--rows", nargs="+", default=["anchor2", "baseline"], choices=sorted(ROWS))
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--qualities", type=int, nargs="+", default=None,
+                   help="the preset's learned qualities otherwise (a first look at one)")
     p.add_argument("--runs", type=Path, default=Path("runs/study"))
     p.add_argument("--out", type=Path, default=None, help=f"where {RESULTS} and the table go "
                    "(default: the runs folder)")
@@ -190,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     e = PRESETS[args.preset]
     if args.data:
         e = replace(e, data=args.data)
+    if args.qualities:
+        e = replace(e, qualities=tuple(args.qualities))
     rows = list(dict.fromkeys([NEEDS[r] for r in args.rows if r in NEEDS] + args.rows))
     runs = args.runs / e.dataset
     all_cells = cells(e, rows, args.seeds, runs)
