@@ -185,6 +185,7 @@ def test_a_report_without_its_tracking_server_is_kept_and_logged_later(tmp_path,
     from mlflow.tracking import MlflowClient
 
     from evaluation import tracking
+    from evaluation.seeds import over_seeds
     from tests.test_report import paper_like
 
     folder = tmp_path / "report"
@@ -192,13 +193,16 @@ def test_a_report_without_its_tracking_server_is_kept_and_logged_later(tmp_path,
     results = paper_like().assign(mlflow_run_id="", checkpoint="ckpt", trained_on="original")
     bd = pd.DataFrame([{"curve": "Comp.", "reference": "Anchor 2", "bd_top1": -0.02,
                         "bd_top1_low": -0.03, "bd_top1_high": -0.01}])
+    cells = over_seeds(results.assign(seed=0))
     results.to_parquet(folder / "results.parquet", index=False)
+    cells.to_parquet(folder / "table2.parquet", index=False)
     bd.to_parquet(folder / "bd_accuracy.parquet", index=False)
     server = Server(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
     try:
         start = time.time()
-        assert tracking.log_or_keep("classifiers", "textures", results, folder, bd) is None
+        assert tracking.log_or_keep("classifiers", "textures", cells, results, folder,
+                                    bd) is None
         assert time.time() - start < 60  # not MLflow's minutes of retries
         [line] = [r.getMessage() for r in caplog.records if "did not take" in r.getMessage()]
         command = line.split("`")[1].split()
