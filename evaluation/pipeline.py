@@ -126,6 +126,7 @@ PRESETS = {"paper": Experiment(), "demo": DEMO, "minc-subset": MINC_SUBSET}
 
 
 STAGES: list[tuple[str, float]] = []  # (step, wall seconds) of this run, in order
+WALL_TIME = "wall_seconds.json"  # in a run folder: its training's wall time, start-up included
 
 
 def _call(command: list[str], what: str) -> None:
@@ -214,14 +215,19 @@ def trainer_command(config: TrainConfig, nproc: int) -> list[str]:
             f"--nproc_per_node={nproc}", str(TRAINER), *config.to_argv()]
 
 
-def train_jobs(jobs: list[tuple[TrainConfig, str]], nproc: int, lanes: int) -> dict[str, float]:
-    """Train every (config, what) of `jobs`, `lanes` at a time; the wall seconds of each."""
+def train_jobs(jobs: list[tuple[TrainConfig, str]], nproc: int, lanes: int) -> None:
+    """Train every (config, what) of `jobs`, `lanes` at a time; each finished run's wall time,
+    start-up included, goes into its folder (WALL_TIME)."""
     if lanes == 1:
         for config, what in jobs:
             _call(trainer_command(config, nproc), what)
+            _record_wall_time(config, STAGES[-1][1])
     else:
         train_in_lanes(jobs, nproc, lanes)
-    return {what: seconds for what, seconds in STAGES[-len(jobs):]} if jobs else {}
+
+
+def _record_wall_time(config: TrainConfig, seconds: float) -> None:
+    (Path(config.out) / WALL_TIME).write_text(json.dumps(seconds))
 
 
 def train_in_lanes(jobs: list[tuple[TrainConfig, str]], nproc: int, lanes: int) -> None:
@@ -244,14 +250,16 @@ def train_in_lanes(jobs: list[tuple[TrainConfig, str]], nproc: int, lanes: int) 
                   f"\n    {' '.join(command)}", flush=True)
             sink = log_file.open("ab")
             process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
-            running[process] = (what, log_file, sink, time.perf_counter())
+            running[process] = (config, what, log_file, sink, time.perf_counter())
         time.sleep(0.2)
         for process in [p for p in running if p.poll() is not None]:
-            what, log_file, sink, start = running.pop(process)
+            config, what, log_file, sink, start = running.pop(process)
             sink.close()
             STAGES.append((what, time.perf_counter() - start))
             if process.returncode:
                 failed.append(f"{what} failed (exit {process.returncode}): see {log_file}")
+            else:
+                _record_wall_time(config, STAGES[-1][1])
             lines = log_file.read_text(errors="replace").splitlines()
             last = next((ln for ln in reversed(lines) if ln.startswith("test:")), "")
             print(f"==> {what}: {'failed' if process.returncode else 'done'} in "

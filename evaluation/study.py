@@ -23,14 +23,20 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation.bd import bd_accuracy
-from evaluation.pipeline import PRESETS, Experiment, prep, train_configs, train_jobs
+from evaluation.pipeline import (
+    PRESETS,
+    WALL_TIME,
+    Experiment,
+    prep,
+    train_configs,
+    train_jobs,
+)
 from prep.store import schema, storage
 from trainer.config import TrainConfig
 from trainer.domains import DECODED, LATENT
 from trainer.train import TEST_RESULT
 
 RESULTS = "study.csv"
-WALL = "wall_seconds.json"  # the run's wall time, start-up included
 
 
 @dataclass(frozen=True)
@@ -107,13 +113,11 @@ def train(all_cells: list[tuple], e: Experiment) -> None:
     """Train every cell without a test result, the preset's lanes at a time: first the rows
     others start from, then the rest; each run's wall time goes beside its test result."""
     for phase in (True, False):
-        jobs = {f"{row} {set_name} seed {seed}": config
+        jobs = [(config, f"{row} {set_name} seed {seed}")
                 for row, set_name, _, seed, config in all_cells
                 if (row in NEEDS.values()) == phase
-                and not (Path(config.out) / TEST_RESULT).is_file()}
-        seconds = train_jobs([(config, what) for what, config in jobs.items()], e.nproc, e.lanes)
-        for what, wall in seconds.items():
-            (Path(jobs[what].out) / WALL).write_text(json.dumps(wall))
+                and not (Path(config.out) / TEST_RESULT).is_file()]
+        train_jobs(jobs, e.nproc, e.lanes)
 
 
 def collect(all_cells: list[tuple], bpp: dict[str, float]) -> pd.DataFrame:
@@ -123,7 +127,7 @@ def collect(all_cells: list[tuple], bpp: dict[str, float]) -> pd.DataFrame:
         if not (folder / TEST_RESULT).is_file():
             continue
         test = json.loads((folder / TEST_RESULT).read_text())
-        wall = folder / WALL
+        wall = folder / WALL_TIME
         rows.append({"row": row, "set": set_name, "quality": quality, "seed": seed,
                      "bpp": bpp.get(set_name, math.nan), "top1": test["test_top1"],
                      "samples": test["test_samples"],
