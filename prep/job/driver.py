@@ -310,7 +310,7 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
                            "shards": sum(n.startswith(split + "-") for n in names)}
                    for split in schema.SPLITS},
         "shard_size": config.shard_size,
-        schema.PREP_COMMAND: _recorded(config).to_argv(),  # what a reader is told to replay
+        schema.PREP_COMMAND: _recorded(config),  # what a reader is told to replay
         schema.FINGERPRINTS: {n: asdict(schema.read_fingerprint(s.set_dir, n)) for n in names},
         "shard_order": f"each split shuffled with seed {SHUFFLE_SEED} (plan.py)",
         "device": resources.device if resources else None,
@@ -322,11 +322,15 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
                         json.dumps(info, indent=1, allow_nan=True).encode())
 
 
-def _recorded(config: PrepConfig) -> PrepConfig:
-    """The job's config with its local paths absolute: the command works from any folder."""
+def _recorded(config: PrepConfig) -> list[str]:
+    """The job's command line with its local paths absolute, so that it works from any folder,
+    and without --out: a reader adds where the set is then (the same set written elsewhere, on a
+    cluster or moved, records the same command)."""
     weights = config.codec_weights
-    return replace(config, data=Path(config.data).absolute(),
-                   codec_weights=None if weights is None else Path(weights).absolute())
+    argv = replace(config, data=Path(config.data).absolute(),
+                   codec_weights=None if weights is None else Path(weights).absolute()).to_argv()
+    at = argv.index("--out")
+    return argv[:at] + argv[at + 2:]
 
 
 def _verified(s: SetSummary, resources: Resources | None) -> str | None:

@@ -364,14 +364,8 @@ def redo_command(directory: Location, info: dict) -> str:
 
 
 def _replayed(argv: list[str], out: str) -> list[str]:
-    args, rest = [], iter(argv)
-    for arg in rest:
-        if arg == "--out":
-            args += [arg, out]
-            next(rest)
-        elif arg not in REDO_DROPS:
-            args.append(arg)
-    return args
+    """The recorded arguments (they hold no --out) writing to `out`, without REDO_DROPS."""
+    return ["--out", out, *(arg for arg in argv if arg not in REDO_DROPS)]
 
 
 def _rebuilt(info: dict, out: str) -> list[str]:
