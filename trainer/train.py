@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 TEST_RESULT = "test.json"  # written last: the run is complete
 POSTFIX_EVERY = 10  # steps between progress figures (each reads the device: a host sync)
+RUN_ID_WAIT_S = 10.0  # at most, once, for the tracking server to create the MLflow run
 
 
 def train_one_epoch(model, criterion, optimizer, data, steps: int, device, amp, epoch: int,
@@ -299,7 +300,7 @@ class Tracker:
                 "quality": str(config.quality or "original"), "codec": config.codec,
                 "set": config.set_name, "inputs": config.inputs,
                 "method": config.reader.method}
-        self.journal = Journal(config.out_dir / JOURNAL)
+        self.journal, self.waited = Journal(config.out_dir / JOURNAL), False
         if self.journal.start(config.experiment, config.run_name, tags, run_id, resumed):
             self.journal.log_params(
                 {**{k: v for k, v in asdict(config).items() if v is not None},
@@ -311,7 +312,15 @@ class Tracker:
 
     @property
     def run_id(self) -> str | None:
-        """The MLflow run's id once the server has answered (kept in the checkpoint)."""
+        """The MLflow run's id once the server has answered (kept in the checkpoint, where the
+        report finds the training run): asked first at the first checkpoint, it waits up to
+        RUN_ID_WAIT_S once for the run to be created (an epoch of a few steps can end before
+        the journal has delivered it); a server that does not answer leaves it None."""
+        if self.journal.run_id is None and not self.waited:
+            self.waited = True
+            deadline = time.monotonic() + RUN_ID_WAIT_S
+            while self.journal.run_id is None and time.monotonic() < deadline:
+                time.sleep(0.05)
         return self.journal.run_id
 
     def epoch(self, epoch: int, metrics: dict, checkpoint_path) -> None:
