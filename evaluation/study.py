@@ -33,7 +33,7 @@ from evaluation.pipeline import (
 )
 from prep.store import schema, storage
 from trainer.config import TrainConfig
-from trainer.domains import DECODED, LATENT
+from trainer.domains import DECODED, LATENT, ORIGINAL
 from trainer.train import TEST_RESULT
 
 RESULTS = "study.csv"
@@ -56,6 +56,7 @@ class Row:
 
 ROWS = {
     "anchor2": Row("Anchor 2: ResNet-50 on the decoded images (the reference)", DECODED.name),
+    "anchor3": Row("Anchor 3: ResNet-50 on the original images", ORIGINAL.name),
     "baseline": Row("Comp. as the preset trains it (sigma_hat, crop 14 of 16, procedural "
                     "trunk)"),
     "log-sigma": Row("log(sigma_hat) at the input", changes=(("latent_sigma", "log"),)),
@@ -81,7 +82,6 @@ ROWS = {
 }
 # the trunk rows read these runs' checkpoints
 NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anchor2": "anchor2"}
-ROWS["anchor3"] = Row("Anchor 3: ResNet-50 on the original images", "original")
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
@@ -97,7 +97,7 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
     found = []
     for row in ordered:
         spec = ROWS[row]
-        qualities = (None,) if spec.domain == "original" else e.qualities
+        qualities = (None,) if spec.domain == ORIGINAL.name else e.qualities
         for quality in qualities:
             for seed in range(seeds):
                 config = spec.config(replace(base[spec.domain], quality=quality, seed=seed),
