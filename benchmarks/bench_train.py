@@ -36,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from trainer import precision
 from trainer.config import TrainConfig
 from trainer.data import open_shard_set
+from trainer.distill import Supervised
 from trainer.domains import DECODED, LATENT, ORIGINAL
 from trainer.train import build_model, load_data, train_one_epoch
 from trainer.transforms import PAPER_SIZES, InputSizes
@@ -130,11 +131,11 @@ def trainer_loop(shard_set, config, batch: int, steps: int,
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     data = iter(load_data(shard_set, config, 0, batch).train_epoch(0))
     amp = precision.autocast(device, arithmetic)
-    train_one_epoch(ddp, nn.CrossEntropyLoss(), optimizer, data, 1, device, amp, 0,
+    train_one_epoch(ddp, Supervised(), optimizer, data, 1, device, amp, 0,
                     False)  # warm-up and worker start-up
     _sync(device)
     start = time.perf_counter()
-    train_one_epoch(ddp, nn.CrossEntropyLoss(), optimizer, data, steps, device, amp, 0, False)
+    train_one_epoch(ddp, Supervised(), optimizer, data, steps, device, amp, 0, False)
     _sync(device)
     return steps * batch / (time.perf_counter() - start)
 

@@ -76,6 +76,9 @@ class Experiment:
     prep_workers: int | None = None
     shard_size: int = 256
     ablations: bool = False  # also the y-only and sigma-only compressed-domain classifiers
+    # Comp. learns from the Anchor 2 of its set and seed: that classifier's conv_2x map is a hint
+    # for its latent branches and its weights start Comp.'s trunk (trainer.distill)
+    distill: bool = False
     seeds: int = 1  # every classifier trained with seeds 0..seeds-1 (evaluation.seeds: folders)
     # an evaluation-only set (never trained on): prepared like `data` under <out>/extra-test,
     # every classifier also evaluated on its test split (MINC layout, empty train/validate)
@@ -186,8 +189,25 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                   for codec, qualities in e.classical.items() for q in qualities])
     if e.seeds < 1:
         raise ValueError(f"--seeds {e.seeds}: give 1 or more (the classifiers trained per cell)")
-    return [replace(c, seed=seed, out=str(runs / c.run_name) + seeds.suffix(seed))
-            for c in configs for seed in range(e.seeds)]
+    found = [replace(c, seed=seed, out=str(runs / c.run_name) + seeds.suffix(seed))
+             for c in configs for seed in range(e.seeds)]
+    return [with_teacher(c, found) for c in found] if e.distill else found
+
+
+def with_teacher(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig:
+    """A compressed-domain classifier taught by, and started from, the Anchor 2 of its set and
+    seed among `configs` (train_in_lanes starts it once that one has its test result)."""
+    if not config.reader.latent:
+        return config
+    teacher = next(c for c in configs if c.domain == DECODED.name and c.quality == config.quality
+                   and c.codec == config.codec and c.seed == config.seed)
+    weights = str(Path(teacher.out) / checkpoint.CHECKPOINT)
+    return replace(config, distill=weights, init=weights)
+
+
+def waits_for(config: TrainConfig) -> list[Path]:
+    """The run folders whose finished classifier this one reads (its teacher)."""
+    return [Path(config.distill).parent] if config.distill else []
 
 
 def is_done(folder: Path, epochs: int) -> bool:
@@ -218,7 +238,7 @@ def trainer_command(config: TrainConfig, nproc: int) -> list[str]:
 def train_jobs(jobs: list[tuple[TrainConfig, str]], nproc: int, lanes: int) -> None:
     """Train every (config, what) of `jobs`, `lanes` at a time; each finished run's wall time,
     start-up included, goes into its folder (WALL_TIME)."""
-    if lanes == 1:
+    if lanes == 1:  # in order: a teacher (Anchor 2) is listed before its student
         for config, what in jobs:
             _call(trainer_command(config, nproc), what)
             _record_wall_time(config, STAGES[-1][1])
@@ -240,9 +260,18 @@ def train_in_lanes(jobs: list[tuple[TrainConfig, str]], nproc: int, lanes: int) 
     for name in {config.experiment for config, _ in jobs}:  # a new SQLite store's migrations
         experiment_id(name)  # and the experiment, once: lanes starting together race on them
     queue, running, failed = list(jobs), {}, []
-    while queue or running:
-        while queue and len(running) < lanes and not failed:
-            config, what = queue.pop(0)
+    while (queue and not failed) or running:
+        while len(running) < lanes and not failed:
+            ready = [job for job in queue if all((folder / TEST_RESULT).is_file()
+                                                 for folder in waits_for(job[0]))]
+            if not ready:
+                if not running and queue:  # nothing left that could write what they wait for
+                    raise RuntimeError(f"{queue[0][1]} waits for "
+                                       f"{', '.join(map(str, waits_for(queue[0][0])))}, which "
+                                       f"no job of this run trains")
+                break
+            config, what = ready[0]
+            queue.remove(ready[0])
             log_file = Path(config.out) / "train.log"
             log_file.parent.mkdir(parents=True, exist_ok=True)
             command = trainer_command(config, nproc)
@@ -344,7 +373,7 @@ def parser() -> argparse.ArgumentParser:
                    help="defaults to start from (paper: the paper's recipe on MINC-2500)")
     for name, value in asdict(Experiment()).items():
         flag = "--" + name.replace("_", "-")
-        if name == "ablations":
+        if name in ("ablations", "distill"):
             p.add_argument(flag, action="store_true", default=None)
         elif name in ("jpeg_qualities", "webp_qualities"):  # given with no value: none
             codec = name.split("_")[0]

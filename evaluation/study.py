@@ -42,18 +42,19 @@ RESULTS = "study.csv"
 @dataclass(frozen=True)
 class Row:
     """One variant: the domain it trains and the TrainConfig fields it changes ({q}: the
-    quality, {runs}: the study's run folder of the dataset)."""
+    quality, {seed}: the run's seed, {runs}: the study's run folder of the dataset)."""
 
     what: str
     domain: str = LATENT.name
     changes: tuple[tuple[str, object], ...] = ()
 
     def config(self, base: TrainConfig, quality: int, runs: Path) -> TrainConfig:
-        fields = {k: v.format(q=quality, runs=runs) if isinstance(v, str) else v
-                  for k, v in self.changes}
+        fields = {k: v.format(q=quality, seed=base.seed, runs=runs) if isinstance(v, str)
+                  else v for k, v in self.changes}
         return replace(base, **fields)
 
 
+ANCHOR2_OF_SEED = "{runs}/anchor2/q{q}/seed{seed}/checkpoint.pth"
 ROWS = {
     "anchor2": Row("Anchor 2: ResNet-50 on the decoded images (the reference)", DECODED.name),
     "anchor3": Row("Anchor 3: ResNet-50 on the original images", ORIGINAL.name),
@@ -77,11 +78,18 @@ ROWS = {
                               "(the follow-up's adaptation)",
                               changes=(("latent_adapter", "se"),
                                        ("init", "{runs}/anchor2/q{q}/seed0/checkpoint.pth"))),
+    "distill": Row("the trained Anchor 2 of the same quality and seed as teacher: its conv_2x "
+                   "map on the decoded image a hint for the latent branches (trainer.distill)",
+                   changes=(("distill", ANCHOR2_OF_SEED),)),
+    "distill-anchor2": Row("the hint, and the trunk from that same Anchor 2 (the follow-up's "
+                           "adaptation from pixel-domain weights, our way)",
+                           changes=(("distill", ANCHOR2_OF_SEED), ("init", ANCHOR2_OF_SEED))),
     "y-only": Row("y_hat alone (the ablation)", changes=(("inputs", "y"),)),
     "sigma-only": Row("sigma_hat alone (the ablation)", changes=(("inputs", "sigma"),)),
 }
 # the trunk rows read these runs' checkpoints
-NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anchor2": "anchor2"}
+NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anchor2": "anchor2",
+         "distill": "anchor2", "distill-anchor2": "anchor2"}
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:

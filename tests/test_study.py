@@ -46,3 +46,13 @@ def test_the_summary_gives_the_seed_spread_and_bd_against_anchor2():
     low, high = (float(v) for v in seeds_range.rstrip("]").split(", "))
     assert (low, high) == pytest.approx((-12.0, -8.0), abs=0.05)
     assert cells[4] == "3" and cells[5] == "40"
+
+
+def test_a_distilled_run_learns_from_the_anchor2_of_its_own_seed(tmp_path):
+    runs = tmp_path / "runs"
+    cells = study.cells(replace(DEMO, qualities=(4,)), ["distill-anchor2", "anchor2"], 2, runs)
+    assert [c[0] for c in cells] == ["anchor2"] * 2 + ["distill-anchor2"] * 2
+    for _, _, _, seed, config in cells[2:]:
+        teacher = str(runs / "anchor2" / "q4" / f"seed{seed}" / "checkpoint.pth")
+        assert config.distill == config.init == teacher
+        assert ["--distill", teacher] == config.to_argv()[config.to_argv().index("--distill"):][:2]

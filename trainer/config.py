@@ -26,6 +26,8 @@ class TrainConfig:
     inputs: str = "both"  # latent domain: y, sigma or both (domains.INPUTS)
     latent_sigma: str = "linear"  # latent domain: sigma_hat as it is or its log (SIGMA_INPUTS)
     latent_adapter: str = "none"  # latent domain: none or se (ADAPTERS)
+    distill: str | None = None  # latent domain: a trained Anchor 2's checkpoint (trainer.distill)
+    distill_weight: float = 1.0  # the conv_2x hint's weight beside the cross-entropy
     init: str = "imagenet"
     epochs: int = 30
     batch_size: int = 32  # global, over all processes
@@ -143,6 +145,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-adapter", choices=ADAPTERS, default=d.latent_adapter,
                    help="latent domain: a channel attention (squeeze and excitation) between "
                    "the branches and the trunk, after Deng and Karam's feature adaptation")
+    p.add_argument("--distill", default=None, metavar="CHECKPOINT",
+                   help="latent domain: a trained decoded-domain classifier (Anchor 2) whose "
+                   "conv_2x output on the decoded image the latent branches learn to match")
+    p.add_argument("--distill-weight", type=float, default=d.distill_weight,
+                   help="weight of that feature hint beside the cross-entropy")
     p.add_argument("--init", default=d.init, help="imagenet, none, or a state dict file")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size,

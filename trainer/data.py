@@ -75,15 +75,16 @@ def open_shard_set(root: str | Path, domain: str, quality: int | None,
 
 
 class SampleTransform:
-    """Raw sample -> (input tensor, label), decoding only the members the domain reads."""
+    """Raw sample -> (input tensor, label), decoding only the members the domain reads;
+    `hint`: the input is (latent, decoded image) for feature distillation (trainer.distill)."""
 
     def __init__(self, shard_set: ShardSet, train: bool, resize: int, crop: int,
                  latent_resize: int = PAPER_SIZES.latent_resize,
-                 latent_crop: int = PAPER_SIZES.latent_crop):
+                 latent_crop: int = PAPER_SIZES.latent_crop, hint: bool = False):
         reader = domains.get(shard_set.domain)
-        self.members = (schema.LABEL, *reader.members)
+        self.members = (schema.LABEL, *reader.decodes(hint))
         self.input = reader.transform(shard_set.info, train,
-                                      InputSizes(resize, crop, latent_resize, latent_crop))
+                                      InputSizes(resize, crop, latent_resize, latent_crop), hint)
 
     def __call__(self, raw: dict) -> tuple[torch.Tensor, int]:
         sample = schema.decode_sample(raw, only=self.members)

@@ -68,11 +68,16 @@ class Domain:
             return cresnet39(latent_channels, num_classes, inputs, init, sigma, adapter)
         return resnet50_deep_stem(num_classes, init)
 
-    def transform(self, info: dict, train: bool, sizes: InputSizes):
-        """A decoded sample -> the model's input tensor; `info` is the set's dataset.json."""
+    def decodes(self, hint: bool = False) -> tuple[str, ...]:
+        """The members a sample is decoded for; `hint`: the decoded image beside the latent."""
+        return (*self.members, schema.DECODED) if hint and self.latent else self.members
+
+    def transform(self, info: dict, train: bool, sizes: InputSizes, hint: bool = False):
+        """A decoded sample -> the model's input tensor; `info` is the set's dataset.json.
+        `hint` (latent domain): (latent, decoded image cut alike), for trainer.distill."""
         if self.latent:
             return LatentInput(LatentTransform(info["codec"]["scale_table"], train,
-                                               sizes.latent_resize, sizes.latent_crop))
+                                               sizes.latent_resize, sizes.latent_crop), hint)
         return PixelInput(self.members, pixel_transform(train, sizes.resize, sizes.crop))
 
 

@@ -128,13 +128,16 @@ class CResNet39(nn.Module):
         self.layer2, self.layer3, self.layer4 = trunk.layer2, trunk.layer3, trunk.layer4
         self.avgpool, self.fc = trunk.avgpool, trunk.fc
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hint: bool = False):
+        """Logits; with `hint`, (logits, the trunk's 256-channel input): the features that
+        stand where a ResNet-50's conv_2x output stands (trainer.distill matches them)."""
         sigma = x[:, self.channels:]
         parts = {"y": x[:, : self.channels], "sigma": sigma.log() if self.log_sigma else sigma}
-        x = self.adapter(torch.cat([branch(parts[name])
-                                    for name, branch in self.branches.items()], dim=1))
-        x = self.layer4(self.layer3(self.layer2(x)))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        features = self.adapter(torch.cat([branch(parts[name])
+                                           for name, branch in self.branches.items()], dim=1))
+        x = self.layer4(self.layer3(self.layer2(features)))
+        logits = self.fc(torch.flatten(self.avgpool(x), 1))
+        return (logits, features) if hint else logits
 
 
 def cresnet39(channels: int, num_classes: int, inputs: str = "both", init: str = "none",

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from prep.common.progress import progress
 from prep.store.storage import write_atomic
-from trainer import checkpoint, precision
+from trainer import checkpoint, distill, precision
 from trainer.config import TrainConfig, parse
 from trainer.data import (
     EvalStream,
@@ -41,19 +41,19 @@ POSTFIX_EVERY = 10  # steps between progress figures (each reads the device: a h
 RUN_ID_WAIT_S = 10.0  # at most, once, for the tracking server to create the MLflow run
 
 
-def train_one_epoch(model, criterion, optimizer, data, steps: int, device, amp, epoch: int,
+def train_one_epoch(model, objective, optimizer, data, steps: int, device, amp, epoch: int,
                     is_main: bool) -> dict:
+    """`objective(model, x, y)` -> (logits, loss): trainer.distill's Supervised or FeatureHint."""
     model.train()
     totals = torch.zeros(3, device=device)  # loss sum, correct, samples
     start = time.perf_counter()
     bar = progress(total=steps, desc=f"epoch {epoch}", unit="step", disable=not is_main,
                    leave=False)
     for step, (x, y) in enumerate(islice(data, steps), 1):
-        x = x.to(device, non_blocking=True, memory_format=precision.memory_format(device))
+        x = to_device(x, device)
         y = y.to(device, non_blocking=True)
         with amp:
-            logits = model(x)
-            loss = criterion(logits, y)
+            logits, loss = objective(model, x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -70,6 +70,13 @@ def train_one_epoch(model, criterion, optimizer, data, steps: int, device, amp, 
     loss, top1 = (totals[:2] / totals[2]).tolist()
     return {"train_loss": loss, "train_top1": top1,
             "images_per_s": totals[2].item() / (time.perf_counter() - start)}
+
+
+def to_device(x, device):
+    """An input batch (a tensor, or the distillation's (latent, image)) on the device."""
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_device(part, device) for part in x)
+    return x.to(device, non_blocking=True, memory_format=precision.memory_format(device))
 
 
 @torch.inference_mode()
@@ -119,7 +126,8 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
     rank, world = dist.get_rank(), dist.get_world_size()
     epoch = Shared(start_epoch)
     train = TrainStream(shard_set.shards("train"),
-                        SampleTransform(shard_set, True, *config.input_sizes),
+                        SampleTransform(shard_set, True, *config.input_sizes,
+                                        hint=config.distill is not None),
                         rank, world, config.seed, epoch)
     splits = SplitShards({s: shard_set.shards(s) for s in ("validate", "test")})
     evaluation = EvalStream(splits, SampleTransform(shard_set, False, *config.input_sizes),
@@ -179,6 +187,11 @@ def check_inputs(config: TrainConfig) -> tuple[ShardSet, torch.device, dict | No
     """Every check that can fail on input, before any process group exists: the shard set,
     the device, its precision and the starting point (`--init imagenet` is fetched here)."""
     shard_set = open_shard_set(config.shards, config.domain, config.quality, config.codec)
+    if config.distill is not None:
+        if not config.reader.latent:
+            raise ValueError(f"--distill: only the latent domain learns from a teacher, not "
+                             f"--domain {config.domain}")
+        distill.teacher_stem(config.distill)  # a missing or wrong teacher fails here
     device = _device(config)
     precision.resolve(config.precision, device)
     return shard_set, device, initial_state(config.init)
@@ -219,6 +232,9 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
     arithmetic = precision.resolve(config.precision, device)
     amp = precision.autocast(device, arithmetic)
     criterion = nn.CrossEntropyLoss()
+    objective = distill.Supervised() if config.distill is None else distill.FeatureHint(
+        distill.teacher_stem(config.distill).to(
+            device, memory_format=precision.memory_format(device)), config.distill_weight)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.scaled_lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_steps), 0.1)
@@ -237,7 +253,7 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
         print(f"{world} process(es) x {torch.get_num_threads()} thread(s) on {device}, "
               f"precision {arithmetic} (--precision {config.precision})", flush=True)
     for epoch in range(start_epoch, config.epochs):
-        metrics = train_one_epoch(ddp, criterion, optimizer, data.train_epoch(epoch), steps,
+        metrics = train_one_epoch(ddp, objective, optimizer, data.train_epoch(epoch), steps,
                                   device, amp, epoch + 1, is_main)
         metrics["lr"] = optimizer.param_groups[0]["lr"]
         scheduler.step()

@@ -52,37 +52,61 @@ def pixel_transform(train: bool, resize: int, crop: int):
     ])
 
 
+HINT_STRIDE = 4  # ResNet-50's conv_2x (the teacher's hint) is 1/4 of its input's side
+
+
 class LatentTransform:
-    """y_hat and sigma_hat stacked (2M channels), resized to `resize`, then cropped and flipped."""
+    """y_hat and sigma_hat stacked (2M channels), resized to `resize`, then cropped and flipped.
+
+    Given the decoded image too (`image_side`: feature distillation), the same crop and flip is
+    cut from it at HINT_STRIDE pixels a latent cell, so that a pixel classifier's conv_2x on
+    the image lies cell for cell on the latent (trainer.distill)."""
 
     def __init__(self, scale_table: list[float], train: bool,
                  resize: int = PAPER_SIZES.latent_resize, crop: int = PAPER_SIZES.latent_crop):
         self.table = torch.tensor(scale_table, dtype=torch.float32)
         self.train, self.resize, self.crop = train, resize, crop
+        self.image = T.Compose([T.Resize((HINT_STRIDE * resize,) * 2), T.ToTensor(),
+                                T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
-    def __call__(self, latent: np.ndarray, scale_index: np.ndarray) -> torch.Tensor:
+    def view(self) -> tuple[int, int, bool]:
+        """(top, left, flip) of this sample's crop, in latent cells."""
+        if not self.train:
+            start = (self.resize - self.crop) // 2
+            return start, start, False
+        top, left = torch.randint(0, self.resize - self.crop + 1, (2,)).tolist()
+        return top, left, bool(torch.rand(()) < 0.5)
+
+    @staticmethod
+    def cut(x: torch.Tensor, view: tuple[int, int, bool], side: int, scale: int = 1):
+        top, left, flip = view
+        x = x[:, scale * top:scale * (top + side), scale * left:scale * (left + side)]
+        return torch.flip(x, dims=[2]) if flip else x
+
+    def __call__(self, latent: np.ndarray, scale_index: np.ndarray, image=None):
         y_hat = torch.from_numpy(latent.astype(np.float32))
         sigma = self.table[torch.from_numpy(scale_index.astype(np.int64))]
         x = torch.cat([y_hat, sigma])
         if x.shape[-2:] != (self.resize, self.resize):  # at the same size bilinear is identity
             x = F.interpolate(x[None], size=(self.resize, self.resize), mode="bilinear",
                               align_corners=False)[0]
-        if self.train:
-            top, left = torch.randint(0, self.resize - self.crop + 1, (2,)).tolist()
-            x = x[:, top:top + self.crop, left:left + self.crop]
-            return torch.flip(x, dims=[2]) if torch.rand(()) < 0.5 else x
-        start = (self.resize - self.crop) // 2
-        return x[:, start:start + self.crop, start:start + self.crop]
+        view = self.view()
+        x = self.cut(x, view, self.crop)
+        if image is None:
+            return x
+        return x, self.cut(self.image(image), view, self.crop, HINT_STRIDE)
 
 
 class LatentInput:
-    """A decoded sample's y_hat and scale index through a LatentTransform."""
+    """A decoded sample's y_hat and scale index through a LatentTransform; with `hint`, also
+    its decoded image, cut as the latent is: (latent, image)."""
 
-    def __init__(self, transform: LatentTransform):
-        self.transform = transform
+    def __init__(self, transform: LatentTransform, hint: bool = False):
+        self.transform, self.hint = transform, hint
 
-    def __call__(self, sample: dict) -> torch.Tensor:
-        return self.transform(sample[schema.LATENT], sample[schema.SCALES])
+    def __call__(self, sample: dict):
+        image = sample[schema.DECODED] if self.hint else None
+        return self.transform(sample[schema.LATENT], sample[schema.SCALES], image)
 
 
 class PixelInput:

@@ -1,0 +1,91 @@
+"""Feature distillation: the image is cut as the latent is, the teacher's conv_2x lies cell for
+cell on the latent branches' output, only the student learns, and the pipeline pairs each
+compressed-domain run with the Anchor 2 of its set and seed."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from evaluation.pipeline import DEMO, train_configs, waits_for
+from prep.store import storage
+from trainer import checkpoint, distill
+from trainer.config import TrainConfig
+from trainer.models import cresnet39, resnet50_deep_stem
+from trainer.transforms import HINT_STRIDE, IMAGENET_MEAN, IMAGENET_STD, LatentTransform
+
+M, SIDE, CROP = 4, 16, 14
+
+
+def coordinate_inputs():
+    """A latent whose cell (r, c) holds r and c, and an image whose 4x4 block (r, c) holds
+    16 r and 16 c in its red and green channels."""
+    rows, cols = np.meshgrid(np.arange(SIDE), np.arange(SIDE), indexing="ij")
+    latent = np.stack([rows, cols, rows, cols]).astype(np.int8)
+    pixels = np.zeros((SIDE * HINT_STRIDE, SIDE * HINT_STRIDE, 3), np.uint8)
+    pixels[..., 0] = np.repeat(np.repeat(16 * rows, HINT_STRIDE, 0), HINT_STRIDE, 1)
+    pixels[..., 1] = np.repeat(np.repeat(16 * cols, HINT_STRIDE, 0), HINT_STRIDE, 1)
+    return latent, np.zeros((M, SIDE, SIDE), np.uint8), Image.fromarray(pixels)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_the_image_is_cut_as_the_latent_is(train):
+    latent, scales, image = coordinate_inputs()
+    transform = LatentTransform([0.11, 0.2], train, SIDE, CROP)
+    torch.manual_seed(3)
+    flips = set()
+    for _ in range(12):
+        x, picture = transform(latent, scales, image)
+        assert x.shape == (2 * M, CROP, CROP)
+        assert picture.shape == (3, HINT_STRIDE * CROP, HINT_STRIDE * CROP)
+        red, green = (picture[c] * IMAGENET_STD[c] + IMAGENET_MEAN[c] for c in (0, 1))
+        cells = (slice(None, None, HINT_STRIDE),) * 2  # one pixel of each block
+        assert torch.allclose(red[cells] * 255, 16 * x[0], atol=0.5)
+        assert torch.allclose(green[cells] * 255, 16 * x[1], atol=0.5)
+        flips.add(bool(x[1, 0, 0] > x[1, 0, -1]))
+    assert flips == ({True, False} if train else {False})
+
+
+def teacher_file(tmp_path, domain="decoded"):
+    model = resnet50_deep_stem(6)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [1])
+    checkpoint.save(tmp_path, model, optimizer, scheduler, 0,
+                    TrainConfig(domain=domain, shards="x", quality=4), [], None)
+    return str(tmp_path / checkpoint.CHECKPOINT), model
+
+
+def test_the_hint_trains_the_student_and_leaves_the_teacher(tmp_path):
+    path, model = teacher_file(tmp_path)
+    teacher = distill.teacher_stem(path)
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    assert torch.equal(teacher[-1][0].conv1.weight, model.layer1[0].conv1.weight)
+    student = cresnet39(M, 6)
+    latent, image = torch.randn(2, 2 * M, CROP, CROP).abs() + 0.1, torch.randn(2, 3, 56, 56)
+    logits, loss = distill.FeatureHint(teacher, 1.0)(student, (latent, image), torch.tensor([0, 1]))
+    plain_logits, plain = distill.Supervised()(student, latent, torch.tensor([0, 1]))
+    assert logits.shape == plain_logits.shape == (2, 6) and loss > plain  # the hint adds
+    loss.backward()
+    assert student.branches["y"][1].conv1.weight.grad.abs().sum() > 0
+
+
+def test_a_teacher_must_be_an_anchor_2(tmp_path):
+    path, _ = teacher_file(tmp_path, domain="original")
+    with pytest.raises(ValueError, match="decoded-domain classifier"):
+        distill.teacher_stem(path)
+
+
+def test_distill_pairs_each_comp_run_with_the_anchor2_of_its_set_and_seed(tmp_path):
+    e = replace(DEMO, qualities=(1, 8), seeds=2, distill=True, jpeg_qualities=(5,))
+    configs = train_configs(e, storage.location(tmp_path / "shards"), tmp_path / "runs", "x")
+    latent = [c for c in configs if c.domain == "latent"]
+    assert len(latent) == 4
+    for c in latent:
+        [folder] = waits_for(c)
+        teacher = next(t for t in configs if Path(t.out) == folder)
+        assert (teacher.domain, teacher.set_name, teacher.seed) == ("decoded", c.set_name, c.seed)
+        assert c.init == c.distill == str(folder / "checkpoint.pth")
+    assert not any(waits_for(c) for c in configs if c.domain != "latent")

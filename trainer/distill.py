@@ -1,0 +1,64 @@
+"""Feature distillation from a pixel classifier into the compressed-domain one (`--distill`).
+
+cResNet-39's latent branches stand where ResNet-50's stem and conv_2x stand: both hand
+conv_3x a 256-channel map. With `--distill CHECKPOINT` (a trained Anchor 2: ResNet-50 on the
+decoded images of the same set), the teacher's conv_2x output on the decoded image is a hint
+(FitNets, Romero et al. 2015) for the branches' output on the latent, cut cell for cell alike
+(trainer.transforms.LatentTransform: 4 pixels a latent cell, conv_2x's stride). The loss is the
+cross-entropy plus `weight` times the hint's squared error relative to the teacher map's
+energy (scale-free, so one weight fits every layer and quality). Starting the trunk from the
+same checkpoint (`--init CHECKPOINT`) then hands conv_3x..fc the features they were trained on:
+Deng and Karam's follow-up (arXiv 2305.08000) trains the compressed-domain model from the
+pixel model's weights; the published text does not say how, this is our choice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from trainer import checkpoint
+from trainer.models import resnet50_deep_stem
+
+
+def teacher_stem(path: str) -> nn.Module:
+    """A decoded-domain classifier's stem and conv_2x from its checkpoint, frozen, in eval
+    mode. Errors name the file and say what it must be."""
+    state = checkpoint.load(Path(path))
+    if state["config"].get("domain") != "decoded":
+        raise ValueError(f"--distill {path}: a teacher must be a decoded-domain classifier "
+                         f"(Anchor 2), this one is {state['config'].get('domain')!r}")
+    weights = state["model"]
+    model = resnet50_deep_stem(weights["fc.weight"].shape[0])
+    model.load_state_dict(weights)
+    stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1)
+    return stem.eval().requires_grad_(False)
+
+
+class Supervised:
+    """The cross-entropy of the classifier's logits: every run without a teacher."""
+
+    def __init__(self):
+        self.criterion = nn.CrossEntropyLoss()
+
+    def __call__(self, model: nn.Module, x, y: torch.Tensor):
+        logits = model(x)
+        return logits, self.criterion(logits, y)
+
+
+class FeatureHint(Supervised):
+    """Cross-entropy plus the teacher's conv_2x hint on the latent branches (see above)."""
+
+    def __init__(self, teacher: nn.Module, weight: float):
+        super().__init__()
+        self.teacher, self.weight = teacher, weight
+
+    def __call__(self, model: nn.Module, x, y: torch.Tensor):
+        latent, image = x
+        logits, features = model(latent, hint=True)
+        with torch.no_grad():
+            target = self.teacher(image)
+        hint = (features.float() - target.float()).pow(2).mean() / target.float().pow(2).mean()
+        return logits, self.criterion(logits, y) + self.weight * hint
