@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
 from prep.store import schema
-from trainer.domains import ANCHOR1, ANCHOR2, COMP, COMP_INPUTS
+from trainer.domains import ANCHOR1, ANCHOR2, COMP, COMP_INPUTS, COMP_RATES
 
 RESAMPLES = 2000
 LEVEL = 0.95
@@ -87,7 +87,7 @@ class Curve:
 def _order(method: str, codec: str) -> tuple[int, int]:
     """Pairs read as `earlier minus later`: the compressed domain before the pixel anchors,
     retrained before not retrained, the learned codec before the classical ones."""
-    methods = (COMP, COMP_INPUTS["y"], COMP_INPUTS["sigma"], ANCHOR2, ANCHOR1)
+    methods = (COMP, COMP_RATES, COMP_INPUTS["y"], COMP_INPUTS["sigma"], ANCHOR2, ANCHOR1)
     return schema.CODECS.index(codec), methods.index(method)
 
 

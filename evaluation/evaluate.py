@@ -75,11 +75,12 @@ def slug(method: str, set_name: str) -> str:
 
 
 def targets(classifiers: list[Classifier], sets: list[tuple[str, int]]) -> list[Target]:
-    """Anchor 1 reuses the original-trained model on each prepared coded set (not retrained)."""
+    """Anchor 1 reuses the original-trained model on each prepared coded set (not retrained);
+    one classifier for every rate reads each of its qualities' sets."""
     cells = []
     for c in classifiers:
-        cells.append(Target(c.trained_method, c.config.quality, c.config.domain, c,
-                            c.config.codec))
+        cells += [Target(c.trained_method, q, c.config.domain, c, c.config.codec)
+                  for q in c.config.rates or (c.config.quality,)]
         if not c.config.reader.coded:
             cells += [Target(ANCHOR1, q, DECODED.name, c, codec) for codec, q in sets]
     return cells

@@ -14,12 +14,21 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from prep.store.schema import CODECS, LEARNED, set_name  # noqa: E402
-from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS, METHOD_ORDER  # noqa: E402
+from trainer.domains import (  # noqa: E402
+    ANCHOR1,
+    ANCHOR2,
+    ANCHOR3,
+    COMP,
+    COMP_INPUTS,
+    COMP_RATES,
+    METHOD_ORDER,
+)
 
 AXES = {"bpp": "bits per pixel (log scale)", "psnr": "PSNR (dB)", "ssim": "SSIM"}
 # a method keeps its marker and colour on every codec; the codec sets the line
 MARKERS = {ANCHOR1: ("o", "C0"), ANCHOR2: ("s", "C1"), COMP: ("^", "C2"),
-           COMP_INPUTS["y"]: ("v", "C3"), COMP_INPUTS["sigma"]: ("d", "C4")}
+           COMP_INPUTS["y"]: ("v", "C3"), COMP_INPUTS["sigma"]: ("d", "C4"),
+           COMP_RATES: ("P", "C5")}
 LINES = {LEARNED: "-", "jpeg": "--", "webp": "-."}
 SEEDS_NOTE = ("\nWith several seeds each point is the mean over its seeds, the thin bar its 95% "
               "Wilson interval over the test images, the thick bar the range of the seeds' own "

@@ -79,6 +79,7 @@ class Experiment:
     # Comp. learns from the Anchor 2 of its set and seed: that classifier's conv_2x map is a hint
     # for its latent branches and its weights start Comp.'s trunk (trainer.distill)
     distill: bool = False
+    every_rate: bool = False  # also one cResNet-39 trained on every quality's latents together
     seeds: int = 1  # every classifier trained with seeds 0..seeds-1 (evaluation.seeds: folders)
     # an evaluation-only set (never trained on): prepared like `data` under <out>/extra-test,
     # every classifier also evaluated on its test split (MINC layout, empty train/validate)
@@ -185,6 +186,8 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
     configs = ([base] + [replace(base, domain=DECODED.name, quality=q) for q in e.qualities]
                + [replace(base, domain=LATENT.name, quality=q, inputs=i)
                   for q in e.qualities for i in inputs]
+               + ([replace(base, domain=LATENT.name, quality=e.qualities[0], rates=e.qualities)]
+                  if e.every_rate and e.qualities else [])
                + [replace(base, domain=DECODED.name, quality=q, codec=codec)
                   for codec, qualities in e.classical.items() for q in qualities])
     if e.seeds < 1:
@@ -197,7 +200,7 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
 def with_teacher(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig:
     """A compressed-domain classifier taught by, and started from, the Anchor 2 of its set and
     seed among `configs` (train_in_lanes starts it once that one has its test result)."""
-    if not config.reader.latent:
+    if not config.reader.latent or config.rates:  # a teacher reads one quality
         return config
     teacher = next(c for c in configs if c.domain == DECODED.name and c.quality == config.quality
                    and c.codec == config.codec and c.seed == config.seed)
@@ -222,7 +225,8 @@ def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
         folder = Path(config.out)
         what = f"train {config.domain}" + (f" {config.set_name}" if config.reader.coded else "") \
             + (f" ({config.inputs})" if config.inputs != "both" else "") \
-            + (f" seed {config.seed}" if e.seeds > 1 else "")
+            + (" (every rate: " + " ".join(f"q{q}" for q in config.rates) + ")"
+               if config.rates else "") + (f" seed {config.seed}" if e.seeds > 1 else "")
         if is_done(folder, e.epochs):
             print(f"==> {what}: done ({folder / TEST_RESULT})")
             continue
@@ -373,7 +377,7 @@ def parser() -> argparse.ArgumentParser:
                    help="defaults to start from (paper: the paper's recipe on MINC-2500)")
     for name, value in asdict(Experiment()).items():
         flag = "--" + name.replace("_", "-")
-        if name in ("ablations", "distill"):
+        if name in ("ablations", "distill", "every_rate"):
             p.add_argument(flag, action="store_true", default=None)
         elif name in ("jpeg_qualities", "webp_qualities"):  # given with no value: none
             codec = name.split("_")[0]

@@ -21,8 +21,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from evaluation.bd import bd_accuracy
+from evaluation.catalogue import Catalogue
+from evaluation.classifiers import read_classifier
+from evaluation.evaluate import Target, evaluate_target
 from evaluation.pipeline import (
     PRESETS,
     WALL_TIME,
@@ -32,6 +36,7 @@ from evaluation.pipeline import (
     train_jobs,
 )
 from prep.store import schema, storage
+from trainer import checkpoint
 from trainer.config import TrainConfig
 from trainer.domains import DECODED, LATENT, ORIGINAL
 from trainer.train import TEST_RESULT
@@ -47,6 +52,7 @@ class Row:
     what: str
     domain: str = LATENT.name
     changes: tuple[tuple[str, object], ...] = ()
+    every_rate: bool = False  # one classifier on every quality's latents, evaluated on each
 
     def config(self, base: TrainConfig, quality: int, runs: Path) -> TrainConfig:
         fields = {k: v.format(q=quality, seed=base.seed, runs=runs) if isinstance(v, str)
@@ -84,6 +90,9 @@ ROWS = {
     "distill-anchor2": Row("the hint, and the trunk from that same Anchor 2 (the follow-up's "
                            "adaptation from pixel-domain weights, our way)",
                            changes=(("distill", ANCHOR2_OF_SEED), ("init", ANCHOR2_OF_SEED))),
+    "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
+                      "together (3x the steps of one quality's), evaluated on each",
+                      every_rate=True),
     "y-only": Row("y_hat alone (the ablation)", changes=(("inputs", "y"),)),
     "sigma-only": Row("sigma_hat alone (the ablation)", changes=(("inputs", "sigma"),)),
 }
@@ -105,12 +114,14 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
     found = []
     for row in ordered:
         spec = ROWS[row]
-        qualities = (None,) if spec.domain == ORIGINAL.name else e.qualities
+        qualities = ((None,) if spec.domain == ORIGINAL.name else
+                     e.qualities[:1] if spec.every_rate else e.qualities)
         for quality in qualities:
             for seed in range(seeds):
-                config = spec.config(replace(base[spec.domain], quality=quality, seed=seed),
-                                     quality, runs)
-                set_name = config.set_name
+                rates = e.qualities if spec.every_rate else ()
+                config = spec.config(replace(base[spec.domain], quality=quality, seed=seed,
+                                             rates=rates), quality, runs)
+                set_name = Path(config.run_name).name  # q4, or q1+4+8 for every rate
                 folder = run_folder(runs, row, set_name, seed)
                 found.append((row, set_name, quality, seed,
                               replace(config, out=str(folder), experiment=f"study-{row}")))
@@ -128,7 +139,22 @@ def train(all_cells: list[tuple], e: Experiment) -> None:
         train_jobs(jobs, e.nproc, e.lanes)
 
 
-def collect(all_cells: list[tuple], bpp: dict[str, float]) -> pd.DataFrame:
+def per_rate(config: TrainConfig, catalogue: Catalogue) -> list[tuple[int, float, int]]:
+    """(quality, test Top-1, test images) of one classifier for every rate on each of its
+    qualities' test splits (the report's evaluation, predictions cached in its run folder)."""
+    classifier = read_classifier(Path(config.out) / checkpoint.CHECKPOINT)
+    found = []
+    for q in config.rates:
+        target = Target(classifier.trained_method, q, LATENT.name, classifier)
+        predictions, _ = evaluate_target(target, catalogue, "test", Path(config.out),
+                                         torch.device("cpu"), workers=2)
+        hits = predictions["top"][:, 0] == predictions["label"]
+        found.append((q, float(hits.mean()), len(hits)))
+    return found
+
+
+def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue
+            ) -> pd.DataFrame:
     rows = []
     for row, set_name, quality, seed, config in all_cells:
         folder = Path(config.out)
@@ -136,10 +162,13 @@ def collect(all_cells: list[tuple], bpp: dict[str, float]) -> pd.DataFrame:
             continue
         test = json.loads((folder / TEST_RESULT).read_text())
         wall = folder / WALL_TIME
-        rows.append({"row": row, "set": set_name, "quality": quality, "seed": seed,
-                     "bpp": bpp.get(set_name, math.nan), "top1": test["test_top1"],
-                     "samples": test["test_samples"],
-                     "wall_s": json.loads(wall.read_text()) if wall.is_file() else math.nan})
+        results = (per_rate(config, catalogue) if config.rates else
+                   [(quality, test["test_top1"], test["test_samples"])])
+        for q, top1, samples in results:
+            name = schema.set_name(q) if config.rates else set_name
+            rows.append({"row": row, "set": name, "quality": q, "seed": seed,
+                         "bpp": bpp.get(name, math.nan), "top1": top1, "samples": samples,
+                         "wall_s": json.loads(wall.read_text()) if wall.is_file() else math.nan})
     return pd.DataFrame(rows)
 
 
@@ -217,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
-    results = collect(all_cells, bpp)
+    results = collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)))
     out = args.out or runs
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / RESULTS, index=False)

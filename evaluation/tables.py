@@ -10,14 +10,14 @@ import pandas as pd
 from evaluation import verdicts
 from evaluation.classifiers import CODEC_LABELS, Classifier, curve_name
 from prep.store import schema
-from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS
+from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS, COMP_RATES
 
 # Deng and Karam, Table 2 (MINC-2500 split 1, test): Top-1 (Top-5) in %.
 PAPER = {ANCHOR3: {None: (81.50, 97.58)},
          ANCHOR1: {1: (60.26, 87.88), 4: (77.13, 96.40), 8: (81.04, 97.55)},
          ANCHOR2: {1: (77.06, None), 4: (79.93, None)},
          COMP: {1: (72.59, None), 4: (73.03, None), 8: (76.56, None)}}
-TABLE_METHODS = (ANCHOR1, ANCHOR2, COMP, COMP_INPUTS["y"], COMP_INPUTS["sigma"])
+TABLE_METHODS = (ANCHOR1, ANCHOR2, COMP, COMP_RATES, COMP_INPUTS["y"], COMP_INPUTS["sigma"])
 BD_RESULTS = "bd_accuracy"
 
 

@@ -26,6 +26,9 @@ class TrainConfig:
     inputs: str = "both"  # latent domain: y, sigma or both (domains.INPUTS)
     latent_sigma: str = "linear"  # latent domain: sigma_hat as it is or its log (SIGMA_INPUTS)
     latent_adapter: str = "none"  # latent domain: none or se (ADAPTERS)
+    # latent domain: one classifier for every rate, trained on the train splits of these
+    # learned sets together (quality: the first; validation and test read them all)
+    rates: tuple[int, ...] = ()
     distill: str | None = None  # latent domain: a trained Anchor 2's checkpoint (trainer.distill)
     distill_weight: float = 1.0  # the conv_2x hint's weight beside the cross-entropy
     init: str = "imagenet"
@@ -77,7 +80,12 @@ class TrainConfig:
     @property
     def method(self) -> str:
         """The paper's name for this classifier: Anchor 3, Anchor 2, Comp., Comp. (y), ..."""
-        return self.reader.method_name(self.inputs)
+        return self.reader.method_name(self.inputs, bool(self.rates))
+
+    @property
+    def qualities(self) -> tuple[int, ...]:
+        """The learned qualities it reads: its rates, else its own quality (if coded)."""
+        return self.rates or ((self.quality,) if self.quality is not None else ())
 
     @property
     def dataset(self) -> str:
@@ -90,10 +98,12 @@ class TrainConfig:
 
     @property
     def run_name(self) -> str:
-        """e.g. minc-2500/latent/q8, minc-2500/latent-y/q8, minc-2500/decoded/jpeg30,
-        minc-2500/original."""
-        return "/".join(filter(None, [self.dataset, self.reader.run_label(self.inputs),
-                                      self.set_name if self.reader.coded else ""]))
+        """e.g. minc-2500/latent/q8, minc-2500/latent-y/q8, minc-2500/latent-rates/q1+4+8,
+        minc-2500/decoded/jpeg30, minc-2500/original."""
+        sets = "q" + "+".join(map(str, self.rates)) if self.rates else self.set_name
+        return "/".join(filter(None, [self.dataset,
+                                      self.reader.run_label(self.inputs, bool(self.rates)),
+                                      sets if self.reader.coded else ""]))
 
     @property
     def out_dir(self) -> Path:
@@ -145,6 +155,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-adapter", choices=ADAPTERS, default=d.latent_adapter,
                    help="latent domain: a channel attention (squeeze and excitation) between "
                    "the branches and the trunk, after Deng and Karam's feature adaptation")
+    p.add_argument("--rates", type=int, nargs="+", default=[], metavar="Q",
+                   help="latent domain: one classifier for every rate, trained on the q<Q> sets "
+                   "of these qualities together (validation and test: all of them)")
     p.add_argument("--distill", default=None, metavar="CHECKPOINT",
                    help="latent domain: a trained decoded-domain classifier (Anchor 2) whose "
                    "conv_2x output on the decoded image the latent branches learn to match")
@@ -189,7 +202,7 @@ def parser() -> argparse.ArgumentParser:
 def parse(argv: list[str] | None = None) -> TrainConfig:
     p = parser()
     args = vars(p.parse_args(argv))
-    args["lr_steps"] = tuple(args["lr_steps"])
+    args["lr_steps"], args["rates"] = tuple(args["lr_steps"]), tuple(args["rates"])
     name = args.pop("set_name")
     if name is not None:
         try:
@@ -201,4 +214,12 @@ def parse(argv: list[str] | None = None) -> TrainConfig:
         if args["quality"] is not None and (codec, quality) != (schema.LEARNED, args["quality"]):
             p.error(f"--set {name} and --quality {args['quality']} disagree: give one of them")
         args |= {"codec": codec, "quality": quality}
+    if args["rates"]:
+        if args["domain"] != domains.LATENT.name:
+            p.error(f"--rates: one classifier for every rate reads latents, not --domain "
+                    f"{args['domain']}")
+        args["quality"] = args["quality"] or args["rates"][0]
+        if args["quality"] != args["rates"][0]:
+            p.error(f"--rates {' '.join(map(str, args['rates']))}: its run is named after the "
+                    f"first, q{args['rates'][0]}; leave out --quality/--set or give that one")
     return TrainConfig(**args)

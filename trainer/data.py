@@ -74,6 +74,36 @@ def open_shard_set(root: str | Path, domain: str, quality: int | None,
     return ShardSet(directory, domain, info, counts)
 
 
+@dataclass(frozen=True)
+class PooledShardSet(ShardSet):
+    """Learned sets of several qualities read as one (one classifier for every rate): the
+    first's dataset.json, every part's shards and counts."""
+
+    parts: tuple[ShardSet, ...] = ()
+
+    def shards(self, split: str) -> list[str]:
+        return [shard for part in self.parts for shard in part.shards(split)]
+
+
+def open_rates(root: str | Path, qualities: tuple[int, ...],
+               splits: tuple[str, ...] = schema.SPLITS) -> PooledShardSet:
+    """The latent sets of `qualities` as one (open_shard_set's checks for each); an error
+    where they cannot feed one classifier (other latent channels, scales or classes)."""
+    parts = tuple(open_shard_set(root, domains.LATENT.name, q, splits=splits) for q in qualities)
+    first = parts[0]
+    for part in parts[1:]:
+        for what, value in (("latent channels", lambda s: s.latent_channels),
+                            ("scale table", lambda s: s.info["codec"]["scale_table"]),
+                            ("classes", lambda s: s.info["categories"])):
+            if value(part) != value(first):
+                raise ValueError(
+                    f"--rates: {part.directory} and {first.directory} differ in their {what}: "
+                    f"one classifier for every rate needs latents of one shape (CompressAI's "
+                    f"qualities 1-5 have M=192, 6-8 M=320: choose rates of one group)")
+    counts = {split: sum(p.counts[split] for p in parts) for split in schema.SPLITS}
+    return PooledShardSet(first.directory, first.domain, first.info, counts, parts)
+
+
 class SampleTransform:
     """Raw sample -> (input tensor, label), decoding only the members the domain reads;
     `hint`: the input is (latent, decoded image) for feature distillation (trainer.distill)."""

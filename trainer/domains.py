@@ -24,8 +24,10 @@ from trainer.transforms import (
 # model on decoded images, not retrained). "Comp. (y)" and "Comp. (sigma)": the ablations.
 ANCHOR3, ANCHOR1, ANCHOR2, COMP = "Anchor 3", "Anchor 1", "Anchor 2", "Comp."
 COMP_INPUTS = {"both": COMP, "y": "Comp. (y)", "sigma": "Comp. (sigma)"}
+COMP_RATES = "Comp. (every rate)"  # one cResNet-39 trained on the latents of every quality
 INPUTS = ("y", "sigma", "both")  # what a cResNet-39 reads of the latent (the ablation)
-METHOD_ORDER = (ANCHOR3, ANCHOR1, ANCHOR2, COMP, COMP_INPUTS["y"], COMP_INPUTS["sigma"])
+METHOD_ORDER = (ANCHOR3, ANCHOR1, ANCHOR2, COMP, COMP_RATES, COMP_INPUTS["y"],
+                COMP_INPUTS["sigma"])
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,18 @@ class Domain:
     def model_name(self) -> str:
         return "cresnet39" if self.latent else "resnet50"
 
-    def method_name(self, inputs: str = "both") -> str:
-        """`Comp. (y)` for the latent ablations, else the domain's method."""
+    def method_name(self, inputs: str = "both", every_rate: bool = False) -> str:
+        """`Comp. (y)` for the latent ablations, `Comp. (every rate)` for one classifier of
+        every quality, else the domain's method."""
+        if self.latent and every_rate:
+            return COMP_RATES
         return COMP_INPUTS[inputs] if self.latent else self.method
 
-    def run_label(self, inputs: str = "both") -> str:
-        """The run folder's domain part: `latent-y` for the ablations, else the name."""
+    def run_label(self, inputs: str = "both", every_rate: bool = False) -> str:
+        """The run folder's domain part: `latent-y` for the ablations, `latent-rates` for one
+        classifier of every quality, else the name."""
+        if self.latent and every_rate:
+            return f"{self.name}-rates"
         return f"{self.name}-{inputs}" if self.latent and inputs != "both" else self.name
 
     def set_name(self, quality: int | None, codec: str = schema.LEARNED) -> str:

@@ -29,6 +29,7 @@ from trainer.data import (
     SplitShards,
     TrainStream,
     loader,
+    open_rates,
     open_shard_set,
     start_workers,
 )
@@ -186,11 +187,15 @@ def main(argv: list[str] | None = None) -> int:
 def check_inputs(config: TrainConfig) -> tuple[ShardSet, torch.device, dict | None]:
     """Every check that can fail on input, before any process group exists: the shard set,
     the device, its precision and the starting point (`--init imagenet` is fetched here)."""
-    shard_set = open_shard_set(config.shards, config.domain, config.quality, config.codec)
+    shard_set = (open_rates(config.shards, config.rates) if config.rates else
+                 open_shard_set(config.shards, config.domain, config.quality, config.codec))
     if config.distill is not None:
         if not config.reader.latent:
             raise ValueError(f"--distill: only the latent domain learns from a teacher, not "
                              f"--domain {config.domain}")
+        if config.rates:
+            raise ValueError("--distill with --rates: a teacher is the Anchor 2 of one quality, "
+                             "one classifier for every rate reads several")
         distill.teacher_stem(config.distill)  # a missing or wrong teacher fails here
     device = _device(config)
     precision.resolve(config.precision, device)
