@@ -95,7 +95,9 @@ def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int,
             f"{chance(present, label_space)}\n\n{tables}\n\nTop-1 (Top-5) in %; below, the 95% "
             "Wilson interval of Top-1. Anchor 1: the Anchor 3 model on decoded images (not "
             "retrained); Anchor 2: ResNet-50 trained on decoded images of that set; Comp.: "
-            f"cResNet-39 on y_hat and sigma_hat.{seeds}\n")
+            "cResNet-39 on y_hat and sigma_hat" + (
+                "; Comp. (every rate): one cResNet-39 trained on the latents of every quality "
+                "together" if COMP_RATES in set(results["method"]) else "") + f".{seeds}\n")
 
 
 def _learned(results: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,9 @@ from trainer.config import TrainConfig, parse
                 epochs=6, lr_steps=(4,), resize=72, crop=64, latent_resize=16, latent_crop=14,
                 init="procedural", max_steps=2, out="runs/x", resume=True),
     TrainConfig(domain="decoded", shards="d", quality=20, codec="jpeg", lr_steps=()),
+    TrainConfig(domain="latent", shards="d", quality=1, rates=(1, 4, 8)),
+    TrainConfig(domain="latent", shards="d", quality=4, distill="runs/a2/checkpoint.pth",
+                distill_weight=0.5, init="runs/a2/checkpoint.pth"),
 ])
 def test_train_config_round_trips_through_its_command_line(config):
     assert parse(config.to_argv()) == config
@@ -32,3 +35,19 @@ def test_train_config_round_trips_through_its_command_line(config):
 ])
 def test_prep_config_round_trips_through_its_command_line(config):
     assert config_from(config.to_argv()) == config
+
+
+def test_one_classifier_for_every_rate_is_named_for_its_rates():
+    config = parse(["--domain", "latent", "--shards", "data/shards/d", "--rates", "1", "4", "8"])
+    assert (config.quality, config.rates, config.qualities) == (1, (1, 4, 8), (1, 4, 8))
+    assert config.run_name == "d/latent-rates/q1+4+8" and config.method == "Comp. (every rate)"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--domain", "decoded", "--rates", "1", "4"], "reads latents"),
+    (["--domain", "latent", "--rates", "1", "4", "--quality", "4"], "named after the first"),
+])
+def test_bad_rates_are_explained(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        parse([*argv, "--shards", "d"])
+    assert message in capsys.readouterr().err

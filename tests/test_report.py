@@ -171,3 +171,19 @@ def test_finding3_over_the_whole_curve_reads_the_bd_interval():
     assert "beyond the noise* when its interval excludes 0" in text  # the rule is written out
     bd.loc[0, ["bd_top1", "bd_top1_low", "bd_top1_high"]] = (-0.03, -0.05, -0.01)
     assert "-3.0 [-5.0, -1.0] points: holds here" in pattern(frame, {"procedural"}, bd)
+
+
+def test_one_classifier_for_every_rate_is_a_cell_at_each_rate_and_a_row_of_table2():
+    from pathlib import Path
+
+    from evaluation.classifiers import Classifier
+    from evaluation.evaluate import targets
+    from trainer.config import TrainConfig
+
+    config = TrainConfig(domain="latent", shards="d", quality=1, rates=(1, 4, 8))
+    cells = targets([Classifier(Path("c.pth"), config, 30, "")], [("learned", 1), ("learned", 4)])
+    assert [(c.method, c.set_name) for c in cells] == [("Comp. (every rate)", f"q{q}")
+                                                       for q in (1, 4, 8)]
+    results = pd.DataFrame([row("Anchor 2", 1, 0.80), row("Comp. (every rate)", 1, 0.75),
+                            row("Comp. (every rate)", 4, 0.78)])
+    assert "| Comp. (every rate) |" in table2(results, "d", 4, 4)
