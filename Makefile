@@ -21,7 +21,7 @@ PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS)) \
 	$(if $(filter-out none,$(JPEG)),--jpeg $(JPEG)) $(if $(filter-out none,$(WEBP)),--webp $(WEBP))
 
-.PHONY: help setup browser test lint prep data synthetic demo demo-codecs pretrain minc-codecs codec train ui table2 evaluate \
+.PHONY: help setup browser test test-fast lint prep data synthetic demo demo-codecs pretrain minc-codecs codec train ui table2 evaluate \
 	report minc-subset bench bench-prep bench-train bench-eval bench-gpu clean
 comma := ,
 
@@ -57,6 +57,9 @@ browser:  ## Debian's Chromium for the MLflow UI test (needs root and apt; the t
 test: $(PY)  ## run the test suite (first tries to install Chromium for the MLflow UI test)
 	@$(MAKE) --no-print-directory browser || echo "Chromium could not be installed: the MLflow UI test will skip"
 	$(PY) -m pytest -q
+
+test-fast: $(PY)  ## the edit-test loop: every test not marked slow (unit and small integration)
+	$(PY) -m pytest -q -m "not slow"
 
 lint: $(PY)  ## ruff
 	$(VENV)/bin/ruff check .
@@ -138,7 +141,10 @@ SPLITS ?= 1
 SEEDS ?=
 # EXTRA_TEST=dir: an evaluation-only set (MINC layout, test only) evaluated beside the test split
 EXTRA_TEST ?=
-PIPELINE_EXTRAS = $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EXTRA_TEST),--extra-test $(EXTRA_TEST))
+# ABLATIONS=1: also Comp. (y) and Comp. (sigma); EVERY_RATE=1: also one Comp. for every rate;
+# DISTILL=1: each Comp. taught by, and started from, the Anchor 2 of its set and seed
+PIPELINE_EXTRAS = $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EXTRA_TEST),--extra-test $(EXTRA_TEST)) \
+	$(if $(ABLATIONS),--ablations) $(if $(EVERY_RATE),--every-rate) $(if $(DISTILL),--distill)
 table2: $(PY)  ## the paper's matrix on DATA: prep, every classifier, evaluation, report (resumes)
 	$(PY) -m evaluation.pipeline --data $(DATA) --out $(OUT) --qualities $(QUALITIES) \
 	  --epochs $(EPOCHS) --nproc $(NPROC) --splits $(subst $(comma), ,$(SPLITS)) $(PIPELINE_EXTRAS) \
