@@ -31,10 +31,13 @@ from evaluation.pipeline import (
     PRESETS,
     WALL_TIME,
     Experiment,
+    extra_location,
     prep,
     train_configs,
     train_jobs,
 )
+from evaluation.report import EXTRA
+from prep.datasets.listing import dataset_name
 from prep.store import schema, storage
 from trainer import checkpoint
 from trainer.config import TrainConfig
@@ -139,22 +142,24 @@ def train(all_cells: list[tuple], e: Experiment) -> None:
         train_jobs(jobs, e.nproc, e.lanes)
 
 
-def per_rate(config: TrainConfig, catalogue: Catalogue) -> list[tuple[int, float, int]]:
-    """(quality, test Top-1, test images) of one classifier for every rate on each of its
-    qualities' test splits (the report's evaluation, predictions cached in its run folder)."""
+def test_top1(config: TrainConfig, quality: int | None, catalogue: Catalogue, cache: str,
+              label_space: list[str] | None = None) -> tuple[float, int]:
+    """(Top-1, images) of a run's classifier on the test split of the catalogue's set of
+    `quality` (the report's evaluation; predictions cached in the run folder under `cache`);
+    label_space: the classifier's class names where the catalogue is an evaluation-only set."""
     classifier = read_classifier(Path(config.out) / checkpoint.CHECKPOINT)
-    found = []
-    for q in config.rates:
-        target = Target(classifier.trained_method, q, LATENT.name, classifier)
-        predictions, _ = evaluate_target(target, catalogue, "test", Path(config.out),
-                                         torch.device("cpu"), workers=2)
-        hits = predictions["top"][:, 0] == predictions["label"]
-        found.append((q, float(hits.mean()), len(hits)))
-    return found
+    target = Target(classifier.trained_method, quality, config.domain, classifier)
+    predictions, _ = evaluate_target(target, catalogue, "test", Path(config.out) / cache,
+                                     torch.device("cpu"), 2, label_space)
+    hits = predictions["top"][:, 0] == predictions["label"]
+    return float(hits.mean()), len(hits)
 
 
-def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue
-            ) -> pd.DataFrame:
+def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue,
+            extra: Catalogue | None = None) -> pd.DataFrame:
+    """A row per run and set it is scored on: its trainer's test result (one classifier for
+    every rate: the report's evaluation on each quality), and with `extra` its Top-1 on that
+    evaluation-only set's test split (extra_top1)."""
     rows = []
     for row, set_name, quality, seed, config in all_cells:
         folder = Path(config.out)
@@ -162,13 +167,18 @@ def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue
             continue
         test = json.loads((folder / TEST_RESULT).read_text())
         wall = folder / WALL_TIME
-        results = (per_rate(config, catalogue) if config.rates else
-                   [(quality, test["test_top1"], test["test_samples"])])
+        results = ([(q, *test_top1(config, q, catalogue, "rates")) for q in config.rates]
+                   or [(quality, test["test_top1"], test["test_samples"])])
         for q, top1, samples in results:
             name = schema.set_name(q) if config.rates else set_name
-            rows.append({"row": row, "set": name, "quality": q, "seed": seed,
-                         "bpp": bpp.get(name, math.nan), "top1": top1, "samples": samples,
-                         "wall_s": json.loads(wall.read_text()) if wall.is_file() else math.nan})
+            found = {"row": row, "set": name, "quality": q, "seed": seed,
+                     "bpp": bpp.get(name, math.nan), "top1": top1, "samples": samples,
+                     "wall_s": json.loads(wall.read_text()) if wall.is_file() else math.nan}
+            if extra is not None:
+                names = catalogue.shard_set(config.domain, q).info["categories"]
+                found["extra_top1"], found["extra_samples"] = test_top1(
+                    config, q, extra, EXTRA, list(names))
+            rows.append(found)
     return pd.DataFrame(rows)
 
 
@@ -182,27 +192,28 @@ def mean_bpp(shards: str, qualities: tuple[int, ...]) -> dict[str, float]:
     return rates
 
 
-def summary(results: pd.DataFrame) -> str:
-    """A markdown table: per row and set the mean Top-1 [min, max] over seeds; BD against
+def summary(results: pd.DataFrame, metric: str = "top1") -> str:
+    """A markdown table: per row and set the mean Top-1 [min, max] over seeds (metric: the
+    column, top1 or extra_top1); BD against
     Anchor 2 (mean curves; in brackets the range over seeds, seed k of the row against the
     mean Anchor 2 curve); mean wall time of a run."""
     sets = sorted(results["set"].unique(), key=lambda s: (s != "original", s))
     coded = [s for s in sets if s != "original"]
     head = "| row | " + " | ".join(sets) + " | BD vs Anchor 2 [seed range] | seeds | s/run |"
     lines = [head, "|---|" + "---|" * len(sets) + "---|---:|---:|"]
-    reference = results[results["row"] == "anchor2"].groupby("set")[["bpp", "top1"]].mean()
+    reference = results[results["row"] == "anchor2"].groupby("set")[["bpp", metric]].mean()
     for row, group in results.groupby("row", sort=False):
-        per_set = group.groupby("set")["top1"]
+        per_set = group.groupby("set")[metric]
         mean, low, high = per_set.mean(), per_set.min(), per_set.max()
         texts = [f"{100 * mean[s]:.1f} [{100 * low[s]:.1f}, {100 * high[s]:.1f}]"
                  if s in mean else "" for s in sets]
         bd = ""
         if row != "anchor2" and len(reference) >= 2 and set(coded) <= set(group["set"]):
             ref = reference.loc[coded].sort_values("bpp")
-            curve = group.groupby("set")[["bpp", "top1"]].mean().loc[ref.index]
-            value = 100 * bd_accuracy(ref["bpp"], ref["top1"], curve["bpp"], curve["top1"])
-            per_seed = [100 * bd_accuracy(ref["bpp"], ref["top1"], ref["bpp"],
-                                          g.set_index("set").loc[ref.index, "top1"])
+            curve = group.groupby("set")[["bpp", metric]].mean().loc[ref.index]
+            value = 100 * bd_accuracy(ref["bpp"], ref[metric], curve["bpp"], curve[metric])
+            per_seed = [100 * bd_accuracy(ref["bpp"], ref[metric], ref["bpp"],
+                                          g.set_index("set").loc[ref.index, metric])
                         for _, g in group.groupby("seed") if set(coded) <= set(g["set"])]
             bd = f"{value:+.1f} [{min(per_seed):+.1f}, {max(per_seed):+.1f}]"
         lines.append(f"| {row} | " + " | ".join(texts) +
@@ -238,19 +249,26 @@ def main(argv: list[str] | None = None) -> int:
     rows = list(dict.fromkeys([NEEDS[r] for r in args.rows if r in NEEDS] + args.rows))
     runs = args.runs / e.dataset
     all_cells = cells(e, rows, args.seeds, runs)
+    extra = storage.join(extra_location(e), dataset_name(e.extra_test)) if e.extra_test else None
     try:
         if not args.no_train:
             prep(e, storage.location(e.out), e.splits[0])  # done sets are skipped
+            if extra is not None:  # coded like the data, split 1: all of it is test
+                prep(replace(e, data=e.extra_test), extra_location(e), 1)
             train(all_cells, e)
+        bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
+        results = collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)),
+                          Catalogue(extra) if extra is not None else None)
     except (OSError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
-    results = collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)))
     out = args.out or runs
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / RESULTS, index=False)
     table = summary(results)
+    if "extra_top1" in results:
+        table += (f"\n\nOn the evaluation-only set {e.extra_label} (its test split):\n\n"
+                  + summary(results, "extra_top1"))
     (out / "study.md").write_text(table + "\n")
     print("\n" + table)
     return 0
