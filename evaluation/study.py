@@ -252,9 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     extra = storage.join(extra_location(e), dataset_name(e.extra_test)) if e.extra_test else None
     try:
         if not args.no_train:
-            prep(e, storage.location(e.out), e.splits[0])  # done sets are skipped
+            learned = replace(e, jpeg_qualities=(), webp_qualities=())  # no classical rows
+            prep(learned, storage.location(e.out), e.splits[0])  # done sets are skipped
             if extra is not None:  # coded like the data, split 1: all of it is test
-                prep(replace(e, data=e.extra_test), extra_location(e), 1)
+                prep(replace(learned, data=e.extra_test), extra_location(e), 1)
             train(all_cells, e)
         bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
         results = collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)),
