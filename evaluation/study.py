@@ -158,14 +158,16 @@ def test_top1(config: TrainConfig, quality: int | None, catalogue: Catalogue, ca
 def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue,
             extra: Catalogue | None = None) -> pd.DataFrame:
     """A row per run and set it is scored on: its trainer's test result (one classifier for
-    every rate: the report's evaluation on each quality), and with `extra` its Top-1 on that
-    evaluation-only set's test split (extra_top1)."""
+    every rate: the report's evaluation on each quality), its last validation Top-1 (what a
+    recipe is chosen on; every rate: over all its qualities), and with `extra` its Top-1 on
+    that evaluation-only set's test split (extra_top1)."""
     rows = []
     for row, set_name, quality, seed, config in all_cells:
         folder = Path(config.out)
         if not (folder / TEST_RESULT).is_file():
             continue
         test = json.loads((folder / TEST_RESULT).read_text())
+        val_top1 = checkpoint.load(folder / checkpoint.CHECKPOINT)["history"][-1]["val_top1"]
         wall = folder / WALL_TIME
         results = ([(q, *test_top1(config, q, catalogue, "rates")) for q in config.rates]
                    or [(quality, test["test_top1"], test["test_samples"])])
@@ -173,6 +175,7 @@ def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue,
             name = schema.set_name(q) if config.rates else set_name
             found = {"row": row, "set": name, "quality": q, "seed": seed,
                      "bpp": bpp.get(name, math.nan), "top1": top1, "samples": samples,
+                     "val_top1": val_top1,
                      "wall_s": json.loads(wall.read_text()) if wall.is_file() else math.nan}
             if extra is not None:
                 names = catalogue.shard_set(config.domain, q).info["categories"]
@@ -266,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or runs
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / RESULTS, index=False)
-    table = summary(results)
+    table = summary(results) + "\n\nValidation Top-1 (what a recipe is chosen on):\n\n" + \
+        summary(results, "val_top1")
     if "extra_top1" in results:
         table += (f"\n\nOn the evaluation-only set {e.extra_label} (its test split):\n\n"
                   + summary(results, "extra_top1"))
