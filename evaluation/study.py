@@ -224,6 +224,24 @@ def summary(results: pd.DataFrame, metric: str = "top1") -> str:
     return "\n".join(lines)
 
 
+def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: bool = True
+        ) -> pd.DataFrame:
+    """Prepare the learned sets (and the evaluation-only set), train every missing run of
+    `rows` (and of the rows they start from) and collect the results of those finished."""
+    rows = list(dict.fromkeys([NEEDS[r] for r in rows if r in NEEDS] + rows))
+    all_cells = cells(e, rows, seeds, runs)
+    extra = storage.join(extra_location(e), dataset_name(e.extra_test)) if e.extra_test else None
+    if train_missing:
+        learned = replace(e, jpeg_qualities=(), webp_qualities=())  # no classical rows
+        prep(learned, storage.location(e.out), e.splits[0])  # done sets are skipped
+        if extra is not None:  # coded like the data, split 1: all of it is test
+            prep(replace(learned, data=e.extra_test), extra_location(e), 1)
+        train(all_cells, e)
+    bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
+    return collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)),
+                   Catalogue(extra) if extra is not None else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evaluation.study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -249,20 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         e = replace(e, data=args.data)
     if args.qualities:
         e = replace(e, qualities=tuple(args.qualities))
-    rows = list(dict.fromkeys([NEEDS[r] for r in args.rows if r in NEEDS] + args.rows))
     runs = args.runs / e.dataset
-    all_cells = cells(e, rows, args.seeds, runs)
-    extra = storage.join(extra_location(e), dataset_name(e.extra_test)) if e.extra_test else None
     try:
-        if not args.no_train:
-            learned = replace(e, jpeg_qualities=(), webp_qualities=())  # no classical rows
-            prep(learned, storage.location(e.out), e.splits[0])  # done sets are skipped
-            if extra is not None:  # coded like the data, split 1: all of it is test
-                prep(replace(learned, data=e.extra_test), extra_location(e), 1)
-            train(all_cells, e)
-        bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
-        results = collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)),
-                          Catalogue(extra) if extra is not None else None)
+        results = run(e, args.rows, args.seeds, runs, train_missing=not args.no_train)
     except (OSError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,38 @@
+"""The study on tiny data, for real: prep with the demo codecs, torchrun trainers in two lanes, a
+distilled run that waits for its teacher, one classifier for every rate scored on each quality,
+and the table with validation beside test."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from evaluation import study
+from evaluation.classifiers import read_classifier
+from evaluation.pipeline import DEMO
+
+pytestmark = pytest.mark.slow
+CODECS = Path(__file__).resolve().parents[1] / "codecs" / "demo"
+
+
+def test_distillation_and_every_rate_run_and_are_scored(synthetic_small, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    e = replace(DEMO, data=str(synthetic_small), out=str(tmp_path / "shards"), qualities=(1, 8),
+                codecs=str(CODECS), epochs=1, max_steps=2, batch_size=8, resize=40, crop=32,
+                jpeg_qualities=(), loader_workers=1, shard_size=8, prep_workers=2)
+    runs = tmp_path / "runs"
+    results = study.run(e, ["distill-anchor2", "every-rate"], 1, runs)
+    assert sorted(zip(results["row"], results["set"], strict=True)) == [
+        ("anchor2", "q1"), ("anchor2", "q8"), ("distill-anchor2", "q1"),
+        ("distill-anchor2", "q8"), ("every-rate", "q1"), ("every-rate", "q8")]
+    assert (results["samples"] == 4).all() and results["val_top1"].between(0, 1).all()
+    student = read_classifier(runs / "distill-anchor2" / "q8" / "seed0" / "checkpoint.pth")
+    teacher = str(runs / "anchor2" / "q8" / "seed0" / "checkpoint.pth")
+    assert student.config.distill == student.config.init == teacher
+    # one classifier, one run folder, scored on each of its rates' test splits
+    assert os.listdir(runs / "every-rate") == ["q1+8"]
+    table = study.summary(results)
+    assert "| every-rate |" in table and "| distill-anchor2 |" in table
