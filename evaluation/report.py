@@ -42,7 +42,8 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
     catalogue, out = Catalogue(root), Path(out)
     dataset = catalogue.dataset
     classifiers = find_classifiers(runs)
-    inits = {c.config.init for c in classifiers}
+    inits = {c.config.init for c in classifiers if not c.config.distill}
+    taught = any(c.config.distill for c in classifiers)
     original = catalogue.shard_set(ORIGINAL.name)
     names = list(original.info["categories"])
     own = _evaluate(catalogue, classifiers, out, device, names)
@@ -58,7 +59,8 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
                                          min_seconds)
     cost.to_csv(out / "efficiency.csv", index=False)
     table = tables.table2(cells, dataset, _present(catalogue, original), len(names))
-    sections = [f"# Report: {dataset}\n", table, tables.pattern(cells, inits, bd_results),
+    sections = [f"# Report: {dataset}\n", table,
+                tables.pattern(cells, inits, bd_results, taught=taught),
                 "![Figure 3, Top-1](figure3_top1.png)\n\n![Figure 3, Top-5](figure3_top5.png)\n"
                 + figures.SEEDS_NOTE * bool(cells["seeds"].max() > 1),
                 tables.bd_markdown(bd_results)]
@@ -72,7 +74,7 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
         extra_table = tables.table2(held_out[TABLE], dataset, present, len(names), where)
         (out / EXTRA / "table2.md").write_text(extra_table)
         sections += [extra_table, tables.pattern(held_out[TABLE], inits, held_out[BD_RESULTS],
-                                                 where),
+                                                 where, taught),
                      tables.bd_markdown(held_out[BD_RESULTS], where)]
     sections.append(tables.efficiency_markdown(cost, efficiency.device_name(torch.device(device))))
     if examples:

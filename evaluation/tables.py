@@ -118,10 +118,11 @@ def _pct(row: pd.Series) -> str:
 
 
 def pattern(results: pd.DataFrame, inits: set[str], bd_results: pd.DataFrame | None = None,
-            where: str = "") -> str:
+            where: str = "", taught: bool = False) -> str:
     """The paper's three findings, each checked against these results: the cells the table
     prints, their gaps with intervals and the BD-accuracy of Comp. against Anchor 2 (the rule:
-    evaluation.verdicts)."""
+    evaluation.verdicts). inits: where the classifiers started; taught: Comp. learned from,
+    and started from, the Anchor 2 of its set (`--distill`)."""
     results = _learned(results)
     qualities = sorted(int(q) for q in results["quality"].dropna().unique())
     if not qualities:
@@ -161,7 +162,12 @@ def pattern(results: pd.DataFrame, inits: set[str], bd_results: pd.DataFrame | N
     start = ", ".join(f"`--init {i}`" for i in sorted(inits))
     return (f"## The paper's pattern, checked{_on(where)}\n\n" + "\n".join(lines) + "\n\n"
             + verdicts.RULE + _seeds_note(results) + "\n\nThe paper fine-tunes every classifier "
-            f"from ImageNet; these started from {start}.\n")
+            f"from ImageNet; these started from {start}." + (
+                " Comp. started instead from the trained Anchor 2 of its set and seed, whose "
+                "conv_2x map on the decoded image was a hint for its latent branches "
+                "(`--distill`, trainer/distill.py): not in the paper, so Comp. here needs "
+                "Anchor 2 to be trained first, though never decodes at inference." if taught
+                else "") + "\n")
 
 
 def _finding3_overall(bd_results: pd.DataFrame | None) -> str:
