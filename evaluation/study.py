@@ -93,6 +93,8 @@ ROWS = {
     "distill-anchor2": Row("the hint, and the trunk from that same Anchor 2 (the follow-up's "
                            "adaptation from pixel-domain weights, our way)",
                            changes=(("distill", ANCHOR2_OF_SEED), ("init", ANCHOR2_OF_SEED))),
+    "fresh-lr-10": Row("the tensors --init did not fill (latent branches, fc) at 10x the "
+                       "learning rate", changes=(("fresh_lr", 10.0),)),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),

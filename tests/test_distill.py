@@ -89,3 +89,34 @@ def test_distill_pairs_each_comp_run_with_the_anchor2_of_its_set_and_seed(tmp_pa
         assert (teacher.domain, teacher.set_name, teacher.seed) == ("decoded", c.set_name, c.seed)
         assert c.init == c.distill == str(folder / "checkpoint.pth")
     assert not any(waits_for(c) for c in configs if c.domain != "latent")
+
+
+def test_fresh_tensors_learn_at_their_own_rate_and_the_scheduler_divides_both():
+    from trainer.train import parameter_groups
+
+    model = cresnet39(M, 6)
+    init = {k: v for k, v in model.state_dict().items() if k.startswith("layer")}
+    groups = parameter_groups(model, init, 0.01, 10.0)
+    assert [g["lr"] for g in groups] == [0.01, pytest.approx(0.1)]
+    trunk = {id(p) for n, p in model.named_parameters() if n.startswith("layer")}
+    assert {id(p) for p in groups[0]["params"]} == trunk
+    optimizer = torch.optim.SGD(groups, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [1], 0.1)
+    optimizer.step()
+    scheduler.step()
+    assert [g["lr"] for g in optimizer.param_groups] == [pytest.approx(0.001), pytest.approx(0.01)]
+    assert len(parameter_groups(model, init, 0.01, 1.0)) == 1
+
+
+def test_the_first_stage_fits_the_branches_and_leaves_the_trunk(tmp_path):
+    path, _ = teacher_file(tmp_path)
+    teacher = distill.teacher_stem(path)
+    student = cresnet39(M, 6)
+    trunk = [p.clone() for p in student.layer2.parameters()]
+    torch.manual_seed(0)
+    batch = ((torch.randn(4, 2 * M, CROP, CROP).abs() + 0.1, torch.randn(4, 3, 56, 56)), None)
+    amp = torch.autocast("cpu", enabled=False)
+    first = distill.fit_adaptation(student, teacher, [batch], 1, torch.device("cpu"), amp)
+    last = distill.fit_adaptation(student, teacher, [batch] * 40, 40, torch.device("cpu"), amp)
+    assert last < 0.5 * first
+    assert all(torch.equal(a, b) for a, b in zip(trunk, student.layer2.parameters(), strict=True))

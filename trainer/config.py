@@ -31,11 +31,13 @@ class TrainConfig:
     rates: tuple[int, ...] = ()
     distill: str | None = None  # latent domain: a trained Anchor 2's checkpoint (trainer.distill)
     distill_weight: float = 1.0  # the conv_2x hint's weight beside the cross-entropy
+    hint_steps: int = 0  # with distill: batches that fit the latent branches to the hint first
     init: str = "imagenet"
     epochs: int = 30
     batch_size: int = 32  # global, over all processes
     lr: float = 0.01  # at the paper's batch of 32
     lr_steps: tuple[int, ...] = (10, 20)
+    fresh_lr: float = 1.0  # learning-rate multiplier of the tensors --init did not fill
     momentum: float = 0.9
     weight_decay: float = 5e-4
     max_steps: int | None = None
@@ -163,6 +165,9 @@ def parser() -> argparse.ArgumentParser:
                    "conv_2x output on the decoded image the latent branches learn to match")
     p.add_argument("--distill-weight", type=float, default=d.distill_weight,
                    help="weight of that feature hint beside the cross-entropy")
+    p.add_argument("--hint-steps", type=int, default=d.hint_steps,
+                   help="with --distill: batches that train the latent branches alone on the "
+                   "hint (Adam, the trunk not run) before the first epoch, FitNets' first stage")
     p.add_argument("--init", default=d.init, help="imagenet, none, or a state dict file")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size,
@@ -171,6 +176,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate at a global batch of 32")
     p.add_argument("--lr-steps", type=int, nargs="*", default=list(d.lr_steps),
                    help="epochs after which lr is divided by 10")
+    p.add_argument("--fresh-lr", type=float, default=d.fresh_lr,
+                   help="learning-rate multiplier of the tensors --init did not fill (the fc; "
+                   "cResNet-39's latent branches)")
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--max-steps", type=int, default=None,

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trainer import checkpoint
+from trainer import checkpoint, precision
 from trainer.models import resnet50_deep_stem
 
 
@@ -60,5 +60,43 @@ class FeatureHint(Supervised):
         logits, features = model(latent, hint=True)
         with torch.no_grad():
             target = self.teacher(image)
-        hint = (features.float() - target.float()).pow(2).mean() / target.float().pow(2).mean()
-        return logits, self.criterion(logits, y) + self.weight * hint
+        return logits, self.criterion(logits, y) + self.weight * hint_error(features, target)
+
+
+def hint_error(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The squared error relative to the teacher map's energy (1: as far as predicting 0)."""
+    features, target = features.float(), target.float()
+    return (features - target).pow(2).mean() / target.pow(2).mean()
+
+
+def fit_adaptation(model: nn.Module, teacher: nn.Module, batches, steps: int, device, amp,
+                   lr: float = 1e-3) -> float:
+    """FitNets' first stage: the latent branches (and adapter) alone learn the teacher's conv_2x
+    map for `steps` batches of (latent, image), Adam at `lr`, the trunk not run; gradients are
+    averaged over the ranks. Returns the last batch's hint error. `model`: the bare
+    CResNet39 (not its DDP wrapper, whose reducer expects every parameter's gradient)."""
+    from itertools import islice
+
+    import torch.distributed as dist
+
+    parameters = model.adaptation()
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    model.train()
+    error = torch.zeros((), device=device)
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    for x, _ in islice(batches, steps):
+        latent, image = (part.to(device, non_blocking=True,
+                                 memory_format=precision.memory_format(device)) for part in x)
+        with amp:
+            features = model.features(latent)
+            with torch.no_grad():
+                target = teacher(image)
+        error = hint_error(features, target)
+        optimizer.zero_grad(set_to_none=True)
+        error.backward()
+        if world > 1:
+            for p in parameters:
+                dist.all_reduce(p.grad)
+                p.grad /= world
+        optimizer.step()
+    return error.item()

@@ -128,13 +128,21 @@ class CResNet39(nn.Module):
         self.layer2, self.layer3, self.layer4 = trunk.layer2, trunk.layer3, trunk.layer4
         self.avgpool, self.fc = trunk.avgpool, trunk.fc
 
-    def forward(self, x: torch.Tensor, hint: bool = False):
-        """Logits; with `hint`, (logits, the trunk's 256-channel input): the features that
-        stand where a ResNet-50's conv_2x output stands (trainer.distill matches them)."""
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk's 256-channel input: it stands where a ResNet-50's conv_2x output stands
+        (trainer.distill matches the two)."""
         sigma = x[:, self.channels:]
         parts = {"y": x[:, : self.channels], "sigma": sigma.log() if self.log_sigma else sigma}
-        features = self.adapter(torch.cat([branch(parts[name])
-                                           for name, branch in self.branches.items()], dim=1))
+        return self.adapter(torch.cat([branch(parts[name])
+                                       for name, branch in self.branches.items()], dim=1))
+
+    def adaptation(self) -> list[nn.Parameter]:
+        """The parameters between the latent and the trunk: the branches and the adapter."""
+        return [*self.branches.parameters(), *self.adapter.parameters()]
+
+    def forward(self, x: torch.Tensor, hint: bool = False):
+        """Logits; with `hint`, (logits, self.features(x))."""
+        features = self.features(x)
         x = self.layer4(self.layer3(self.layer2(features)))
         logits = self.fc(torch.flatten(self.avgpool(x), 1))
         return (logits, features) if hint else logits

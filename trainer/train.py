@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TEST_RESULT = "test.json"  # written last: the run is complete
 POSTFIX_EVERY = 10  # steps between progress figures (each reads the device: a host sync)
+HINT_EPOCH = -1  # the training stream's seed for distill.fit_adaptation's batches
 RUN_ID_WAIT_S = 10.0  # at most, once, for the tracking server to create the MLflow run
 
 
@@ -149,6 +150,20 @@ def build_model(shard_set: ShardSet, config: TrainConfig, init: dict | None) -> 
     return model
 
 
+def parameter_groups(model: nn.Module, init: dict | None, lr: float, fresh_lr: float
+                     ) -> list[dict]:
+    """The tensors `init` filled at `lr`, the fresh ones (all of them without init) at
+    `fresh_lr` times it; the scheduler divides both alike. At 1, one group (as ever)."""
+    if fresh_lr == 1.0:
+        return [{"params": list(model.parameters()), "lr": lr}]
+    loaded, fresh = [], []
+    for name, p in model.named_parameters():
+        filled = init is not None and name in init and init[name].shape == p.shape
+        (loaded if filled else fresh).append(p)
+    groups = [{"params": loaded, "lr": lr}, {"params": fresh, "lr": lr * fresh_lr}]
+    return [g for g in groups if g["params"]]
+
+
 def _world() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1
 
@@ -189,6 +204,9 @@ def check_inputs(config: TrainConfig) -> tuple[ShardSet, torch.device, dict | No
     the device, its precision and the starting point (`--init imagenet` is fetched here)."""
     shard_set = (open_rates(config.shards, config.rates) if config.rates else
                  open_shard_set(config.shards, config.domain, config.quality, config.codec))
+    if config.hint_steps and config.distill is None:
+        raise ValueError(f"--hint-steps {config.hint_steps}: the hint is a teacher's; give "
+                         f"--distill CHECKPOINT")
     if config.distill is not None:
         if not config.reader.latent:
             raise ValueError(f"--distill: only the latent domain learns from a teacher, not "
@@ -240,7 +258,8 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
     objective = distill.Supervised() if config.distill is None else distill.FeatureHint(
         distill.teacher_stem(config.distill).to(
             device, memory_format=precision.memory_format(device)), config.distill_weight)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.scaled_lr, momentum=config.momentum,
+    optimizer = torch.optim.SGD(parameter_groups(model, init, config.scaled_lr, config.fresh_lr),
+                                momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_steps), 0.1)
     out = config.out_dir
@@ -257,6 +276,12 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
     if is_main:
         print(f"{world} process(es) x {torch.get_num_threads()} thread(s) on {device}, "
               f"precision {arithmetic} (--precision {config.precision})", flush=True)
+    if start_epoch == 0 and config.hint_steps:  # a resumed run has it in its checkpoint
+        error = distill.fit_adaptation(model, objective.teacher, data.train_epoch(HINT_EPOCH),
+                                       config.hint_steps, device, amp)
+        if is_main:
+            print(f"hint: {config.hint_steps} steps fitted the latent branches to the teacher's "
+                  f"conv_2x, relative error {error:.3f}", flush=True)
     for epoch in range(start_epoch, config.epochs):
         metrics = train_one_epoch(ddp, objective, optimizer, data.train_epoch(epoch), steps,
                                   device, amp, epoch + 1, is_main)
