@@ -42,9 +42,11 @@ from prep.store import schema, storage
 from trainer import checkpoint
 from trainer.config import TrainConfig
 from trainer.domains import DECODED, LATENT, ORIGINAL
+from trainer.models import initial_state
 from trainer.train import TEST_RESULT
 
 RESULTS = "study.csv"
+TRUNK_LAYERS = ("layer2", "layer3", "layer4")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Row:
 
 
 ANCHOR2_OF_SEED = "{runs}/anchor2/q{q}/seed{seed}/checkpoint.pth"
+TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
 ROWS = {
     "anchor2": Row("Anchor 2: ResNet-50 on the decoded images (the reference)", DECODED.name),
     "anchor3": Row("Anchor 3: ResNet-50 on the original images", ORIGINAL.name),
@@ -95,6 +98,10 @@ ROWS = {
                            changes=(("distill", ANCHOR2_OF_SEED), ("init", ANCHOR2_OF_SEED))),
     "fresh-lr-10": Row("the tensors --init did not fill (latent branches, fc) at 10x the "
                        "learning rate", changes=(("fresh_lr", 10.0),)),
+    "anchor2-fresh-stem": Row("Anchor 2 with its stem and conv_2x fresh, the trunk alone from "
+                              "the procedural start, as Comp. starts (is the gap the latent, or "
+                              "the pretrained stem Comp. lacks?)", DECODED.name,
+                              changes=(("init", "{runs}/" + TRUNK_START),)),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
@@ -226,12 +233,22 @@ def summary(results: pd.DataFrame, metric: str = "top1") -> str:
     return "\n".join(lines)
 
 
+def write_trunk_start(init: str, path: Path) -> None:
+    """`init`'s conv_3x..conv_5x alone (what cResNet-39 takes of it), for a pixel classifier
+    that starts as the compressed-domain one does."""
+    state = initial_state(init)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v for k, v in state.items() if k.split(".")[0] in TRUNK_LAYERS}, path)
+
+
 def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: bool = True
         ) -> pd.DataFrame:
     """Prepare the learned sets (and the evaluation-only set), train every missing run of
     `rows` (and of the rows they start from) and collect the results of those finished."""
     rows = list(dict.fromkeys([NEEDS[r] for r in rows if r in NEEDS] + rows))
     all_cells = cells(e, rows, seeds, runs)
+    if any(c[4].init == str(runs / TRUNK_START) for c in all_cells):
+        write_trunk_start(e.init, runs / TRUNK_START)
     extra = storage.join(extra_location(e), dataset_name(e.extra_test)) if e.extra_test else None
     if train_missing:
         learned = replace(e, jpeg_qualities=(), webp_qualities=())  # no classical rows
