@@ -209,6 +209,7 @@ def summary(results: pd.DataFrame, metric: str = "top1") -> str:
     column, top1 or extra_top1); BD against
     Anchor 2 (mean curves; in brackets the range over seeds, seed k of the row against the
     mean Anchor 2 curve); mean wall time of a run."""
+    results = results.dropna(subset=[metric])  # runs of an earlier study may lack it
     sets = sorted(results["set"].unique(), key=lambda s: (s != "original", s))
     coded = [s for s in sets if s != "original"]
     head = "| row | " + " | ".join(sets) + " | BD vs Anchor 2 [seed range] | seeds | s/run |"
@@ -273,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, default=Path("runs/study"))
     p.add_argument("--out", type=Path, default=None, help=f"where {RESULTS} and the table go "
                    "(default: the runs folder)")
+    p.add_argument("--earlier", type=Path, default=None, metavar="CSV",
+                   help=f"an earlier {RESULTS}: its rows that this study does not run join the "
+                   "table (marked `earlier` in the results)")
     p.add_argument("--list", action="store_true", help="print the rows and exit")
     p.add_argument("--no-train", action="store_true",
                    help="only the table of the runs that have finished (while a study runs)")
@@ -292,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.earlier:
+        earlier = pd.read_csv(args.earlier)
+        kept = earlier[~earlier["row"].isin(results["row"])].assign(earlier=True)
+        results = pd.concat([results.assign(earlier=False), kept], ignore_index=True)
     out = args.out or runs
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / RESULTS, index=False)
