@@ -70,6 +70,7 @@ class Experiment:
     latent_resize: int = PAPER_SIZES.latent_resize
     latent_crop: int = PAPER_SIZES.latent_crop
     init: str = "imagenet"  # every classifier's start (trainer.models.INITS, or a file)
+    latent_init: str | None = None  # the compressed-domain classifiers' start, where not `init`
     nproc: int = 2  # processes of each trainer (torchrun --nproc_per_node)
     lanes: int = 1  # trainers at once, the node's cores shared out among them as threads
     loader_workers: int | None = None  # per trainer process; None: the trainer's default
@@ -183,10 +184,10 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                        workers=e.loader_workers, device=e.device, resume=True,
                        experiment=experiment)
     inputs = tuple(COMP_INPUTS) if e.ablations else ("both",)
+    latent = replace(base, domain=LATENT.name, init=e.latent_init or e.init)
     configs = ([base] + [replace(base, domain=DECODED.name, quality=q) for q in e.qualities]
-               + [replace(base, domain=LATENT.name, quality=q, inputs=i)
-                  for q in e.qualities for i in inputs]
-               + ([replace(base, domain=LATENT.name, quality=e.qualities[0], rates=e.qualities)]
+               + [replace(latent, quality=q, inputs=i) for q in e.qualities for i in inputs]
+               + ([replace(latent, quality=e.qualities[0], rates=e.qualities)]
                   if e.every_rate and e.qualities else [])
                + [replace(base, domain=DECODED.name, quality=q, codec=codec)
                   for codec, qualities in e.classical.items() for q in qualities])
@@ -338,7 +339,8 @@ def eval_device(device: str) -> str:
 
 def run(e: Experiment) -> list[Path]:
     start, reports, frames = time.perf_counter(), [], {}
-    initial_state(e.init)  # a missing starting point is one line now, not after prep
+    for init in {e.init, e.latent_init or e.init}:  # a missing start: one line now, not after prep
+        initial_state(init)
     for split in e.splits:
         several = len(e.splits) > 1
         out = storage.join(e.out, f"split{split}") if several else storage.location(e.out)

@@ -67,6 +67,7 @@ class Row:
 
 ANCHOR2_OF_SEED = "{runs}/anchor2/q{q}/seed{seed}/checkpoint.pth"
 TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
+LATENT_START = "latent-start-q4.pth"  # docs/comp-study/README.md says how it is made
 ROWS = {
     "anchor2": Row("Anchor 2: ResNet-50 on the decoded images (the reference)", DECODED.name),
     "anchor3": Row("Anchor 3: ResNet-50 on the original images", ORIGINAL.name),
@@ -102,6 +103,10 @@ ROWS = {
                               "the procedural start, as Comp. starts (is the gap the latent, or "
                               "the pretrained stem Comp. lacks?)", DECODED.name,
                               changes=(("init", "{runs}/" + TRUNK_START),)),
+    "latent-start": Row("every tensor but the fc from a cResNet-39 pretrained on the latents "
+                        "of the procedural corpus (coded at q4): the latent branches start "
+                        "trained, as the pixel classifiers' stem does",
+                        changes=(("init", "{runs}/" + LATENT_START),)),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
