@@ -222,9 +222,12 @@ def summary(results: pd.DataFrame, metric: str = "top1") -> str:
     reference = results[results["row"] == "anchor2"].groupby("set")[["bpp", metric]].mean()
     for row, group in results.groupby("row", sort=False):
         per_set = group.groupby("set")[metric]
-        mean, low, high = per_set.mean(), per_set.min(), per_set.max()
-        texts = [f"{100 * mean[s]:.1f} [{100 * low[s]:.1f}, {100 * high[s]:.1f}]"
-                 if s in mean else "" for s in sets]
+        mean, low, high, count = per_set.mean(), per_set.min(), per_set.max(), per_set.count()
+        texts = [("" if s not in mean else
+                  f"{100 * mean[s]:.1f} ({count[s]} seed{'s' * (count[s] > 1)})"
+                  if count[s] < group["seed"].nunique() else
+                  f"{100 * mean[s]:.1f} [{100 * low[s]:.1f}, {100 * high[s]:.1f}]")
+                 for s in sets]
         bd = ""
         if row != "anchor2" and len(reference) >= 2 and set(coded) <= set(group["set"]):
             ref = reference.loc[coded].sort_values("bpp")
