@@ -21,7 +21,7 @@ PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS)) \
 	$(if $(filter-out none,$(JPEG)),--jpeg $(JPEG)) $(if $(filter-out none,$(WEBP)),--webp $(WEBP))
 
-.PHONY: help setup browser test test-fast lint prep data synthetic demo demo-codecs pretrain minc-codecs codec train ui table2 evaluate \
+.PHONY: help setup browser test test-fast lint prep data synthetic demo demo-codecs pretrain pretrain-latent minc-codecs codec train ui table2 evaluate \
 	report minc-subset bench bench-prep bench-train bench-eval bench-gpu clean
 comma := ,
 
@@ -107,6 +107,20 @@ pretrain: $(PY)  ## pretrain the offline starting point -> backbones/procedural 
 	  $$(( $(PRETRAIN_EPOCHS) * 7 / 8 )) --resize 96 --crop 64 \
 	  --out $(PRETRAIN_RUN) --resume --experiment pretraining
 	$(PY) -m trainer.backbone $(PRETRAIN_RUN)/checkpoint.pth backbones/procedural/resnet50.pth
+
+# The compressed domain's own start (docs/comp-study, row latent-start): the procedural corpus at
+# 256 px (32 a class), coded by the demo codec q4, and cResNet-39 pretrained on its latents from
+# the procedural trunk; the file the study reads
+LATENT_START ?= runs/study/demo-textures/latent-start-q4.pth
+pretrain-latent: $(PY)  ## pretrain cResNet-39 on the procedural corpus's q4 latents -> LATENT_START
+	$(PY) -m prep.datasets.procedural --out data/procedural-256 --per-class 32 --size 256
+	$(PY) -m prep --data data/procedural-256 --out data/latent-pretrain-shards --quality 4 \
+	  --codec-weights codecs/demo/codec-q4.pth --shard-size 64
+	$(VENV)/bin/torchrun --standalone --nproc_per_node=1 trainer/main.py --domain latent \
+	  --shards data/latent-pretrain-shards/procedural-256 --quality 4 --init procedural --epochs 8 \
+	  --lr 0.02 --lr-steps 6 --latent-resize 16 --latent-crop 14 --out runs/latent-pretrain \
+	  --resume --experiment pretraining
+	$(PY) -m trainer.backbone runs/latent-pretrain/checkpoint.pth $(LATENT_START)
 
 SUBSET ?= ../shared/data/minc-2500-subset/minc-2500
 minc-codecs: $(PY)  ## retrain codecs/minc-subset on the real photographs, as its model card says
