@@ -224,7 +224,7 @@ def summary(results: pd.DataFrame, metric: str = "top1") -> str:
         per_set = group.groupby("set")[metric]
         mean, low, high, count = per_set.mean(), per_set.min(), per_set.max(), per_set.count()
         texts = [("" if s not in mean else
-                  f"{100 * mean[s]:.1f} ({count[s]} seed{'s' * (count[s] > 1)})"
+                  f"{100 * mean[s]:.1f} ({count[s]} seed{'s' if count[s] > 1 else ''})"
                   if count[s] < group["seed"].nunique() else
                   f"{100 * mean[s]:.1f} [{100 * low[s]:.1f}, {100 * high[s]:.1f}]")
                  for s in sets]
