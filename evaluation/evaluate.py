@@ -29,6 +29,7 @@ from evaluation import metrics, seeds
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier, curve_name, find_classifiers, load_model
 from evaluation.predict import predict
+from prep.common.device import DEVICES, resolve_device
 from prep.store import schema, storage
 from trainer import precision
 from trainer.data import ShardSet
@@ -232,7 +233,8 @@ def common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shards", required=True, help="<out>/<dataset> written by `make prep`")
     p.add_argument("--runs", default=None, help="trained runs (default runs/train/<dataset>)")
     p.add_argument("--out", default=None, help="results folder (default reports/<dataset>)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="auto: CUDA where there is a GPU, else the CPU")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or f"reports/{dataset}")
     try:
         classifiers = find_classifiers(args.runs or f"runs/train/{dataset}")
-        tables = evaluate_all(Catalogue(args.shards), classifiers, out, args.split, args.device,
-                              args.workers)
+        tables = evaluate_all(Catalogue(args.shards), classifiers, out, args.split,
+                              resolve_device(args.device), args.workers)
     except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, object stores
         print(f"error: {err}", file=sys.stderr)
         return 2

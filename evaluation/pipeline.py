@@ -26,11 +26,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from evaluation import seeds
 from evaluation.report import EXTRA, TABLE, write_report
 from prep.codec.hyperprior import weights_file_name
+from prep.common.device import resolve_device
 from prep.common.tracking import UI_URL, experiment_id
 from prep.datasets.listing import dataset_name
 from prep.job.driver import PrepConfig
@@ -331,12 +331,6 @@ def stage_table(stages: list[tuple[str, float]], total: float, lanes: int = 1) -
     return "\n".join(lines)
 
 
-def eval_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def run(e: Experiment) -> list[Path]:
     start, reports, frames = time.perf_counter(), [], {}
     for init in {e.init, e.latent_init or e.init}:  # a missing start: one line now, not after prep
@@ -356,7 +350,7 @@ def run(e: Experiment) -> list[Path]:
         print("\n==> evaluate and report", flush=True)
         report_start = time.perf_counter()
         reports.append(write_report(storage.join(out, e.dataset), runs / e.dataset, report_dir,
-                                    device=eval_device(e.device), min_seconds=e.min_seconds,
+                                    device=resolve_device(e.device), min_seconds=e.min_seconds,
                                     experiment=experiment, extra=extra,
                                     extra_label=e.extra_label))
         STAGES.append(("evaluate and report", time.perf_counter() - report_start))

@@ -23,6 +23,7 @@ from evaluation.catalogue import Catalogue
 from evaluation.classifiers import find_classifiers
 from evaluation.evaluate import CONFUSION, HITS, RESULTS, common_arguments, evaluate_all, slug
 from evaluation.examples import gather_examples
+from prep.common.device import resolve_device
 from prep.store import storage
 from prep.store.storage import Location
 from trainer.domains import ORIGINAL
@@ -151,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     dataset = storage.name(args.shards)
     try:
         report = write_report(args.shards, args.runs or f"runs/train/{dataset}",
-                              args.out or f"reports/{dataset}", args.device, args.min_seconds,
-                              not args.no_mlflow, args.experiment, args.extra_test)
+                              args.out or f"reports/{dataset}", resolve_device(args.device),
+                              args.min_seconds, not args.no_mlflow, args.experiment,
+                              args.extra_test)
     except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, object stores
         print(f"error: {err}", file=sys.stderr)
         return 2

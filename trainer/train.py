@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from prep.common.device import resolve_device
 from prep.common.progress import progress
 from prep.store.storage import write_atomic
 from trainer import checkpoint, distill, precision
@@ -169,10 +170,7 @@ def _world() -> int:
 
 
 def _device(config: TrainConfig) -> torch.device:
-    use_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-    if use_cuda and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
-    if use_cuda:
+    if resolve_device(config.device) == "cuda":
         local = int(os.environ.get("LOCAL_RANK", 0))
         torch.cuda.set_device(local)
         return torch.device("cuda", local)

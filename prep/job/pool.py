@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from prep.common.device import resolve_device
 from prep.job.shards import ShardEncoder, ShardTask, Transformer
 
 if TYPE_CHECKING:
@@ -57,9 +58,7 @@ def choose_resources(config: PrepConfig, cluster: dict) -> Resources:
     transform actor runs on a CPU (the same code path, for tests)."""
     gpus = int(cluster.get("GPU", 0))
     cpus = max(1, int(cluster.get("CPU", os.cpu_count() or 1)))
-    use_gpu = config.device == "cuda" or (config.device == "auto" and gpus > 0)
-    if use_gpu and gpus == 0:
-        raise RuntimeError("--device cuda was asked for, but the Ray cluster has no GPU")
+    use_gpu = resolve_device(config.device, gpus > 0, "the Ray cluster") == "cuda"
     split = config.pipeline == "split" or (config.pipeline == "auto" and use_gpu)
     if split:
         transformers = gpus if use_gpu else 1
