@@ -76,7 +76,7 @@ prep: $(PY)  ## encode DATA at quality Q (and JPEG/WEBP qualities) into WebDatas
 demo: $(PY)  ## the whole paper on synthetic textures: codecs -> shards -> classifiers -> report
 	$(PY) -m prep.datasets.synthetic --out $(DEMO_DATA) $(DEMO_TEXTURES)
 	$(if $(filter train,$(CODECS)),$(MAKE) demo-codecs,)
-	$(PY) -m evaluation.pipeline --preset demo --data $(DEMO_DATA) --out $(DEMO_OUT) \
+	$(PY) -m pipeline --experiment demo --data $(DEMO_DATA) --out $(DEMO_OUT) \
 	  --qualities $(DEMO_QUALITIES) $(if $(filter train,$(CODECS)),--codecs runs/codecs/demo,--codecs $(CODECS)) \
 	  $(if $(WORKERS),--prep-workers $(WORKERS)) $(ANCHOR_ARGS)
 
@@ -148,9 +148,6 @@ ui: $(PY)  ## MLflow UI on http://127.0.0.1:5000 (the runs in mlflow.db)
 	@echo "open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (model training view)"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
-EPOCHS ?= 30
-QUALITIES ?= 1 4 8
-SPLITS ?= 1
 # SEEDS=N: every classifier trained N times (seeds 0..N-1; seed k>0 in <run folder>-seed<k>)
 SEEDS ?=
 # EXTRA_TEST=dir: an evaluation-only set (MINC layout, test only) evaluated beside the test split
@@ -159,17 +156,19 @@ EXTRA_TEST ?=
 # DISTILL=1: each Comp. taught by, and started from, the Anchor 2 of its set and seed
 PIPELINE_EXTRAS = $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EXTRA_TEST),--extra-test $(EXTRA_TEST)) \
 	$(if $(ABLATIONS),--ablations) $(if $(EVERY_RATE),--every-rate) $(if $(DISTILL),--distill)
-table2: $(PY)  ## the paper's matrix on DATA: prep, every classifier, evaluation, report (resumes)
-	$(PY) -m evaluation.pipeline --data $(DATA) --out $(OUT) --qualities $(QUALITIES) \
-	  --epochs $(EPOCHS) --nproc $(NPROC) --splits $(subst $(comma), ,$(SPLITS)) $(PIPELINE_EXTRAS) \
-	  $(if $(LANES),--lanes $(LANES)) \
-	  $(if $(CODECS_DIR),--codecs $(CODECS_DIR)) $(if $(WORKERS),--prep-workers $(WORKERS)) \
-	  $(ANCHOR_ARGS) $(if $(DEVICE),--device $(DEVICE))
+# make table2 EXPERIMENT=<name in experiments/ or a TOML file>: the file decides; a variable given
+# on make's command line (or in the environment) overrides its key, the others leave it alone
+EXPERIMENT ?= paper
+given = $(if $(filter command line environment,$(origin $(1))),$(2) $(subst $(comma), ,$($(1))))
+TABLE2_ARGS = $(call given,DATA,--data) $(call given,OUT,--out) $(call given,QUALITIES,--qualities) \
+	$(call given,EPOCHS,--epochs) $(call given,NPROC,--nproc) $(call given,SPLITS,--splits) \
+	$(call given,LANES,--lanes) $(call given,INIT,--init) $(call given,CODECS_DIR,--codecs) \
+	$(call given,WORKERS,--prep-workers) $(call given,DEVICE,--device)
+table2: $(PY)  ## EXPERIMENT's matrix (default paper): prep, every classifier, evaluation, report (resumes)
+	$(PY) -m pipeline --experiment $(EXPERIMENT) $(TABLE2_ARGS) $(PIPELINE_EXTRAS) $(ANCHOR_ARGS)
 
-minc-subset: $(PY)  ## the experiment on the real MINC-2500 photographs of ../shared (4 classes; resumes)
-	$(PY) -m evaluation.pipeline --preset minc-subset $(if $(WORKERS),--prep-workers $(WORKERS)) \
-	  $(PIPELINE_EXTRAS) \
-	  $(if $(DEVICE),--device $(DEVICE))
+minc-subset: $(PY)  ## make table2 EXPERIMENT=minc-subset: the real MINC-2500 photographs of ../shared
+	$(MAKE) --no-print-directory table2 EXPERIMENT=minc-subset
 
 evaluate: $(PY)  ## every trained classifier of SHARDS on every prepared set -> reports/<dataset>
 	$(PY) -m evaluation.evaluate --shards $(SHARDS)

@@ -21,8 +21,8 @@ import torch
 from PIL import Image
 
 from evaluation.efficiency import Bitstream, Paths, device_name, measure
-from prep.codec.coding import code_images
-from prep.codec.hyperprior import (
+from foundation.coding import code_images
+from foundation.hyperprior import (
     CodecWeights,
     fetch_pretrained,
     init_weights,

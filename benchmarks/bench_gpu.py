@@ -35,10 +35,11 @@ from benchmarks.bench_eval import bitstreams, codec_weights
 from benchmarks.bench_prep import cpu_stage_rates, subset
 from benchmarks.bench_train import domain_rows, process_group
 from evaluation.efficiency import Paths, device_name, measure
-from prep.codec.coding import transform
-from prep.codec.hyperprior import codec_sizes, load_codec
+from foundation.coding import transform
+from foundation.hyperprior import codec_sizes, load_codec
 from prep.datasets.listing import list_dataset
-from prep.job.driver import PrepConfig, run
+from prep.job.config import PrepConfig
+from prep.job.driver import run
 from trainer.models import cresnet39, resnet50_deep_stem
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

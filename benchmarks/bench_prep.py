@@ -28,11 +28,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from prep.codec.coding import code_images, entropy_code, transform
-from prep.codec.hyperprior import codec_sizes, init_weights, load_codec, read_weights_file
+from foundation import schema
+from foundation.coding import code_images, entropy_code, transform
+from foundation.hyperprior import codec_sizes, init_weights, load_codec, read_weights_file
 from prep.datasets.listing import list_dataset
-from prep.job.driver import PrepConfig, run
-from prep.store import schema
+from prep.job.config import PrepConfig
+from prep.job.driver import run
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/minc-2500-sample/minc-2500"
 

@@ -43,7 +43,7 @@ from trainer.transforms import PAPER_SIZES, InputSizes
 
 DEMO_CODEC = Path(__file__).resolve().parents[1] / "codecs" / "demo" / "codec-q4.pth"
 CPU = torch.device("cpu")
-DEMO_SIZES = InputSizes(72, 64, 16, 14)  # the demo preset's (evaluation/pipeline.py)
+DEMO_SIZES = InputSizes(72, 64, 16, 14)  # the demo preset's (pipeline/run.py)
 SIZES = {"demo": DEMO_SIZES, "paper": PAPER_SIZES}
 BATCH = {"demo": 32, "paper": 16}  # global; the paper's 224 px steps are 12x dearer
 STEPS = {"demo": 6, "paper": 2}
@@ -251,7 +251,8 @@ def measure_layout(layout: Layout, shards: Path, quality: int) -> dict:
 def demo_shards(tmp: Path) -> tuple[Path, int]:
     """Small synthetic shards at the paper's image size, coded with the demo codec."""
     from prep.datasets.synthetic import write_dataset
-    from prep.job.driver import PrepConfig, run
+    from prep.job.config import PrepConfig
+    from prep.job.driver import run
 
     data = write_dataset(tmp / "textures", classes=4, per_class=20, size=362)
     run(PrepConfig(data=data, out=tmp / "shards", quality=4, codec_weights=DEMO_CODEC,

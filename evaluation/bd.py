@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
-from prep.store import schema
+from foundation import schema
 from trainer.domains import ANCHOR1, ANCHOR2, COMP, COMP_INPUTS, COMP_RATES
 
 RESAMPLES = 2000

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from prep.common.tracking import UI_ENV, UI_QUERY
+from foundation.tracking import UI_ENV, UI_QUERY
 
 CHROMIUM = "chromium"
 # Without the networking flags Chromium keeps trying Google's hosts, which a closed network

@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import pandas as pd
 
-from prep.store import schema, storage
-from prep.store.storage import Location
+from foundation import schema, storage
+from foundation.storage import Location
 from trainer import domains
 from trainer.data import ShardSet, open_shard_set
 

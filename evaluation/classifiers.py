@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
-from prep.store import schema
+from foundation import schema
 from trainer import checkpoint
 from trainer.config import TrainConfig
 from trainer.domains import METHOD_ORDER

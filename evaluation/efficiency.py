@@ -25,9 +25,9 @@ from torchvision.transforms.v2 import functional as TF
 
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier, load_model
-from prep.codec.coding import entropy_decode
-from prep.codec.hyperprior import fetch_pretrained, load_codec, read_weights_file
-from prep.store import schema
+from foundation import schema
+from foundation.coding import entropy_decode
+from foundation.hyperprior import fetch_pretrained, load_codec, read_weights_file
 from trainer.domains import ANCHOR2, ANCHOR3, COMP, DECODED, LATENT
 from trainer.transforms import IMAGENET_MEAN, IMAGENET_STD, PAPER_SIZES, InputSizes
 

@@ -29,8 +29,9 @@ from evaluation import metrics, seeds
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier, curve_name, find_classifiers, load_model
 from evaluation.predict import predict
-from prep.common.device import DEVICES, resolve_device
-from prep.store import schema, storage
+from foundation import schema, storage
+from foundation.cli import stage_main
+from foundation.device import DEVICES, resolve_device
 from trainer import precision
 from trainer.data import ShardSet
 from trainer.domains import ANCHOR1, DECODED
@@ -237,18 +238,15 @@ def common_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: CUDA where there is a GPU, else the CPU")
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
     dataset = storage.name(args.shards)
     out = Path(args.out or f"reports/{dataset}")
-    try:
-        classifiers = find_classifiers(args.runs or f"runs/train/{dataset}")
-        tables = evaluate_all(Catalogue(args.shards), classifiers, out, args.split,
-                              resolve_device(args.device), args.workers)
-    except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, object stores
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    classifiers = find_classifiers(args.runs or f"runs/train/{dataset}")
+    tables = evaluate_all(Catalogue(args.shards), classifiers, out, args.split,
+                          resolve_device(args.device), args.workers)
     columns = ["curve", "set", "top1", "top1_low", "top1_high", "top5", "samples", "bpp"]
     print(tables[RESULTS][columns].to_string(index=False, float_format="%.3f"))
     print(f"results: {out / (RESULTS + '.parquet')} (and .csv, per_class, confusion)")

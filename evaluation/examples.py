@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from evaluation.catalogue import Catalogue
-from prep.store import schema
+from foundation import schema
 from trainer.domains import LATENT, ORIGINAL
 
 

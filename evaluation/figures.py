@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from prep.store.schema import CODECS, LEARNED, set_name  # noqa: E402
+from foundation.schema import CODECS, LEARNED, set_name  # noqa: E402
 from trainer.domains import (  # noqa: E402
     ANCHOR1,
     ANCHOR2,

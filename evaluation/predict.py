@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from prep.common.progress import progress
+from foundation.progress import progress
 from trainer import precision
 from trainer.data import EvalStream, SampleTransform, ShardSet, loader
 

@@ -18,7 +18,8 @@ import sys
 import numpy as np
 import torch
 
-from prep.store import schema, storage
+from foundation import schema, storage
+from foundation.cli import stage_main
 
 L2 = (1e-4, 1e-3, 1e-2, 1e-1)  # chosen on the validation split
 
@@ -70,6 +71,7 @@ def probe(directory) -> dict:
             "test_top1": accuracy(model, xte, yte), "test_samples": len(yte)}
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evaluation.probe", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -23,23 +23,27 @@ from evaluation.catalogue import Catalogue
 from evaluation.classifiers import find_classifiers
 from evaluation.evaluate import CONFUSION, HITS, RESULTS, common_arguments, evaluate_all, slug
 from evaluation.examples import gather_examples
-from prep.common.device import resolve_device
-from prep.store import storage
-from prep.store.storage import Location
+from foundation import storage
+from foundation.cli import stage_main
+from foundation.device import resolve_device
+from foundation.storage import Location
 from trainer.domains import ORIGINAL
 
 log = logging.getLogger(__name__)
 
 BD_RESULTS = tables.BD_RESULTS
-TABLE = "table2"  # one row per cell over its seeds (seeds.over_seeds): table2.csv/.parquet
-EXTRA = "extra-test"  # the evaluation-only set's results, under the report's folder
+TABLE, EXTRA = tables.TABLE, tables.EXTRA
+SETTINGS = tracking.SETTINGS
 
 
 def write_report(root: Location, runs: str | Path, out: str | Path, device: str = "cpu",
                  min_seconds: float = 2.0, log_mlflow: bool = True, experiment: str = "classifiers",
-                 extra: Location | None = None, extra_label: str | None = None) -> Path:
+                 extra: Location | None = None, extra_label: str | None = None,
+                 settings: str | None = None) -> Path:
     """extra: the shards of an evaluation-only set (never trained on), evaluated beside the
-    run's own test split with its labels mapped by class name; extra_label names it."""
+    run's own test split with its labels mapped by class name; extra_label names it.
+    settings: the experiment that made the runs, as its TOML (pipeline.experiment), kept in
+    the report (SETTINGS) and on its MLflow parent run."""
     catalogue, out = Catalogue(root), Path(out)
     dataset = catalogue.dataset
     classifiers = find_classifiers(runs)
@@ -83,6 +87,9 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
     if dataset.startswith("minc-2500") and _present(catalogue, original) == len(names):
         sections.append(tables.paper_comparison(cells))  # all 23 classes
     sections.append(tables.unfinished(classifiers))
+    if settings is not None:
+        (out / SETTINGS).write_text(settings)
+        sections.append(f"## The experiment ({SETTINGS})\n\n```toml\n{settings.strip()}\n```\n")
     report = out / "README.md"
     (out / "table2.md").write_text(table)
     report.write_text("\n".join(s for s in sections if s))
@@ -146,18 +153,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
     dataset = storage.name(args.shards)
-    try:
-        report = write_report(args.shards, args.runs or f"runs/train/{dataset}",
-                              args.out or f"reports/{dataset}", resolve_device(args.device),
-                              args.min_seconds, not args.no_mlflow, args.experiment,
-                              args.extra_test)
-    except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, object stores
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    report = write_report(args.shards, args.runs or f"runs/train/{dataset}",
+                          args.out or f"reports/{dataset}", resolve_device(args.device),
+                          args.min_seconds, not args.no_mlflow, args.experiment, args.extra_test)
     print(f"report: {report}")
     return 0
 

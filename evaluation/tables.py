@@ -9,7 +9,7 @@ import pandas as pd
 
 from evaluation import verdicts
 from evaluation.classifiers import CODEC_LABELS, Classifier, curve_name
-from prep.store import schema
+from foundation import schema
 from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS, COMP_RATES
 
 # Deng and Karam, Table 2 (MINC-2500 split 1, test): Top-1 (Top-5) in %.
@@ -19,6 +19,8 @@ PAPER = {ANCHOR3: {None: (81.50, 97.58)},
          COMP: {1: (72.59, None), 4: (73.03, None), 8: (76.56, None)}}
 TABLE_METHODS = (ANCHOR1, ANCHOR2, COMP, COMP_RATES, COMP_INPUTS["y"], COMP_INPUTS["sigma"])
 BD_RESULTS = "bd_accuracy"
+TABLE = "table2"  # one row per cell over its seeds (seeds.over_seeds): table2.csv/.parquet
+EXTRA = "extra-test"  # the evaluation-only set's results, under the report's folder
 
 
 def _seeds(row) -> int:

@@ -19,15 +19,17 @@ import logging
 import math
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pandas as pd
 
 from evaluation.evaluate import RESULTS, slug
-from evaluation.tables import BD_RESULTS
-from prep.common import journal
-from prep.common.tracking import experiment_id as find_experiment
-from prep.common.tracking import tracking_uri
+from evaluation.tables import BD_RESULTS, EXTRA, TABLE
+from foundation import journal
+from foundation.cli import stage_main
+from foundation.tracking import experiment_id as find_experiment
+from foundation.tracking import tracking_uri
 from trainer.domains import ANCHOR1
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ METRICS = ("top1", "top1_low", "top1_high", "top5", "top5_low", "top5_high", "sa
            "psnr", "ms_ssim", "ssim")
 BD_METRICS = ("bd_top1", "bd_top1_low", "bd_top1_high")
 SEED_METRICS = ("top1_min", "top1_max", "top5_min", "top5_max", "seeds")  # a cell over seeds
+SETTINGS = "experiment.toml"  # in a report's folder: the experiment that made it, as tags
 EXTRA_PREFIX = "extra-test"  # the evaluation-only set's metrics on the parent run
 
 
@@ -91,10 +94,21 @@ def log_report(experiment: str, dataset: str, cells: pd.DataFrame, results: pd.D
         summary += [Metric(metric_name(f"{EXTRA_PREFIX}/{k}", row["method"], row["set"]),
                            float(row[k]), now, 0) for k in ("top1", "top5")]
     summary += _bd_metrics(None if extra is None else extra["bd_accuracy"], now, EXTRA_PREFIX)
-    client.log_batch(parent, metrics=summary)  # the whole matrix on the parent's own page
+    client.log_batch(parent, metrics=summary, tags=_settings_tags(folder / SETTINGS))
     client.log_artifacts(parent, str(folder))
     client.set_terminated(parent)
     return parent
+
+
+def _settings_tags(path: Path) -> list:
+    """The experiment's keys as tags experiment.<key> (tags, not params: a rerun with another
+    value updates them, where MLflow refuses to change a param)."""
+    from mlflow.entities import RunTag
+
+    if not path.is_file():
+        return []
+    return [RunTag(f"experiment.{key}", str(value))
+            for key, value in tomllib.loads(path.read_text()).items()]
 
 
 def _log_cell(client, experiment_id: str, parent: str, dataset: str, row: dict, now: int
@@ -167,6 +181,7 @@ def log_or_keep(experiment: str, dataset: str, cells: pd.DataFrame, results: pd.
         return None
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> int:
     """Log a written report (its results and BD-accuracy files) to MLflow."""
     p = argparse.ArgumentParser(prog="python -m evaluation.tracking", description=main.__doc__)
@@ -174,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", required=True)
     p.add_argument("--experiment", default="classifiers")
     args = p.parse_args(argv)
-    from evaluation.report import EXTRA, TABLE  # the report imports this module
 
     files = [args.folder / f"{name}.parquet" for name in (TABLE, RESULTS, BD_RESULTS)]
     for path in files:

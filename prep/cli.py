@@ -9,10 +9,12 @@ import signal
 import sys
 from pathlib import Path
 
-from prep.codec.hyperprior import QUALITIES
-from prep.datasets.images import MAX_PIXELS
-from prep.job.driver import PrepConfig, describe, run
-from prep.store.schema import CLASSICAL
+from foundation.cli import stage_main
+from foundation.hyperprior import QUALITIES
+from foundation.images import MAX_PIXELS
+from foundation.schema import CLASSICAL
+from prep.job.config import PrepConfig
+from prep.job.driver import describe, run
 
 DEFAULT_QUALITY = 8  # the learned codec's, when no other coded set is asked for
 
@@ -97,14 +99,12 @@ def config_from(argv: list[str] | None = None) -> PrepConfig:
     return PrepConfig(**vars(args))
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> int:
     config = config_from(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         summary = run(config)
-    except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, files
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt as stop:  # SIGINT, or SIGTERM (job.run raises it for both)
         name = stop.args[0] if stop.args else "SIGINT"
         print(f"interrupted ({name}): the workers are stopped and the finished shards kept; "

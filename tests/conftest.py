@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prep.codec.hyperprior import init_weights
+from foundation.hyperprior import init_weights
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "minc-2500-sample" / "minc-2500"
 
@@ -71,7 +71,8 @@ def trainer_shards(tmp_path_factory, ray_local) -> Path:
     counts, short last ones).
     """
     from prep.datasets.synthetic import write_dataset
-    from prep.job.driver import PrepConfig, run
+    from prep.job.config import PrepConfig
+    from prep.job.driver import run
 
     root = tmp_path_factory.mktemp("trainer")
     data = write_dataset(root / "textures", classes=4, per_class=60, size=256, seed=1,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from evaluation.report import write_report
-from prep.store import schema
+from foundation import schema
 from trainer import checkpoint
 from trainer.config import TrainConfig
 

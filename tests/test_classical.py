@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from foundation import schema
+from foundation.coding import image_metrics, to_tensor
 from prep.cli import main
 from prep.codec.classical import decode
-from prep.codec.coding import image_metrics, to_tensor
-from prep.store import schema
 from trainer.config import parse
 from trainer.data import open_shard_set
 

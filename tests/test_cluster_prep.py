@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from prep.store import schema
+from foundation import schema
 from tests import ray_nodes
 from tests.conftest import SMALL_PREP_ARGS
 

@@ -3,8 +3,7 @@ import pickle
 import pytest
 import torch
 
-from prep.codec import hyperprior
-from prep.common import hub
+from foundation import hub, hyperprior
 from tests.conftest import codec_file
 
 

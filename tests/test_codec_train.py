@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 import prep.codec.train as codec_train
-from prep.codec.coding import code_images
-from prep.codec.hyperprior import load_codec, read_weights_file
+from foundation.coding import code_images
+from foundation.hyperprior import load_codec, read_weights_file
 from prep.datasets.synthetic import write_dataset
 
 ARGS = ("-q", "4", "--sizes", "8,12", "--batch-size", "2", "--crop", "192", "--val-every", "2",

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prep.codec import hyperprior
-from prep.codec.coding import code_images, entropy_decode
+from foundation import hyperprior
+from foundation.coding import code_images, entropy_decode
 
 DEMO_CODECS = Path(__file__).resolve().parents[1] / "codecs" / "demo"
 

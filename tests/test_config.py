@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from prep.cli import config_from
-from prep.job.driver import PrepConfig
+from prep.job.config import PrepConfig
 from trainer.config import TrainConfig, parse
 
 

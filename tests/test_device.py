@@ -2,7 +2,7 @@
 
 import pytest
 
-from prep.common.device import resolve_device
+from foundation.device import resolve_device
 
 
 @pytest.mark.parametrize(("asked", "has_cuda", "resolved"), [

@@ -10,12 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluation.pipeline import DEMO, train_configs, waits_for
-from prep.store import storage
+from foundation import storage
+from pipeline.experiment import load
+from pipeline.run import train_configs, waits_for
 from trainer import checkpoint, distill
 from trainer.config import TrainConfig
 from trainer.models import cresnet39, resnet50_deep_stem
 from trainer.transforms import HINT_STRIDE, IMAGENET_MEAN, IMAGENET_STD, LatentTransform
+
+DEMO = load("demo")
 
 M, SIDE, CROP = 4, 16, 14
 

@@ -29,12 +29,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from foundation import schema, storage
 from prep.cli import config_from
 from prep.cli import main as prep_main
 from prep.datasets.listing import Item
-from prep.job.driver import PrepConfig, run
+from prep.job.config import PrepConfig
+from prep.job.driver import run
 from prep.job.shards import ShardEncoder, ShardTask, part_paths
-from prep.store import schema, storage
 from tests.conftest import SMALL_PREP_ARGS
 from tests.ray_nodes import free_port
 
@@ -227,8 +228,8 @@ def test_a_bomb_and_a_huge_image_fail_alone(tmp_path, codec_q1, ray_local, capsy
 def test_a_codec_error_fails_only_its_image(tmp_path, codec_q1, monkeypatch):
     """In a batch of 4, the codec fails on one image: the batch is coded again image by image,
     the bad one is recorded with the reason, the other 3 are written."""
-    from prep.codec import coding
-    from prep.codec.hyperprior import read_weights_file
+    from foundation import coding
+    from foundation.hyperprior import read_weights_file
 
     data = minc_layout(tmp_path / "data", {})
     dark = Image.new("RGB", (96, 80))
@@ -259,7 +260,7 @@ def test_a_transform_device_that_disagrees_with_the_cpu_decode_is_recorded(tmp_p
     the counts, not a shard with latents that no reader gets back."""
     import torch
 
-    from prep.codec.hyperprior import load_codec, read_weights_file
+    from foundation.hyperprior import load_codec, read_weights_file
 
     data = minc_layout(tmp_path / "data", {})
     items = tuple(Item(f"a_{i}", f"images/a/a_{i}.jpg", "train", 0, "a") for i in range(2))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prep.datasets.images import BadImage, decode_rgb
+from foundation.images import BadImage, decode_rgb
 
 
 def encode(image: Image.Image, fmt: str, **kw) -> bytes:

@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 from torch.utils.data import DataLoader
 
-from prep.store import schema
+from foundation import schema
 from tests.conftest import SMALL_PREP_ARGS
 from tests.ray_nodes import free_port
 from trainer.data import EvalStream, open_shard_set

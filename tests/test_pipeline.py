@@ -19,7 +19,7 @@ from evaluation import figures, tracking
 from evaluation.classifiers import load_model, read_classifier
 from evaluation.evaluate import check_counts
 from evaluation.predict import predict
-from prep.store import schema
+from foundation import schema
 from trainer.data import open_shard_set
 from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP
 
@@ -28,7 +28,7 @@ CODECS = Path(__file__).resolve().parents[1] / "codecs" / "demo"
 
 
 def pipeline(root: Path, data: Path, *more: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "evaluation.pipeline", "--preset", "demo",
+    command = [sys.executable, "-m", "pipeline", "--experiment", "demo",
                "--data", str(data), "--out", str(root / "shards"), "--runs", str(root / "runs"),
                "--reports", str(root / "reports"), "--codecs", str(CODECS), "--qualities", "1", "8",
                "--epochs", "1", "--max-steps", "2", "--batch-size", "8",

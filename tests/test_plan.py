@@ -9,10 +9,11 @@ import pytest
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from foundation import schema
 from prep.datasets.listing import list_dataset
-from prep.job.driver import PrepConfig, run
+from prep.job.config import PrepConfig
+from prep.job.driver import run
 from prep.job.plan import PLAN_FILE, plan_shards
-from prep.store import schema
 from trainer.data import TrainStream
 
 # MINC-2500 has 2,125 train images a class, shards of 256 and a stream buffer of 256; 24

@@ -13,11 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from foundation import schema
+from foundation.coding import entropy_decode
+from foundation.hyperprior import load_codec, read_weights_file
 from prep.cli import main
-from prep.codec.coding import entropy_decode
-from prep.codec.hyperprior import load_codec, read_weights_file
-from prep.job.driver import PrepConfig, run
-from prep.store import schema
+from prep.job.config import PrepConfig
+from prep.job.driver import run
 
 pytestmark = pytest.mark.slow
 

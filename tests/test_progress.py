@@ -2,7 +2,7 @@
 
 import io
 
-from prep.common.progress import progress
+from foundation.progress import progress
 
 
 def test_outside_a_terminal_progress_is_a_few_plain_lines():

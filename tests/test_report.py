@@ -9,10 +9,10 @@ import math
 import pandas as pd
 
 from evaluation.metrics import wilson_interval
-from evaluation.pipeline import summarize_splits
 from evaluation.tables import bd_markdown, pattern, table2
 from evaluation.tracking import metric_name
 from evaluation.verdicts import PAPER_GAP
+from pipeline.run import summarize_splits
 
 N = 5750  # test images of MINC-2500 (23 x 250)
 

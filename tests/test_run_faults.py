@@ -122,7 +122,7 @@ def test_records_left_at_the_end_are_one_line_and_delivered_later(small_shards, 
     assert process.returncode == 0, output[-3000:]
     journal = tmp_path / "run" / "tracking-journal.jsonl"
     [line] = [x for x in output.splitlines() if "not delivered" in x]
-    assert str(journal) in line and f"python -m prep.common.journal {journal}" in line
+    assert str(journal) in line and f"python -m foundation.journal {journal}" in line
     assert "Traceback" not in output
     server.start()
     try:

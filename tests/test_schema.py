@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prep.store import schema
+from foundation import schema
 
 
 def test_latent_uses_smallest_integer_dtype_losslessly():

@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evaluation.pipeline import Experiment, train_configs
+from foundation import storage
+from pipeline.experiment import Experiment
+from pipeline.run import train_configs
 from prep.datasets.synthetic import texture
-from prep.store import storage
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def seeded(synthetic_small, tmp_path_factory):
     root = tmp_path_factory.mktemp("seeded")
     names = (synthetic_small / "categories.txt").read_text().split()
     extra = extra_set(root / "test-extra", names)
-    command = [sys.executable, "-m", "evaluation.pipeline", "--preset", "demo",
+    command = [sys.executable, "-m", "pipeline", "--experiment", "demo",
                "--data", str(synthetic_small), "--out", str(root / "shards"),
                "--runs", str(root / "runs"), "--reports", str(root / "reports"),
                "--codecs", str(ROOT / "codecs" / "demo"), "--qualities", "1", "--jpeg-qualities",

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from prep.store import schema, storage
+from foundation import schema, storage
 
 
 def test_shard_set_locations_keep_their_kind():

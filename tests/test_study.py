@@ -8,8 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evaluation import study
-from evaluation.pipeline import DEMO
+from pipeline import study
+from pipeline.experiment import load
+
+DEMO = load("demo")
 
 
 def test_every_row_runs_each_quality_and_seed_in_its_own_folder(tmp_path):

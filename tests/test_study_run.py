@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from evaluation import study
 from evaluation.classifiers import read_classifier
-from evaluation.pipeline import DEMO
+from pipeline import study
+from pipeline.experiment import load
+
+DEMO = load("demo")
 
 pytestmark = pytest.mark.slow
 CODECS = Path(__file__).resolve().parents[1] / "codecs" / "demo"

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from foundation import schema
 from prep.datasets.listing import list_dataset
 from prep.datasets.synthetic import FAMILIES, texture, write_dataset
-from prep.store import schema
 
 
 def test_written_in_minc_layout_and_deterministic(tmp_path):

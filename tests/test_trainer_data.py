@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from prep.store import schema
+from foundation import schema
 from trainer.data import EvalStream, SampleTransform, TrainStream, open_shard_set
 
 pytestmark = pytest.mark.slow

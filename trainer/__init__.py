@@ -1,3 +1,3 @@
 """DDP classifiers on prepared shards: ResNet-50 anchors and the compressed-domain cResNet-39."""
 
-import prep  # noqa: F401  (silences CompressAI's import-time warning in every rank)
+import foundation  # noqa: F401  (silences CompressAI's import-time warning in every rank)

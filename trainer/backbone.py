@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from prep.store.storage import write_atomic
+from foundation.cli import stage_main
+from foundation.storage import write_atomic
 from trainer import checkpoint
 
 
@@ -33,6 +34,7 @@ def export(run_checkpoint: Path, out: Path) -> tuple[int, str]:
     return len(data), hashlib.sha256(data).hexdigest()
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m trainer.backbone", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

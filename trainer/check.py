@@ -7,16 +7,14 @@ checks first keeps a wrong input to the trainer's one line (`make train` does), 
 
 import sys
 
+from foundation.cli import stage_main
 from trainer.config import parse
 from trainer.train import check_inputs
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> int:
-    try:
-        check_inputs(parse(argv))
-    except (OSError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    check_inputs(parse(argv))
     return 0
 
 

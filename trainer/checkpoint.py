@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prep.store.storage import write_atomic
+from foundation.storage import write_atomic
 
 CHECKPOINT = "checkpoint.pth"
 PREVIOUS = "checkpoint.previous.pth"

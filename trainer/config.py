@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
-from prep.store import schema
+from foundation import schema
 from trainer import domains, precision
 from trainer.models import ADAPTERS, SIGMA_INPUTS
 from trainer.transforms import PAPER_SIZES, InputSizes

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from prep.store import schema, storage
+from foundation import schema, storage
 from trainer import domains
 from trainer.transforms import PAPER_SIZES, InputSizes
 

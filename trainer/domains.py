@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from prep.store import schema
+from foundation import schema
 from trainer.models import cresnet39, resnet50_deep_stem
 from trainer.transforms import (
     InputSizes,

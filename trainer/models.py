@@ -19,7 +19,7 @@ from torchvision.models import ResNet50_Weights, resnet50
 from torchvision.models.resnet import Bottleneck, conv1x1
 from torchvision.ops import SqueezeExcitation
 
-from prep.common import hub
+from foundation import hub
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from itertools import islice
@@ -17,9 +16,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from prep.common.device import resolve_device
-from prep.common.progress import progress
-from prep.store.storage import write_atomic
+from foundation.cli import stage_main
+from foundation.device import resolve_device
+from foundation.progress import progress
+from foundation.storage import write_atomic
 from trainer import checkpoint, distill, precision
 from trainer.config import TrainConfig, parse
 from trainer.data import (
@@ -177,22 +177,14 @@ def _device(config: TrainConfig) -> torch.device:
     return torch.device("cpu")
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = parse(argv)
-    try:
-        shard_set, device, init = check_inputs(config)
-    except (OSError, ValueError, RuntimeError) as err:
-        if int(os.environ.get("RANK", 0)) == 0:  # one line for the whole group
-            print(f"error: {err}", file=sys.stderr)
-        return 2
+    shard_set, device, init = check_inputs(config)  # before any process group exists
     init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         return run(config, shard_set, device, init)
-    except checkpoint.Damaged as err:  # every rank read the same files
-        if dist.get_rank() == 0:
-            print(f"error: {err}", file=sys.stderr)
-        return 2
     finally:
         dist.destroy_process_group()
 
@@ -219,12 +211,16 @@ def check_inputs(config: TrainConfig) -> tuple[ShardSet, torch.device, dict | No
 
 
 def init_process_group(backend: str) -> None:
-    """The default group; under torchrun, keys are scoped to the restart attempt.
+    """The default group; under torchrun, keys are scoped to the restart attempt; without
+    torchrun (`cdmr-train`, no RANK in the environment), a group of one process.
 
     After `--max-restarts` restarts the workers, the agent's store still holds the dead
     attempt's addresses and gloo's full-mesh connect picks them up (seen with torch 2.14:
     "Connection refused" to the killed rank's old port); a per-attempt prefix avoids them.
     """
+    if "RANK" not in os.environ:
+        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+        return
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         dist.init_process_group(backend)
         return
@@ -330,13 +326,13 @@ def resume(config: TrainConfig, model, optimizer, scheduler, is_main: bool
 
 
 class Tracker:
-    """MLflow on rank 0, through the run folder's journal (prep.common.journal): params and
+    """MLflow on rank 0, through the run folder's journal (foundation.journal): params and
     tags once, metrics per epoch, the test result at the end; a tracking server that does not
     answer never stops training."""
 
     def __init__(self, config: TrainConfig, shard_set: ShardSet, world: int, run_id: str | None,
                  resumed: bool, arithmetic: str):
-        from prep.common.journal import JOURNAL, Journal
+        from foundation.journal import JOURNAL, Journal
 
         codec = shard_set.info.get("codec") or {}
         tags = {"domain": config.domain, "dataset": config.dataset,

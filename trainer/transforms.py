@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torchvision import transforms as T
 
-from prep.store import schema
+from foundation import schema
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # AlexNet-style PCA lighting noise (fb.resnet.torch's ImageNet eigen decomposition)

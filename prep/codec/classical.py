@@ -1,5 +1,5 @@
 """Classical codecs (Pillow's JPEG and WebP) as anchors at equal rate: encode each image to a
-file, decode that file, and measure it as prep.codec.coding measures the learned codec.
+file, decode that file, and measure it as foundation.coding measures the learned codec.
 
 bpp counts the file's bytes (headers included, as a stored JPEG costs them) over the original
 pixels. Pillow's defaults otherwise (JPEG: 4:2:0 chroma subsampling, no Huffman optimisation;
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image, features
 
-from prep.codec.coding import image_metrics, to_tensor
-from prep.store.schema import CLASSICAL
+from foundation.coding import image_metrics, to_tensor
+from foundation.schema import CLASSICAL
 
 QUALITIES = range(1, 101)  # Pillow's quality scale for both codecs (0 is allowed but degenerate)
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from foundation.cli import stage_main
+from foundation.coding import code_images
+from foundation.hyperprior import codec_sizes, load_codec, read_weights_file
 from prep.codec.classical import code_classical
-from prep.codec.coding import code_images
-from prep.codec.hyperprior import codec_sizes, load_codec, read_weights_file
 from prep.datasets.listing import list_dataset
 
 JPEG_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
@@ -78,6 +79,7 @@ def plot(points: list[dict], curve: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m prep.codec.rd_compare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -29,8 +29,10 @@ from compressai.optimizers import net_aux_optimizer
 from compressai.zoo.image import cfgs
 from PIL import Image
 
-from prep.codec.coding import code_images, cpu_decoder
-from prep.codec.hyperprior import (
+from foundation import storage
+from foundation.cli import stage_main
+from foundation.coding import code_images, cpu_decoder
+from foundation.hyperprior import (
     ARCHITECTURE,
     QUALITIES,
     CodecWeights,
@@ -38,9 +40,8 @@ from prep.codec.hyperprior import (
     resolve_weights,
     weights_file_name,
 )
-from prep.common.progress import progress
+from foundation.progress import progress
 from prep.datasets.listing import Listing, list_dataset
-from prep.store import storage
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def train(config: CodecTrainConfig) -> Path:
         run_id = json.loads(state["config"]).get("mlflow_run_id")
         print(f"resuming {checkpoint} at step {step}")
 
-    from prep.common.tracking import start_run
+    from foundation.tracking import start_run
 
     name = f"codec-q{config.quality}-{listing.name}"
     with start_run("codec-training", name, {"quality": str(config.quality)}, run_id) as run:
@@ -252,15 +253,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     if args["sizes"]:
         args["sizes"] = tuple(int(v) for v in args["sizes"].split(","))
-    try:
-        train(CodecTrainConfig(**args))
-    except (OSError, ValueError) as err:  # bad input: one line; the checkpoint stays
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    train(CodecTrainConfig(**args))  # bad input: one line; the checkpoint stays
     return 0
 
 

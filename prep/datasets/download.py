@@ -14,7 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from prep.common.progress import progress
+from foundation.cli import stage_main
+from foundation.progress import progress
 
 URL = "http://opensurfaces.cs.cornell.edu/static/minc/minc-2500.tar.gz"
 ARCHIVE = "minc-2500.tar.gz"
@@ -97,6 +98,7 @@ def check_tree(root: Path, expected: dict = EXPECTED) -> dict:
     return found
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m prep.datasets.download", description=__doc__)
     p.add_argument("--dest", type=Path, default=Path("data"), help="folder for minc-2500/")

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prep.store.schema import SPLITS, sanitize_key
+from foundation.schema import SPLITS, sanitize_key
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm"}
 CATEGORIES = "categories.txt"

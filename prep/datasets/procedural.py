@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from foundation.cli import stage_main
 from prep.datasets.synthetic import write_layout
 
 SHAPES = ("disc", "square", "triangle", "bar")
@@ -240,6 +241,7 @@ def contact_sheet(path: str | Path, seed: int = 0, size: int = 96, shown: int = 
     return path
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m prep.datasets.procedural", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from prep.store import storage
+from foundation import storage
+from foundation.cli import stage_main
 
 Generator = Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray]
 
@@ -195,6 +196,7 @@ def write_dataset(out: str | Path, classes: int = 10, per_class: int = 100, size
         f"images, {size}x{size}, seed {seed}, distractor mix <= {max_mix}", quality)
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m prep.datasets.synthetic", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -16,80 +16,26 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
 import pyarrow as pa
 
+from foundation import schema, storage
+from foundation.coding import scale_table
+from foundation.hyperprior import ARCHITECTURE, METRIC, CodecWeights, codec_sizes, load_codec
+from foundation.progress import progress
+from foundation.storage import Location
 from prep.codec import classical
-from prep.codec.coding import scale_table
-from prep.codec.hyperprior import ARCHITECTURE, METRIC, CodecWeights, codec_sizes, load_codec
-from prep.common.progress import progress
-from prep.datasets.images import MAX_PIXELS
 from prep.datasets.listing import Listing, list_dataset
 from prep.job import lock
+from prep.job.config import PrepConfig
 from prep.job.plan import SHUFFLE_SEED, check_or_record, clear_set, plan_record, plan_shards
 from prep.job.pool import ActorPool, Resources, choose_resources
 from prep.job.shards import ShardResult, ShardTask, complete_shards, part_paths
-from prep.store import schema, storage
-from prep.store.storage import Location
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class PrepConfig:
-    data: Path
-    out: Location  # a local or shared path, or an object store URI (s3://, gs://)
-    quality: int | None  # the learned codec's quality; None: no learned set
-    split: int = 1
-    seed: int = 0
-    codec_weights: Path | None = None
-    workers: int | None = None  # CPU actors; default: one per CPU of the cluster
-    threads_per_worker: int | None = None
-    device: str = "auto"  # auto | cpu | cuda
-    pipeline: str = "auto"  # auto (split on GPUs) | fused | split: see choose_resources
-    batch_size: int | None = None  # default: 1 on CPU, 16 on GPU
-    shard_size: int = 256
-    address: str | None = None  # None: a local Ray; "auto" or host:port: an existing cluster
-    force: bool = False
-    max_failures: int = 0
-    original: bool = True  # also write the original/ set (anchor 3)
-    verify: bool = False  # also compare finished shards' sha256 with their fingerprints
-    max_pixels: int = MAX_PIXELS  # larger images are failures, not decoded
-    classical: tuple[tuple[str, int], ...] = ()  # (codec, Pillow quality): sets jpeg30, ...
-    no_wait: bool = False  # another job holds a set: refuse instead of waiting (job/lock.py)
-
-    def to_argv(self) -> list[str]:
-        """`python -m prep`'s command line for this config (prep.cli.config_from gives it
-        back): every field that differs from its default, the classical sets as --jpeg P ...,
-        no learned set and no classical one as --original-only."""
-        argv = ["--data", str(self.data), "--out", str(self.out)]
-        if self.quality is not None:
-            argv += ["--quality", str(self.quality)]
-        elif not self.classical:
-            argv.append("--original-only")
-        if not self.original:
-            argv.append("--no-original")
-        for codec in schema.CLASSICAL:
-            qualities = [str(q) for c, q in self.classical if c == codec]
-            argv += [f"--{codec}", *qualities] if qualities else []
-        default = PrepConfig(data=self.data, out=self.out, quality=self.quality)
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("data", "out", "quality", "original", "classical") or \
-                    value == getattr(default, f.name):
-                continue
-            flag = "--" + f.name.replace("_", "-")
-            argv += [flag] if isinstance(value, bool) else [flag, str(value)]
-        return argv
-
-    def sets(self) -> list[tuple[int | None, str]]:
-        """(quality, codec) of every set the job writes; quality None: the original set."""
-        learned = [(self.quality, schema.LEARNED)] if self.quality else []
-        return ([(None, schema.LEARNED)] * self.original + learned
-                + [(quality, codec) for codec, quality in self.classical])
-
 
 @dataclass
 class SetSummary:
@@ -220,7 +166,7 @@ def _run_held(config: PrepConfig, sets, listing: Listing, weights, codec_info) -
 
 def _codec(config: PrepConfig) -> tuple[CodecWeights, dict]:
     """Resolve and check the weights on the driver, before any actor starts."""
-    from prep.codec.hyperprior import resolve_weights
+    from foundation.hyperprior import resolve_weights
 
     weights = resolve_weights(config.quality, config.codec_weights)
     model = load_codec(weights)

@@ -23,8 +23,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from prep.store import storage
-from prep.store.storage import Location
+from foundation import storage
+from foundation.storage import Location
 
 LOCK = ".prep-lock.json"
 HEARTBEAT_S = 5.0

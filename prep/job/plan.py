@@ -6,9 +6,9 @@ import hashlib
 import json
 import random
 
+from foundation import schema, storage
+from foundation.storage import Location
 from prep.datasets.listing import Item, Listing
-from prep.store import schema, storage
-from prep.store.storage import Location
 
 PLAN_FILE = "plan.json"
 # Keys start with the class name: shards cut from the sorted keys would hold one class each and

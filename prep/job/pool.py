@@ -15,11 +15,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from prep.common.device import resolve_device
+from foundation.device import resolve_device
 from prep.job.shards import ShardEncoder, ShardTask, Transformer
 
 if TYPE_CHECKING:
-    from prep.job.driver import PrepConfig
+    from prep.job.config import PrepConfig
 
 log = logging.getLogger(__name__)
 

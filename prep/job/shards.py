@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from prep.datasets.images import MAX_PIXELS, BadImage, LoadedImage, decode_rgb
+from foundation import schema, storage
+from foundation.images import MAX_PIXELS, BadImage, LoadedImage, decode_rgb
+from foundation.storage import Location
 from prep.datasets.listing import Failure, Item
-from prep.store import schema, storage
-from prep.store.storage import Location
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ class ShardEncoder:
                  batch_size: int = 1, io_threads: int = 2, transformer=None):
         import torch
 
-        from prep.codec.hyperprior import load_codec
+        from foundation.hyperprior import load_codec
 
         if threads:
             torch.set_num_threads(threads)
@@ -285,7 +285,7 @@ class ShardEncoder:
         """Start the transforms of a batch of good images; the callable returns their results."""
         images = [loaded.rgb for _, _, loaded in batch]
         if self.transformer is None:
-            from prep.codec import coding
+            from foundation import coding
 
             return lambda: coding.transform(self.model, images)
         import ray
@@ -323,7 +323,8 @@ class ShardEncoder:
         that only the image at fault fails. A lost transformer actor fails the shard."""
         from ray.exceptions import RayActorError
 
-        from prep.codec import classical, coding
+        from foundation import coding
+        from prep.codec import classical
 
         try:
             if task.codec in schema.CLASSICAL:  # Pillow's codecs: nothing to verify
@@ -365,14 +366,14 @@ class Transformer:
     def __init__(self, weights, device: str = "cuda", threads: int | None = None):
         import torch
 
-        from prep.codec.hyperprior import load_codec
+        from foundation.hyperprior import load_codec
 
         if threads:
             torch.set_num_threads(threads)
         self.model = load_codec(weights, device)
 
     def transform(self, images: list) -> list:
-        from prep.codec import coding
+        from foundation import coding
 
         return coding.transform(self.model, images)
 

@@ -5,7 +5,7 @@ delivered in order by a background thread; the training loop never waits for the
 the server does not answer, the thread says so once, keeps the records (on disk and in memory)
 and retries with back-off until it answers again. At the end of the run it waits a little
 (WAIT_S) for what is left; what still could not be delivered is one line naming the journal
-and the command that delivers it later (`python -m prep.common.journal <journal>`).
+and the command that delivers it later (`python -m foundation.journal <journal>`).
 
 Why not MLflow's own asynchronous logging (`synchronous=False`, 3.17.2): its queue logs a failed
 batch as an error and drops it, and keeps nothing on disk; an outage longer than the HTTP
@@ -30,8 +30,9 @@ import time
 from collections import deque
 from pathlib import Path
 
-from prep.common.tracking import experiment_id, tracking_uri
-from prep.store.storage import write_atomic
+from foundation.cli import stage_main
+from foundation.storage import write_atomic
+from foundation.tracking import experiment_id, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def first_line(err: Exception) -> str:
 
 
 def deliver_command(path: Path) -> str:
-    return f"python -m prep.common.journal {path}"
+    return f"python -m foundation.journal {path}"
 
 
 class Journal:
@@ -239,10 +240,11 @@ def deliver(client, record: dict, run_id: str | None) -> str | None:
     return run_id
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> int:
     """Deliver what a run's journal kept (MLFLOW_TRACKING_URI names the server)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    p = argparse.ArgumentParser(prog="python -m prep.common.journal", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m foundation.journal", description=main.__doc__)
     p.add_argument("journal", type=Path, help=f"a run's {JOURNAL}")
     p.add_argument("--wait", type=float, default=WAIT_S, help="seconds to keep trying")
     args = p.parse_args(argv)

@@ -15,8 +15,8 @@ from compressai.models import ScaleHyperprior
 from compressai.zoo.image import cfgs, model_urls
 from compressai.zoo.pretrained import load_pretrained
 
-from prep.common import hub
-from prep.common.hub import sha256_of
+from foundation import hub
+from foundation.hub import sha256_of
 
 ARCHITECTURE = "bmshj2018-hyperprior"
 METRIC = "ms-ssim"

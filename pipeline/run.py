@@ -1,7 +1,12 @@
 """The paper's whole experiment matrix, start to end; every finished step is skipped on a rerun.
 
-    python -m evaluation.pipeline --data data/minc-2500 --qualities 1 4 8   # make table2
-    python -m evaluation.pipeline --preset demo                             # make demo
+    python -m pipeline --experiment paper --qualities 1 4 8   # make table2
+    python -m pipeline --experiment demo                      # make demo
+    python -m pipeline --experiment my.toml --data photos     # a file of your own, a flag over it
+
+The experiment is a TOML file (pipeline/experiment.py; experiments/ holds paper, demo and
+minc-subset); every key of it is also a flag, which overrides the file. The effective
+experiment goes into the report's folder (experiment.toml) and onto its MLflow parent run.
 
 Steps: prep of the original set, each quality and the classical sets (JPEG, WebP; Ray; prep
 resumes shard by shard), training Anchor 3, Anchor 2 and the compressed-domain classifier at
@@ -22,112 +27,31 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
 
 from evaluation import seeds
 from evaluation.report import EXTRA, TABLE, write_report
-from prep.codec.hyperprior import weights_file_name
-from prep.common.device import resolve_device
-from prep.common.tracking import UI_URL, experiment_id
+from foundation import schema, storage
+from foundation.cli import stage_main
+from foundation.device import resolve_device
+from foundation.hyperprior import weights_file_name
+from foundation.storage import Location
+from foundation.tracking import UI_URL, experiment_id
+from pipeline import experiment as experiment_file
+from pipeline.experiment import Experiment
 from prep.datasets.listing import dataset_name
-from prep.job.driver import PrepConfig
-from prep.store import schema, storage
-from prep.store.storage import Location
+from prep.job.config import PrepConfig
 from trainer import checkpoint
 from trainer.config import TrainConfig
 from trainer.domains import COMP_INPUTS, DECODED, LATENT, METHOD_ORDER, ORIGINAL
 from trainer.models import initial_state
 from trainer.train import TEST_RESULT
-from trainer.transforms import PAPER_SIZES
 
 log = logging.getLogger(__name__)
 TRAINER = Path(__file__).resolve().parent.parent / "trainer" / "main.py"
-
-
-@dataclass(frozen=True)
-class Experiment:
-    data: str = "data/minc-2500"
-    out: str = "data/shards"
-    runs: str = "runs/train"
-    reports: str = "reports"
-    qualities: tuple[int, ...] = (1, 4, 8)
-    # Pillow qualities of the classical anchors; on 24 MINC-2500 test patches JPEG 5/20/50/80
-    # gave 0.24/0.46/0.76/1.24 bpp and WebP 5/20/60/90 0.18/0.29/0.57/1.43 bpp
-    jpeg_qualities: tuple[int, ...] = (5, 20, 50, 80)
-    webp_qualities: tuple[int, ...] = ()
-    codecs: str | None = None  # folder of codec-q<Q>.pth; None: CompressAI's pretrained
-    splits: tuple[int, ...] = (1,)
-    epochs: int = 30
-    max_steps: int | None = None  # optimizer steps per epoch at most (smoke runs)
-    batch_size: int = 32
-    lr: float = 0.01
-    lr_steps: tuple[int, ...] = (10, 20)
-    resize: int = PAPER_SIZES.resize
-    crop: int = PAPER_SIZES.crop
-    latent_resize: int = PAPER_SIZES.latent_resize
-    latent_crop: int = PAPER_SIZES.latent_crop
-    init: str = "imagenet"  # every classifier's start (trainer.models.INITS, or a file)
-    latent_init: str | None = None  # the compressed-domain classifiers' start, where not `init`
-    nproc: int = 2  # processes of each trainer (torchrun --nproc_per_node)
-    lanes: int = 1  # trainers at once, the node's cores shared out among them as threads
-    loader_workers: int | None = None  # per trainer process; None: the trainer's default
-    prep_workers: int | None = None
-    shard_size: int = 256
-    ablations: bool = False  # also the y-only and sigma-only compressed-domain classifiers
-    # Comp. learns from the Anchor 2 of its set and seed: that classifier's conv_2x map is a hint
-    # for its latent branches and its weights start Comp.'s trunk (trainer.distill)
-    distill: bool = False
-    every_rate: bool = False  # also one cResNet-39 trained on every quality's latents together
-    seeds: int = 1  # every classifier trained with seeds 0..seeds-1 (evaluation.seeds: folders)
-    # an evaluation-only set (never trained on): prepared like `data` under <out>/extra-test,
-    # every classifier also evaluated on its test split (MINC layout, empty train/validate)
-    extra_test: str | None = None
-    min_seconds: float = 2.0  # efficiency timing per batch size
-    device: str = "auto"  # training, evaluation, efficiency: auto (CUDA if any), cpu, cuda
-    experiment: str = "classifiers"
-
-    @property
-    def dataset(self) -> str:
-        return Path(self.data).name
-
-    @property
-    def extra_label(self) -> str | None:
-        """The evaluation-only set as the report names it: its folder's name."""
-        return Path(self.extra_test).resolve().name if self.extra_test else None
-
-    @property
-    def classical(self) -> dict[str, tuple[int, ...]]:
-        """codec -> its Pillow qualities (schema.CLASSICAL's codecs)."""
-        return {"jpeg": self.jpeg_qualities, "webp": self.webp_qualities}
-
-
-# The README's main command: small synthetic textures, the committed demo codecs, every
-# classifier fine-tuned from the offline pretrained start (as the paper fine-tunes from
-# ImageNet). Pixels and latents see the same share of the image as in the paper (256 -> 72,
-# crop 64; y_hat 16x16, crop 14); sized to finish in minutes on a 2-core CPU (the README says
-# what it trades). JPEG 5/60 on its 180 test textures: 0.26/1.12 bpp, beside the demo codecs'
-# 0.23/0.45/1.13 (JPEG 20: 0.47; WebP 5/20/60, optional: 0.22/0.43/1.10).
-DEMO = Experiment(data="data/demo-textures", out="data/demo-shards", runs="runs/demo",
-                  reports="reports", codecs="codecs/demo", epochs=6, lr=0.01, lr_steps=(4,),
-                  batch_size=32, resize=72, crop=64, latent_resize=16, latent_crop=14,
-                  init="procedural", shard_size=48, min_seconds=1.0, jpeg_qualities=(5, 60),
-                  nproc=1, lanes=2)
-# The experiment on real photographs: the 4-class MINC-2500 subset in ../shared (SUBSET.md),
-# coded by the project's codecs trained on its split-1 train images (codecs/minc-subset), every
-# classifier fine-tuned from the procedural start; inputs halved (128 -> 112 px, latents 16 ->
-# 14) to fit a CPU (the README says what this trades); the 1,800 extra test photographs of 3 of
-# its classes (TEST-EXTRA.md) are evaluated beside its 134-image test split.
-MINC_SUBSET = Experiment(data="../shared/data/minc-2500-subset/minc-2500",
-                         out="data/minc-subset-shards", runs="runs/minc-subset",
-                         reports="reports/minc-subset", codecs="codecs/minc-subset", epochs=6,
-                         lr=0.01, lr_steps=(4,), resize=128, crop=112, latent_resize=16,
-                         latent_crop=14, init="procedural", shard_size=128, min_seconds=1.0,
-                         jpeg_qualities=(5, 20, 60), nproc=1, lanes=2,
-                         extra_test="../shared/data/minc-2500-test-extra")
-PRESETS = {"paper": Experiment(), "demo": DEMO, "minc-subset": MINC_SUBSET}
 
 
 STAGES: list[tuple[str, float]] = []  # (step, wall seconds) of this run, in order
@@ -340,7 +264,7 @@ def run(e: Experiment) -> list[Path]:
         out = storage.join(e.out, f"split{split}") if several else storage.location(e.out)
         runs = Path(e.runs) / f"split{split}" if several else Path(e.runs)
         report_dir = Path(e.reports) / e.dataset / (f"split{split}" if several else "")
-        experiment = f"{e.experiment}-split{split}" if several else e.experiment
+        experiment = f"{e.mlflow_experiment}-split{split}" if several else e.mlflow_experiment
         prep(e, out, split)
         extra = None
         if e.extra_test:  # coded like the data, split 1: its labels list only test images
@@ -352,7 +276,8 @@ def run(e: Experiment) -> list[Path]:
         reports.append(write_report(storage.join(out, e.dataset), runs / e.dataset, report_dir,
                                     device=resolve_device(e.device), min_seconds=e.min_seconds,
                                     experiment=experiment, extra=extra,
-                                    extra_label=e.extra_label))
+                                    extra_label=e.extra_label,
+                                    settings=experiment_file.to_toml(e)))
         STAGES.append(("evaluate and report", time.perf_counter() - report_start))
         frames[split] = pd.read_parquet(report_dir / f"{TABLE}.parquet")
     if len(frames) > 1:
@@ -361,20 +286,21 @@ def run(e: Experiment) -> list[Path]:
     print(stage_table(STAGES, time.perf_counter() - start, e.lanes))
     print(f"\ndone in {minutes:.1f} min. Report: {reports[-1]}\n"
           f"MLflow UI: make ui, then {UI_URL} (the runs are in the "
-          f"'{e.experiment}' experiment, the report is the parent run '{e.dataset}/report')")
+          f"'{e.mlflow_experiment}' experiment, the report is the parent run '{e.dataset}/report')")
     return reports
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m evaluation.pipeline", description=__doc__,
+        prog="python -m pipeline", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="paper",
-                   help="defaults to start from (paper: the paper's recipe on MINC-2500)")
+    p.add_argument("--experiment", default="paper", metavar="NAME|FILE",
+                   help=f"the experiment: one of {', '.join(experiment_file.names())} "
+                   "(experiments/) or a TOML file of your own; the flags below override it")
     for name, value in asdict(Experiment()).items():
         flag = "--" + name.replace("_", "-")
-        if name in ("ablations", "distill", "every_rate"):
-            p.add_argument(flag, action="store_true", default=None)
+        if isinstance(value, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         elif name in ("jpeg_qualities", "webp_qualities"):  # given with no value: none
             codec = name.split("_")[0]
             p.add_argument(flag, type=int, nargs="*", default=None, metavar="P",
@@ -383,25 +309,27 @@ def parser() -> argparse.ArgumentParser:
         elif isinstance(value, tuple):
             p.add_argument(flag, type=int, nargs="+", default=None)
         else:
-            kind = float if isinstance(value, float) else int if isinstance(value, int) or \
-                name in ("prep_workers", "loader_workers", "max_steps") else str
+            kind = experiment_file.KINDS[experiment_file.FIELDS[name].type.removesuffix(
+                " | None")][0]
             p.add_argument(flag, type=kind, default=None)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def experiment_from(argv: list[str] | None = None) -> Experiment:
+    """The experiment a command line names, with its flags over the file's values."""
     args = vars(parser().parse_args(argv))
-    preset = PRESETS[args.pop("preset")]
+    chosen = experiment_file.load(args.pop("experiment"))
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()
                  if v is not None}
-    experiment = replace(preset, **overrides)
-    print("experiment:", json.dumps(asdict(experiment)), flush=True)
-    try:
-        run(experiment)
-    except (OSError, ValueError, RuntimeError) as err:  # OSError: storage, object stores
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return replace(chosen, **overrides)
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    e = experiment_from(argv)
+    print("experiment:", json.dumps(asdict(e)), flush=True)
+    run(e)
     return 0
 
 

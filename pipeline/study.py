@@ -3,12 +3,12 @@ trained with several seeds at every learned quality of an experiment, beside Anc
 with the same seeds; per cell the test Top-1 over the seeds (mean, min-max), per row the
 BD-accuracy against Anchor 2 and the wall time of its runs.
 
-    python -m evaluation.study --preset demo --rows anchor2 baseline log-sigma --seeds 3
+    python -m pipeline.study --experiment demo --rows anchor2 baseline log-sigma --seeds 3
 
 Each run is the trainer itself (torchrun, the preset's recipe with the row's changes), in
 runs/study/<dataset>/<row>/<set>/seed<k>; a run with its test result is skipped, so the study
 resumes. The trainer's test result is the report's (one classifier, one test accuracy). Rows:
-`python -m evaluation.study --list`.
+`python -m pipeline.study --list`.
 """
 
 from __future__ import annotations
@@ -27,18 +27,13 @@ from evaluation.bd import bd_accuracy
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import read_classifier
 from evaluation.evaluate import Target, evaluate_target
-from evaluation.pipeline import (
-    PRESETS,
-    WALL_TIME,
-    Experiment,
-    extra_location,
-    prep,
-    train_configs,
-    train_jobs,
-)
 from evaluation.report import EXTRA
+from foundation import schema, storage
+from foundation.cli import stage_main
+from pipeline import experiment as experiment_file
+from pipeline.experiment import Experiment
+from pipeline.run import WALL_TIME, extra_location, prep, train_configs, train_jobs
 from prep.datasets.listing import dataset_name
-from prep.store import schema, storage
 from trainer import checkpoint
 from trainer.config import TrainConfig
 from trainer.domains import DECODED, LATENT, ORIGINAL
@@ -270,15 +265,17 @@ def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: b
                    Catalogue(extra) if extra is not None else None)
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m evaluation.study", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m pipeline.study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="demo")
-    p.add_argument("--data", default=None, help="the preset's data folder otherwise")
+    p.add_argument("--experiment", default="demo", metavar="NAME|FILE",
+                   help="the recipe the rows change (experiments/ or a TOML file)")
+    p.add_argument("--data", default=None, help="the experiment's data folder otherwise")
     p.add_argument("--rows", nargs="+", default=["anchor2", "baseline"], choices=sorted(ROWS))
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--qualities", type=int, nargs="+", default=None,
-                   help="the preset's learned qualities otherwise (a first look at one)")
+                   help="the experiment's learned qualities otherwise (a first look at one)")
     p.add_argument("--runs", type=Path, default=Path("runs/study"))
     p.add_argument("--out", type=Path, default=None, help=f"where {RESULTS} and the table go "
                    "(default: the runs folder)")
@@ -293,17 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, row in ROWS.items():
             print(f"{name:14} {row.what}")
         return 0
-    e = PRESETS[args.preset]
+    e = experiment_file.load(args.experiment)
     if args.data:
         e = replace(e, data=args.data)
     if args.qualities:
         e = replace(e, qualities=tuple(args.qualities))
     runs = args.runs / e.dataset
-    try:
-        results = run(e, args.rows, args.seeds, runs, train_missing=not args.no_train)
-    except (OSError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    results = run(e, args.rows, args.seeds, runs, train_missing=not args.no_train)
     if args.earlier:
         earlier = pd.read_csv(args.earlier)
         kept = earlier[~earlier["row"].isin(results["row"])].assign(earlier=True)

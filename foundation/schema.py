@@ -22,9 +22,9 @@ import numpy as np
 import zstandard
 from PIL import Image
 
-from prep.datasets.images import to_rgb
-from prep.store import storage
-from prep.store.storage import Location
+from foundation import storage
+from foundation.images import to_rgb
+from foundation.storage import Location
 
 SCHEMA_VERSION = 1
 

@@ -1,0 +1,152 @@
+"""An experiment as a file: `experiments/<name>.toml` (paper, demo, minc-subset) or a user's own,
+read into the frozen Experiment that the pipeline and the study run.
+
+TOML because it is the format of pyproject.toml, read by the standard library (tomllib) and
+written with tomli-w. The keys are Experiment's fields; a list is a tuple; `""` is none (an
+optional folder or count not set); a key left out keeps its base's value. `base = "demo"` (a
+name in experiments/ or a file, relative to the one that names it) starts from another
+experiment, else the start is Experiment()'s defaults, the paper's recipe. An unknown key or a
+value of the wrong type is one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import tomli_w
+
+from trainer.transforms import PAPER_SIZES
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+SUFFIX = ".toml"
+BASE = "base"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    data: str = "data/minc-2500"
+    out: str = "data/shards"
+    runs: str = "runs/train"
+    reports: str = "reports"
+    qualities: tuple[int, ...] = (1, 4, 8)
+    # Pillow qualities of the classical anchors; on 24 MINC-2500 test patches JPEG 5/20/50/80
+    # gave 0.24/0.46/0.76/1.24 bpp and WebP 5/20/60/90 0.18/0.29/0.57/1.43 bpp
+    jpeg_qualities: tuple[int, ...] = (5, 20, 50, 80)
+    webp_qualities: tuple[int, ...] = ()
+    codecs: str | None = None  # folder of codec-q<Q>.pth; None: CompressAI's pretrained
+    splits: tuple[int, ...] = (1,)
+    epochs: int = 30
+    max_steps: int | None = None  # optimizer steps per epoch at most (smoke runs)
+    batch_size: int = 32
+    lr: float = 0.01
+    lr_steps: tuple[int, ...] = (10, 20)
+    resize: int = PAPER_SIZES.resize
+    crop: int = PAPER_SIZES.crop
+    latent_resize: int = PAPER_SIZES.latent_resize
+    latent_crop: int = PAPER_SIZES.latent_crop
+    init: str = "imagenet"  # every classifier's start (trainer.models.INITS, or a file)
+    latent_init: str | None = None  # the compressed-domain classifiers' start, where not `init`
+    nproc: int = 2  # processes of each trainer (torchrun --nproc_per_node)
+    lanes: int = 1  # trainers at once, the node's cores shared out among them as threads
+    loader_workers: int | None = None  # per trainer process; None: the trainer's default
+    prep_workers: int | None = None
+    shard_size: int = 256
+    ablations: bool = False  # also the y-only and sigma-only compressed-domain classifiers
+    # Comp. learns from the Anchor 2 of its set and seed: that classifier's conv_2x map is a hint
+    # for its latent branches and its weights start Comp.'s trunk (trainer.distill)
+    distill: bool = False
+    every_rate: bool = False  # also one cResNet-39 trained on every quality's latents together
+    seeds: int = 1  # every classifier trained with seeds 0..seeds-1 (evaluation.seeds: folders)
+    # an evaluation-only set (never trained on): prepared like `data` under <out>/extra-test,
+    # every classifier also evaluated on its test split (MINC layout, empty train/validate)
+    extra_test: str | None = None
+    min_seconds: float = 2.0  # efficiency timing per batch size
+    device: str = "auto"  # training, evaluation, efficiency: auto (CUDA if any), cpu, cuda
+    mlflow_experiment: str = "classifiers"  # where the runs and the report go in MLflow
+
+    @property
+    def dataset(self) -> str:
+        return Path(self.data).name
+
+    @property
+    def extra_label(self) -> str | None:
+        """The evaluation-only set as the report names it: its folder's name."""
+        return Path(self.extra_test).resolve().name if self.extra_test else None
+
+    @property
+    def classical(self) -> dict[str, tuple[int, ...]]:
+        """codec -> its Pillow qualities (schema.CLASSICAL's codecs)."""
+        return {"jpeg": self.jpeg_qualities, "webp": self.webp_qualities}
+
+
+FIELDS = {f.name: f for f in fields(Experiment)}
+# what a file gives for each field's type (the annotations are strings: __future__.annotations)
+KINDS = {"tuple[int, ...]": (list, "a list of integers"), "bool": (bool, "true or false"),
+         "float": (float, "a number"), "int": (int, "an integer"), "str": (str, "a string")}
+
+
+def names() -> list[str]:
+    """The experiments that come with the project (experiments/*.toml)."""
+    return sorted(p.stem for p in EXPERIMENTS.glob(f"*{SUFFIX}"))
+
+
+def find(name: str | Path, relative_to: Path | None = None) -> Path:
+    """The file of an experiment: a path to a file, or the name of one in experiments/."""
+    path = Path(name)
+    if not path.is_absolute() and relative_to is not None and (relative_to / path).is_file():
+        path = relative_to / path
+    if path.is_file():
+        return path
+    if path.suffix != SUFFIX and (EXPERIMENTS / f"{name}{SUFFIX}").is_file():
+        return EXPERIMENTS / f"{name}{SUFFIX}"
+    raise ValueError(f"experiment {str(name)!r}: no such file, nor one of {', '.join(names())} "
+                     f"(experiments/)")
+
+
+def load(name: str | Path, relative_to: Path | None = None, _seen: tuple = ()) -> Experiment:
+    """The Experiment a file describes (its base first, then its own keys)."""
+    path = find(name, relative_to)
+    if path.resolve() in _seen:
+        raise ValueError(f"{path}: its {BASE} chain comes back to itself")
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: not TOML ({err})") from None
+    base = table.pop(BASE, None)
+    if base is not None and not isinstance(base, str):
+        raise ValueError(f"{path}: {BASE} = {base!r}: give an experiment's name or file")
+    start = load(base, path.parent, (*_seen, path.resolve())) if base else Experiment()
+    return replace(start, **values(table, path))
+
+
+def values(table: dict, where: Path | str) -> dict:
+    """The fields a TOML table sets, checked against Experiment's types."""
+    found = {}
+    for key, value in table.items():
+        if key not in FIELDS:
+            raise ValueError(f"{where}: unknown key {key!r}; the keys are {', '.join(FIELDS)}")
+        found[key] = _checked(key, value, where)
+    return found
+
+
+def _checked(key: str, value, where):
+    kind, optional = FIELDS[key].type.removesuffix(" | None"), FIELDS[key].type.endswith("None")
+    if optional and value == "":
+        return None
+    wanted, text = KINDS[kind]
+    if wanted is list:
+        ok = isinstance(value, list) and all(type(v) is int for v in value)
+    else:  # an integer is a number too; bool is not an integer here
+        ok = type(value) is wanted or (wanted is float and type(value) is int)
+    if not ok:
+        raise ValueError(f"{where}: {key} = {value!r}: give {text}"
+                         + (' or "" for none' if optional else ""))
+    return tuple(value) if wanted is list else float(value) if wanted is float else value
+
+
+def to_toml(e: Experiment) -> str:
+    """The experiment as a file that load() reads back to the same Experiment (none as "")."""
+    return tomli_w.dumps({k: "" if v is None else list(v) if isinstance(v, tuple) else v
+                          for k, v in asdict(e).items()})

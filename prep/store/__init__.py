@@ -1,2 +1,0 @@
-"""The shard store: the shard contract (docs/shards.md) and where sets live (local paths,
-object stores)."""
