@@ -78,7 +78,7 @@ demo: $(PY)  ## the whole paper on synthetic textures: codecs -> shards -> class
 	$(if $(filter train,$(CODECS)),$(MAKE) demo-codecs,)
 	$(PY) -m pipeline --experiment demo --data $(DEMO_DATA) --out $(DEMO_OUT) \
 	  --qualities $(DEMO_QUALITIES) $(if $(filter train,$(CODECS)),--codecs runs/codecs/demo,--codecs $(CODECS)) \
-	  $(if $(WORKERS),--prep-workers $(WORKERS)) $(ANCHOR_ARGS)
+	  $(if $(WORKERS),--prep-workers $(WORKERS)) $(ANCHOR_ARGS) $(PIPELINE_ARGS)
 
 demo-codecs: $(PY)  ## retrain the demo codecs as codecs/demo/README.md says (hours on a CPU)
 	$(PY) -m prep.datasets.synthetic --out data/synthetic-textures
@@ -156,6 +156,8 @@ EXTRA_TEST ?=
 # DISTILL=1: each Comp. taught by, and started from, the Anchor 2 of its set and seed
 PIPELINE_EXTRAS = $(if $(SEEDS),--seeds $(SEEDS)) $(if $(EXTRA_TEST),--extra-test $(EXTRA_TEST)) \
 	$(if $(ABLATIONS),--ablations) $(if $(EVERY_RATE),--every-rate) $(if $(DISTILL),--distill)
+# PIPELINE_ARGS="--flag value ...": any `python -m pipeline` flag, last (demo and table2)
+PIPELINE_ARGS ?=
 # make table2 EXPERIMENT=<name in experiments/ or a TOML file>: the file decides; a variable given
 # on make's command line (or in the environment) overrides its key, the others leave it alone
 EXPERIMENT ?= paper
@@ -165,7 +167,8 @@ TABLE2_ARGS = $(call given,DATA,--data) $(call given,OUT,--out) $(call given,QUA
 	$(call given,LANES,--lanes) $(call given,INIT,--init) $(call given,CODECS_DIR,--codecs) \
 	$(call given,WORKERS,--prep-workers) $(call given,DEVICE,--device)
 table2: $(PY)  ## EXPERIMENT's matrix (default paper): prep, every classifier, evaluation, report (resumes)
-	$(PY) -m pipeline --experiment $(EXPERIMENT) $(TABLE2_ARGS) $(PIPELINE_EXTRAS) $(ANCHOR_ARGS)
+	$(PY) -m pipeline --experiment $(EXPERIMENT) $(TABLE2_ARGS) $(PIPELINE_EXTRAS) $(ANCHOR_ARGS) \
+	  $(PIPELINE_ARGS)
 
 minc-subset: $(PY)  ## make table2 EXPERIMENT=minc-subset: the real MINC-2500 photographs of ../shared
 	$(MAKE) --no-print-directory table2 EXPERIMENT=minc-subset

@@ -36,6 +36,7 @@ from benchmarks.bench_prep import cpu_stage_rates, subset
 from benchmarks.bench_train import domain_rows, process_group
 from evaluation.efficiency import Paths, device_name, measure
 from foundation.coding import transform
+from foundation.device import DEVICES, resolve_device
 from foundation.hyperprior import codec_sizes, load_codec
 from prep.datasets.listing import list_dataset
 from prep.job.config import PrepConfig
@@ -66,8 +67,9 @@ def transform_rate(model, images: list[Image.Image], batch: int, seconds: float)
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_gpu", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", choices=("cuda", "cpu"), default=None,
-                   help="default: cuda; without CUDA the benchmark says so and exits 0")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="auto: CUDA, and without it the benchmark says so and exits 0; cpu: "
+                   "the same rows on the CPU")
     p.add_argument("--data", type=Path, default=DATA, help="MINC-2500 layout, 362 px images")
     p.add_argument("--images", type=int, default=1336, help="images of the prep job")
     p.add_argument("--quality", type=int, default=8)
@@ -79,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-steps", type=int, default=20)
     p.add_argument("--loader-workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     args = p.parse_args(argv)
-    if args.device is None and not torch.cuda.is_available():
+    device = torch.device(resolve_device(args.device))
+    if args.device == "auto" and device.type == "cpu":
         print("make bench-gpu needs a CUDA GPU: torch.cuda.is_available() is False here, so "
               "nothing was measured (make bench measures the CPU)")
         return 0
     if args.data is None:
         p.error("--data: no MINC-2500 folder found in ../shared/data; give one")
-    device = torch.device(args.device or "cuda")
     cores = os.cpu_count() or 1
     gpus = torch.cuda.device_count() if device.type == "cuda" else 0
     rows: list[tuple[str, str, str]] = []  # what, figure, against the target

@@ -33,6 +33,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from foundation.sets import SetId
 from trainer import precision
 from trainer.config import TrainConfig
 from trainer.data import open_shard_set
@@ -110,7 +111,7 @@ def bare_step(model: nn.Module, shape: tuple, classes: int, steps: int,
 
 
 def loader_alone(shard_set, config, batch: int, batches: int) -> float:
-    data = iter(load_data(shard_set, config, 0, batch).train_epoch(0))
+    data = iter(load_data(shard_set, config, 0, batch, CPU).train_epoch(0))
     next(data)  # worker start-up is not the steady rate
     start = time.perf_counter()
     for _ in islice(data, batches):
@@ -129,7 +130,7 @@ def trainer_loop(shard_set, config, batch: int, steps: int,
         model, device_ids=[device.index or 0] if device.type == "cuda" else None,
         gradient_as_bucket_view=True, process_group=group)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    data = iter(load_data(shard_set, config, 0, batch).train_epoch(0))
+    data = iter(load_data(shard_set, config, 0, batch, CPU).train_epoch(0))
     amp = precision.autocast(device, arithmetic)
     train_one_epoch(ddp, Supervised(), optimizer, data, 1, device, amp, 0,
                     False)  # warm-up and worker start-up
@@ -146,7 +147,7 @@ def domain_rows(shards: Path, quality: int, batch: int, steps: int, workers: int
     loader alone, in images/s of this rank (bench-gpu's rows)."""
     rows = []
     for domain in (LATENT, DECODED, ORIGINAL):
-        shard_set = open_shard_set(shards, domain.name, quality)
+        shard_set = open_shard_set(shards, domain.name, SetId.of(quality))
         config = TrainConfig(domain=domain.name, shards=str(shards), quality=quality,
                              init="none", workers=workers, batch_size=batch)
         shape = input_shape(domain, shard_set, config.input_sizes, batch)
@@ -218,7 +219,7 @@ def _layout_rows(rank: int, layout: Layout, port: int, shards: str, quality: int
     for size in ("demo", "paper") if layout.full and not layout.quick else ("demo",):
         batch, steps = (4, 1) if layout.quick else (BATCH[size] // world, STEPS[size])
         for domain in (LATENT, DECODED, ORIGINAL):
-            shard_set = open_shard_set(shards, domain.name, quality)
+            shard_set = open_shard_set(shards, domain.name, SetId.of(quality))
             config = replace(TrainConfig(domain=domain.name, shards=shards, quality=quality,
                                          init="none", workers=workers,
                                          batch_size=batch * world), **SIZES[size]._asdict())

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
-from foundation import schema
+from foundation.sets import CODECS
 from trainer.domains import ANCHOR1, ANCHOR2, COMP, COMP_INPUTS, COMP_RATES
 
 RESAMPLES = 2000
@@ -88,7 +88,7 @@ def _order(method: str, codec: str) -> tuple[int, int]:
     """Pairs read as `earlier minus later`: the compressed domain before the pixel anchors,
     retrained before not retrained, the learned codec before the classical ones."""
     methods = (COMP, COMP_RATES, COMP_INPUTS["y"], COMP_INPUTS["sigma"], ANCHOR2, ANCHOR1)
-    return schema.CODECS.index(codec), methods.index(method)
+    return CODECS.index(codec), methods.index(method)
 
 
 def curves(results: pd.DataFrame, hits: pd.DataFrame) -> tuple[list[Curve], int]:

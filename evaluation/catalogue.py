@@ -13,6 +13,7 @@ from dataclasses import replace
 import pandas as pd
 
 from foundation import schema, storage
+from foundation.sets import SetId
 from foundation.storage import Location
 from trainer import domains
 from trainer.data import ShardSet, open_shard_set
@@ -24,15 +25,15 @@ class Catalogue:
         self._sets: dict[str, ShardSet] = {}
         self._checked: dict[str, set[str]] = {}  # set name -> splits whose shards were checked
         self._manifests: dict[str, pd.DataFrame] = {}
-        self._prepared: list[tuple[str, int]] | None = None
+        self._prepared: list[SetId] | None = None
 
     @property
     def dataset(self) -> str:
         return storage.name(self.root)
 
-    def prepared_sets(self) -> list[tuple[str, int]]:
-        """(codec, quality) of every coded set that is complete (its dataset.json is written
-        when prep ends), the learned codec's first, each codec's by quality."""
+    def prepared_sets(self) -> list[SetId]:
+        """Every coded set that is complete (its dataset.json is written when prep ends), the
+        learned codec's first, each codec's by quality."""
         if self._prepared is None:
             if not storage.is_dir(self.root):
                 raise FileNotFoundError(f"shard folder {self.root} does not exist: run "
@@ -40,28 +41,29 @@ class Catalogue:
             found = []
             for name, folder in storage.listdir(self.root).items():
                 try:
-                    codec, quality = schema.parse_set_name(name)
+                    set_id = SetId.parse(name)
                 except ValueError:  # another folder beside the sets
                     continue
-                if folder and quality is not None and storage.is_file(
+                if folder and set_id.coded and storage.is_file(
                         storage.join(self.root, name, schema.DATASET_JSON)):
-                    found.append((codec, quality))
-            self._prepared = sorted(found, key=lambda s: (schema.CODECS.index(s[0]), s[1]))
+                    found.append(set_id)
+            self._prepared = sorted(found)
         return self._prepared
 
     def qualities(self) -> list[int]:
         """Qualities of the learned codec whose set is complete."""
-        return [q for codec, q in self.prepared_sets() if codec == schema.LEARNED]
+        return [s.quality for s in self.prepared_sets() if s.learned]
 
-    def shard_set(self, domain: str, quality: int | None = None, codec: str = schema.LEARNED,
+    def shard_set(self, domain: str, set_id: SetId | None = None,
                   splits: tuple[str, ...] = schema.SPLITS) -> ShardSet:
         """The set a domain reads (trainer.data.open_shard_set's checks and errors), opened the
         first time; later calls only check the shards of splits not checked yet."""
         reader = domains.get(domain)
-        reader.check(quality, codec)
-        name = reader.set_name(quality, codec)
+        set_id = set_id if reader.coded and set_id is not None else SetId()
+        reader.check(set_id)
+        name = set_id.name
         if name not in self._sets:
-            self._sets[name] = open_shard_set(self.root, domain, quality, codec, splits)
+            self._sets[name] = open_shard_set(self.root, domain, set_id, splits)
             self._checked[name] = set(splits)
         shard_set = self._sets[name]
         unchecked = tuple(s for s in splits if s not in self._checked[name])

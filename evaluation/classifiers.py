@@ -17,12 +17,12 @@ from pathlib import Path
 
 from torch import nn
 
-from foundation import schema
+from foundation.sets import CODECS, LEARNED
 from trainer import checkpoint
 from trainer.config import TrainConfig
 from trainer.domains import METHOD_ORDER
 
-CODEC_LABELS = {schema.LEARNED: "", "jpeg": "JPEG", "webp": "WebP"}
+CODEC_LABELS = {LEARNED: "", "jpeg": "JPEG", "webp": "WebP"}
 
 
 def curve_name(method: str, codec: str | None) -> str:
@@ -73,7 +73,7 @@ def find_classifiers(runs: str | Path) -> list[Classifier]:
     if not found:
         raise FileNotFoundError(f"no checkpoints under {runs}: train the classifiers first")
     return sorted(found, key=lambda c: (METHOD_ORDER.index(c.trained_method),
-                                        schema.CODECS.index(c.config.codec),
+                                        CODECS.index(c.config.codec),
                                         c.config.quality or 0, c.config.seed))
 
 

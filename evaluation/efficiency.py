@@ -28,6 +28,7 @@ from evaluation.classifiers import Classifier, load_model
 from foundation import schema
 from foundation.coding import entropy_decode
 from foundation.hyperprior import fetch_pretrained, load_codec, read_weights_file
+from foundation.sets import LEARNED, SetId
 from trainer.domains import ANCHOR2, ANCHOR3, COMP, DECODED, LATENT
 from trainer.transforms import IMAGENET_MEAN, IMAGENET_STD, PAPER_SIZES, InputSizes
 
@@ -178,7 +179,7 @@ def _pixel_classifier(classifiers: list[Classifier], quality: int) -> Classifier
     for method, q in ((ANCHOR2, quality), (ANCHOR3, None)):
         for c in classifiers:
             if (c.trained_method == method and c.config.quality == q
-                    and c.config.codec == schema.LEARNED):
+                    and c.config.codec == LEARNED):
                 return c
     return None
 
@@ -208,7 +209,7 @@ def measure_efficiency(catalogue: Catalogue, classifiers: list[Classifier], qual
     """Per quality, both paths from the bitstream with the report's own classifiers."""
     rows = []
     for q in qualities:
-        shard_set = catalogue.shard_set(LATENT.name, q)
+        shard_set = catalogue.shard_set(LATENT.name, SetId.of(q))
         paths = report_paths(shard_set, classifiers, q, device)
         manifest = catalogue.manifest(shard_set)
         width, height = int(manifest["width"].median()), int(manifest["height"].median())

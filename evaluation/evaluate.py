@@ -32,6 +32,7 @@ from evaluation.predict import predict
 from foundation import schema, storage
 from foundation.cli import stage_main
 from foundation.device import DEVICES, resolve_device
+from foundation.sets import SetId
 from trainer import precision
 from trainer.data import ShardSet
 from trainer.domains import ANCHOR1, DECODED
@@ -48,22 +49,17 @@ class Target:
     """One cell of the matrix: a method at a quality, read by one classifier."""
 
     method: str
-    quality: int | None
+    set_id: SetId
     domain: str  # how the classifier reads the set: original, decoded or latent
     classifier: Classifier
-    codec: str = schema.LEARNED
-
-    @property
-    def set_name(self) -> str:
-        return schema.set_name(self.quality, self.codec)
 
     @property
     def curve(self) -> str:
-        return curve_name(self.method, None if self.quality is None else self.codec)
+        return curve_name(self.method, self.set_id.codec if self.set_id.coded else None)
 
     @property
     def slug(self) -> str:
-        return slug(self.method, self.set_name)
+        return slug(self.method, self.set_id.name)
 
     @property
     def seed(self) -> int:
@@ -76,15 +72,15 @@ def slug(method: str, set_name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", f"{method}-{set_name}".lower()).strip("-")
 
 
-def targets(classifiers: list[Classifier], sets: list[tuple[str, int]]) -> list[Target]:
+def targets(classifiers: list[Classifier], sets: list[SetId]) -> list[Target]:
     """Anchor 1 reuses the original-trained model on each prepared coded set (not retrained);
     one classifier for every rate reads each of its qualities' sets."""
     cells = []
     for c in classifiers:
-        cells += [Target(c.trained_method, q, c.config.domain, c, c.config.codec)
-                  for q in c.config.rates or (c.config.quality,)]
+        cells += [Target(c.trained_method, c.config.reader.set_for(q, c.config.codec),
+                         c.config.domain, c) for q in c.config.rates or (c.config.quality,)]
         if not c.config.reader.coded:
-            cells += [Target(ANCHOR1, q, DECODED.name, c, codec) for codec, q in sets]
+            cells += [Target(ANCHOR1, s, DECODED.name, c) for s in sets]
     return cells
 
 
@@ -148,7 +144,7 @@ def evaluate_target(target: Target, catalogue: Catalogue, split: str, out: Path,
                     ) -> tuple[dict, ShardSet]:
     """The cell's predictions (cached), labels in the classifier's label space (label_space:
     its class names, default the set's own)."""
-    shard_set = catalogue.shard_set(target.domain, target.quality, target.codec, splits=(split,))
+    shard_set = catalogue.shard_set(target.domain, target.set_id, splits=(split,))
     names = list(shard_set.info["categories"])
     label_space = label_space or names
     sha256 = target.classifier.sha256
@@ -159,7 +155,7 @@ def evaluate_target(target: Target, catalogue: Catalogue, split: str, out: Path,
         model = load_model(target.classifier, len(label_space), shard_set.latent_channels)
         model = model.to(device, memory_format=precision.memory_format(device))
         predictions = predict(model, shard_set, split, config.input_sizes, workers=workers,
-                              desc=f"{target.method} {target.set_name}",
+                              desc=f"{target.method} {target.set_id}",
                               arithmetic=precision.for_evaluation(config.precision, device))
         _save(cache, predictions, sha256)
     check_counts(predictions, shard_set, split, catalogue.manifest(shard_set))
@@ -186,15 +182,15 @@ def evaluate_all(catalogue: Catalogue, classifiers: list[Classifier], out: str |
         predictions, shard_set = evaluate_target(target, catalogue, split, out,
                                                  torch.device(device), workers, categories)
         cell = {"dataset": catalogue.dataset, "split": split, "method": target.method,
-                "quality": target.quality, "set": target.set_name,
-                "codec": None if target.quality is None else target.codec,
+                "quality": target.set_id.quality, "set": target.set_id.name,
+                "codec": target.set_id.codec if target.set_id.coded else None,
                 "curve": target.curve, "seed": target.seed}
         results.append(cell | metrics.accuracy(predictions["label"], predictions["top"])
                        | set_quality(catalogue.manifest(shard_set), split)
                        | {"checkpoint": str(c.path), "epochs_done": c.epoch,
                           "epochs": c.config.epochs, "mlflow_run_id": c.mlflow_run_id,
                           "trained_on": c.config.run_name})
-        hits.append(pd.DataFrame({"curve": target.curve, "set": target.set_name,
+        hits.append(pd.DataFrame({"curve": target.curve, "set": target.set_id.name,
                                   "seed": target.seed, "key": predictions["key"],
                                   "top1": predictions["top"][:, 0] == predictions["label"]}))
         names = categories or shard_set.info["categories"]

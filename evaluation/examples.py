@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from evaluation.catalogue import Catalogue
 from foundation import schema
+from foundation.sets import SetId
 from trainer.domains import LATENT, ORIGINAL
 
 
@@ -24,7 +25,7 @@ def gather_examples(catalogue: Catalogue, qualities: list[int], classes: int = 4
                 break
     by_key = {e["key"]: e for e in picked.values()}
     for q in qualities:
-        coded = catalogue.shard_set(LATENT.name, q)
+        coded = catalogue.shard_set(LATENT.name, SetId.of(q))
         table = coded.info["codec"]["scale_table"]
         for raw in _test_samples(coded):
             if raw["__key__"] in by_key:  # decode only the examples

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from foundation.schema import CODECS, LEARNED, set_name  # noqa: E402
+from foundation.sets import CODECS, LEARNED, SetId  # noqa: E402
 from trainer.domains import (  # noqa: E402
     ANCHOR1,
     ANCHOR2,
@@ -96,13 +96,13 @@ def figure2(examples: list[dict], qualities: list[int], path: Path, dataset: str
         for i, q in enumerate(qualities):
             coded = example["coded"][q]
             row[1 + 3 * i].imshow(coded["decoded"])
-            row[1 + 3 * i].set_title(f"{set_name(q)}: {coded['bpp']:.2f} bpp\n"
+            row[1 + 3 * i].set_title(f"{SetId.of(q)}: {coded['bpp']:.2f} bpp\n"
                                      f"{coded['psnr']:.1f} dB, SSIM {coded['ssim']:.3f}",
                                      fontsize=7)
             row[2 + 3 * i].imshow(np.abs(coded["y_hat"]).sum(0), cmap="magma")
-            row[2 + 3 * i].set_title(f"{set_name(q)}: sum |y_hat|", fontsize=7)
+            row[2 + 3 * i].set_title(f"{SetId.of(q)}: sum |y_hat|", fontsize=7)
             row[3 + 3 * i].imshow(coded["sigma"].sum(0), cmap="viridis")
-            row[3 + 3 * i].set_title(f"{set_name(q)}: sum sigma_hat", fontsize=7)
+            row[3 + 3 * i].set_title(f"{SetId.of(q)}: sum sigma_hat", fontsize=7)
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])

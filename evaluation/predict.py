@@ -31,9 +31,9 @@ def predict(model: torch.nn.Module, shard_set: ShardSet, split: str, input_sizes
     input_sizes: the classifier's eval transform (TrainConfig.input_sizes); arithmetic: the
     resolved precision it was trained in (precision.resolve)."""
     transform = KeyedTransform(SampleTransform(shard_set, False, *input_sizes))
-    data = loader(EvalStream(shard_set.shards(split), transform, rank=0, world=1),
-                  batch_size, workers, seed=0)
     device = next(model.parameters()).device
+    data = loader(EvalStream(shard_set.shards(split), transform, rank=0, world=1),
+                  batch_size, workers, seed=0, device=device)
     keys, labels, top = [], [], []
     with progress(total=shard_set.counts[split], desc=desc or split, unit="img",
                   leave=False) as bar:

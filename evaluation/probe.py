@@ -20,6 +20,7 @@ import torch
 
 from foundation import schema, storage
 from foundation.cli import stage_main
+from foundation.sets import SetId
 
 L2 = (1e-4, 1e-3, 1e-2, 1e-1)  # chosen on the validation split
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| set | probe test Top-1 | train | validation | L2 | test images |")
     print("|---|---:|---:|---:|---:|---:|")
     for q in args.qualities:
-        directory = storage.join(args.shards, schema.set_name(q))
+        directory = storage.join(args.shards, SetId.of(q).name)
         if not storage.is_dir(directory):
             print(f"error: {directory} does not exist: prepare q{q} first", file=sys.stderr)
             return 2

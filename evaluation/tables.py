@@ -9,7 +9,7 @@ import pandas as pd
 
 from evaluation import verdicts
 from evaluation.classifiers import CODEC_LABELS, Classifier, curve_name
-from foundation import schema
+from foundation.sets import CLASSICAL, LEARNED, SetId
 from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS, COMP_RATES
 
 # Deng and Karam, Table 2 (MINC-2500 split 1, test): Top-1 (Top-5) in %.
@@ -72,11 +72,11 @@ def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int,
     """Laid out like the paper's Table 2 (a row per method, a column per quality), then the
     same for each classical codec's sets (its anchors at their own rates); results: a row per
     cell (seeds.over_seeds); where: the images it was measured on."""
-    learned = codec_table(results, schema.LEARNED)
+    learned = codec_table(results, LEARNED)
     classical = [
         f"**{CODEC_LABELS[codec]}** (Pillow; set `{codec}<P>`: quality P): the anchors on its "
         f"decoded images, at its own rates.\n\n" + codec_table(results, codec)
-        for codec in schema.CLASSICAL if codec in set(results["codec"])]
+        for codec in CLASSICAL if codec in set(results["codec"])]
     anchor3 = results[results["method"] == ANCHOR3]
     reference = ("Anchor 3 (ResNet-50 trained and tested on the original images): not trained."
                  if anchor3.empty else
@@ -104,7 +104,7 @@ def table2(results: pd.DataFrame, dataset: str, present: int, label_space: int,
 
 def _learned(results: pd.DataFrame) -> pd.DataFrame:
     """The paper's cells: the original set and the learned codec's."""
-    return results[results["codec"].isna() | (results["codec"] == schema.LEARNED)]
+    return results[results["codec"].isna() | (results["codec"] == LEARNED)]
 
 
 def _top1(results: pd.DataFrame, method: str, quality: int | None) -> pd.Series | None:
@@ -137,14 +137,14 @@ def pattern(results: pd.DataFrame, inits: set[str], bd_results: pd.DataFrame | N
         lines.append(
             f"1. *Classifying decoded images with the original-trained model loses accuracy as "
             f"the rate falls* (paper, Anchor 1: 81.0 at q8, 60.3 at q1). Here: {_pct(a1_high)} "
-            f"at {schema.set_name(high)}, {_pct(a1_low)} at {schema.set_name(low)}, a drop of "
+            f"at {SetId.of(high)}, {_pct(a1_low)} at {SetId.of(low)}, a drop of "
             f"{g.text()} points: {verdicts.direction(g, expected_positive=True)}.")
     a2 = _top1(results, ANCHOR2, low)
     if a2 is not None and a1_low is not None:
         g = verdicts.gap(a2, a1_low)
         lines.append(
             f"2. *Training on decoded images recovers most of it* (paper at q1: Anchor 2 77.1 "
-            f"against Anchor 1 60.3). Here at {schema.set_name(low)}: {_pct(a2)} against "
+            f"against Anchor 1 60.3). Here at {SetId.of(low)}: {_pct(a2)} against "
             f"{_pct(a1_low)}, a gain of {g.text()} points: "
             f"{verdicts.direction(g, expected_positive=True)}.")
     comp = [(q, _top1(results, COMP, q), _top1(results, ANCHOR2, q)) for q in qualities]
@@ -153,7 +153,7 @@ def pattern(results: pd.DataFrame, inits: set[str], bd_results: pd.DataFrame | N
         cells = []
         for q, c, a in comp:
             g = verdicts.gap(c, a)
-            cells.append(f"{schema.set_name(q)}: {COMP} {_pct(c)}, {ANCHOR2} {_pct(a)}, gap "
+            cells.append(f"{SetId.of(q)}: {COMP} {_pct(c)}, {ANCHOR2} {_pct(a)}, gap "
                          f"{g.text()}: {verdicts.finding3_words(verdicts.comp_against_pixels(g))}")
         overall = _finding3_overall(bd_results)
         lines.append(
@@ -253,7 +253,7 @@ def efficiency_markdown(table: pd.DataFrame, device: str) -> str:
     for row in table.itertuples():
         ratio = row.path.startswith("speed-up")
         fmt = (lambda v: f"**{v:.1f}x**") if ratio else (lambda v: f"{v:.2f}")
-        lines.append(f"| {schema.set_name(row.quality)} | {row.batch} | {row.path} | "
+        lines.append(f"| {SetId.of(row.quality)} | {row.batch} | {row.path} | "
                      f"{fmt(row.ms_per_image)} | {fmt(row.images_per_s)} | "
                      f"{fmt(row.gflops_per_image)} |")
     first = table.iloc[0]

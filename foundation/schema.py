@@ -13,7 +13,6 @@ import fnmatch
 import gzip
 import io
 import json
-import re
 import shlex
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -24,12 +23,12 @@ from PIL import Image
 
 from foundation import storage
 from foundation.images import to_rgb
+from foundation.sets import CLASSICAL, SetId
 from foundation.storage import Location
 
 SCHEMA_VERSION = 1
 
 SPLITS = ("train", "validate", "test")
-ORIGINAL = "original"
 MANIFEST = "manifest.parquet"
 FAILURES = "failures.parquet"
 DATASET_JSON = "dataset.json"
@@ -47,45 +46,12 @@ DECODED = "decoded.png"
 ORIGINAL_FORMATS = ("jpg", "png")
 CODED_MEMBERS = (LATENT, SCALES, Y_STRING, Z_STRING, DECODED)
 
-# Codecs of the coded sets: the learned codec's sets are q<Q>; a classical codec's are
-# <codec><P> (jpeg30), Pillow's quality P, with the file's bytes and the decoded image and no
-# latent. CLASSICAL maps a codec to Pillow's format name.
-LEARNED = "learned"
-CLASSICAL = {"jpeg": "JPEG", "webp": "WEBP"}
-CODECS = (LEARNED, *CLASSICAL)
-
 ZSTD_LEVEL = 10  # measured: level 19 saves ~3% on these arrays at ~8x the time
 
 
-def set_name(quality: int | None, codec: str = LEARNED) -> str:
-    """Folder of a shard set: `original` (quality None), `q<Q>` (the learned codec) or
-    `<codec><P>` (a classical codec: jpeg30, webp50)."""
-    if quality is None:
-        return ORIGINAL
-    if codec == LEARNED:
-        return f"q{quality}"
-    if codec not in CLASSICAL:
-        raise ValueError(f"codec {codec!r} is not one of {', '.join(CODECS)}")
-    return f"{codec}{quality}"
-
-
-def parse_set_name(name: str) -> tuple[str, int | None]:
-    """(codec, quality) of a set's folder name: ('learned', 4) for q4, ('jpeg', 30) for jpeg30,
-    ('learned', None) for original; a ValueError names the forms that exist."""
-    if name == ORIGINAL:
-        return LEARNED, None
-    prefixes = {"q": LEARNED, **{codec: codec for codec in CLASSICAL}}
-    match = re.fullmatch(r"([a-z]+)(\d+)", name)
-    if not match or match.group(1) not in prefixes:
-        raise ValueError(f"{name!r} is not a set name: original, q<Q> (learned codec), "
-                         + ", ".join(f"{c}<P>" for c in CLASSICAL) + " (Pillow quality P)")
-    return prefixes[match.group(1)], int(match.group(2))
-
-
-def set_dir(out: Location, dataset: str, quality: int | None,
-            codec: str = LEARNED) -> Location:
+def set_dir(out: Location, dataset: str, set_id: SetId) -> Location:
     """<out>/<dataset>/<set>: a Path for a local `out`, a URI for an object store."""
-    return storage.join(out, dataset, set_name(quality, codec))
+    return storage.join(out, dataset, set_id.name)
 
 
 def bitstream_member(codec: str) -> str:
@@ -419,10 +385,10 @@ FAILURE_COLUMNS = (
 )
 
 
-def manifest_schema(quality: int | None, codec: str = LEARNED):
-    if quality is None:
+def manifest_schema(set_id: SetId):
+    if not set_id.coded:
         return _columns(*ORIGINAL_COLUMNS)
-    return _columns(*(CODED_COLUMNS if codec == LEARNED else CLASSICAL_COLUMNS))
+    return _columns(*(CODED_COLUMNS if set_id.learned else CLASSICAL_COLUMNS))
 
 
 def failure_schema():

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import tomli_w
 
+from foundation.sets import SetId
 from trainer.transforms import PAPER_SIZES
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
@@ -76,9 +77,10 @@ class Experiment:
         return Path(self.extra_test).resolve().name if self.extra_test else None
 
     @property
-    def classical(self) -> dict[str, tuple[int, ...]]:
-        """codec -> its Pillow qualities (schema.CLASSICAL's codecs)."""
-        return {"jpeg": self.jpeg_qualities, "webp": self.webp_qualities}
+    def classical(self) -> tuple[SetId, ...]:
+        """The classical anchors' sets: jpeg<P> for each JPEG quality, then webp<P>."""
+        return tuple(SetId("jpeg", q) for q in self.jpeg_qualities) + \
+            tuple(SetId("webp", q) for q in self.webp_qualities)
 
 
 FIELDS = {f.name: f for f in fields(Experiment)}

@@ -34,10 +34,11 @@ import pandas as pd
 
 from evaluation import seeds
 from evaluation.report import EXTRA, TABLE, write_report
-from foundation import schema, storage
+from foundation import storage
 from foundation.cli import stage_main
 from foundation.device import resolve_device
 from foundation.hyperprior import weights_file_name
+from foundation.sets import SetId
 from foundation.storage import Location
 from foundation.tracking import UI_URL, experiment_id
 from pipeline import experiment as experiment_file
@@ -76,12 +77,11 @@ def prep_configs(e: Experiment, out: Location, split: int) -> list[PrepConfig]:
                       workers=e.prep_workers, shard_size=e.shard_size)
     jobs = [replace(base, quality=q, codec_weights=Path(e.codecs) / weights_file_name(q)
                     if e.codecs else None) for q in e.qualities]
-    classical = tuple((codec, q) for codec, qualities in e.classical.items() for q in qualities)
-    if not classical:
+    if not e.classical:
         return jobs
     if not jobs:
-        return [replace(base, classical=classical)]
-    return [replace(jobs[0], classical=classical), *jobs[1:]]
+        return [replace(base, classical=e.classical)]
+    return [replace(jobs[0], classical=e.classical), *jobs[1:]]
 
 
 def extra_location(e: Experiment) -> Location:
@@ -91,7 +91,7 @@ def extra_location(e: Experiment) -> Location:
 
 def prep(e: Experiment, out: Location, split: int) -> None:
     for config in prep_configs(e, out, split):
-        sets = ", ".join(schema.set_name(q, codec) for q, codec in config.sets() if q)
+        sets = ", ".join(s.name for s in config.sets() if s.coded)
         _call([sys.executable, "-m", "prep", *config.to_argv()],
               f"prep {sets} (and the original set)")
 
@@ -113,8 +113,8 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                + [replace(latent, quality=q, inputs=i) for q in e.qualities for i in inputs]
                + ([replace(latent, quality=e.qualities[0], rates=e.qualities)]
                   if e.every_rate and e.qualities else [])
-               + [replace(base, domain=DECODED.name, quality=q, codec=codec)
-                  for codec, qualities in e.classical.items() for q in qualities])
+               + [replace(base, domain=DECODED.name, quality=s.quality, codec=s.codec)
+                  for s in e.classical])
     if e.seeds < 1:
         raise ValueError(f"--seeds {e.seeds}: give 1 or more (the classifiers trained per cell)")
     found = [replace(c, seed=seed, out=str(runs / c.run_name) + seeds.suffix(seed))
@@ -148,9 +148,9 @@ def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
     pending = []
     for config in train_configs(e, out, runs, experiment):
         folder = Path(config.out)
-        what = f"train {config.domain}" + (f" {config.set_name}" if config.reader.coded else "") \
+        what = f"train {config.domain}" + (f" {config.set_id}" if config.reader.coded else "") \
             + (f" ({config.inputs})" if config.inputs != "both" else "") \
-            + (" (every rate: " + " ".join(f"q{q}" for q in config.rates) + ")"
+            + (" (every rate: " + " ".join(SetId.of(q).name for q in config.rates) + ")"
                if config.rates else "") + (f" seed {config.seed}" if e.seeds > 1 else "")
         if is_done(folder, e.epochs):
             print(f"==> {what}: done ({folder / TEST_RESULT})")

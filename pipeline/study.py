@@ -30,6 +30,7 @@ from evaluation.evaluate import Target, evaluate_target
 from evaluation.report import EXTRA
 from foundation import schema, storage
 from foundation.cli import stage_main
+from foundation.sets import LEARNED, SetId
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment
 from pipeline.run import WALL_TIME, extra_location, prep, train_configs, train_jobs
@@ -121,7 +122,7 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
     """(row, set name, quality, seed, TrainConfig) of every run, dependencies first."""
     out = storage.location(e.out)
     base = {c.domain: c for c in train_configs(e, out, runs, "study")
-            if c.inputs == "both" and c.codec == schema.LEARNED}
+            if c.inputs == "both" and c.codec == LEARNED}
     ordered = sorted(rows, key=lambda r: r not in NEEDS.values())
     found = []
     for row in ordered:
@@ -157,7 +158,8 @@ def test_top1(config: TrainConfig, quality: int | None, catalogue: Catalogue, ca
     `quality` (the report's evaluation; predictions cached in the run folder under `cache`);
     label_space: the classifier's class names where the catalogue is an evaluation-only set."""
     classifier = read_classifier(Path(config.out) / checkpoint.CHECKPOINT)
-    target = Target(classifier.trained_method, quality, config.domain, classifier)
+    target = Target(classifier.trained_method, config.reader.set_for(quality), config.domain,
+                    classifier)
     predictions, _ = evaluate_target(target, catalogue, "test", Path(config.out) / cache,
                                      torch.device("cpu"), 2, label_space)
     hits = predictions["top"][:, 0] == predictions["label"]
@@ -181,13 +183,13 @@ def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue,
         results = ([(q, *test_top1(config, q, catalogue, "rates")) for q in config.rates]
                    or [(quality, test["test_top1"], test["test_samples"])])
         for q, top1, samples in results:
-            name = schema.set_name(q) if config.rates else set_name
+            name = SetId.of(q).name if config.rates else set_name
             found = {"row": row, "set": name, "quality": q, "seed": seed,
                      "bpp": bpp.get(name, math.nan), "top1": top1, "samples": samples,
                      "val_top1": val_top1,
                      "wall_s": json.loads(wall.read_text()) if wall.is_file() else math.nan}
             if extra is not None:
-                names = catalogue.shard_set(config.domain, q).info["categories"]
+                names = catalogue.shard_set(config.domain, SetId.of(q)).info["categories"]
                 found["extra_top1"], found["extra_samples"] = test_top1(
                     config, q, extra, EXTRA, list(names))
             rows.append(found)
@@ -198,7 +200,7 @@ def mean_bpp(shards: str, qualities: tuple[int, ...]) -> dict[str, float]:
     """Each learned set's mean bpp over its test split (the manifest's)."""
     rates = {}
     for q in qualities:
-        name = schema.set_name(q)
+        name = SetId.of(q).name
         manifest = schema.read_manifest(storage.join(shards, name)).to_pandas()
         rates[name] = float(manifest.loc[manifest["split"] == "test", "bpp"].mean())
     return rates
@@ -210,8 +212,8 @@ def summary(results: pd.DataFrame, metric: str = "top1") -> str:
     Anchor 2 (mean curves; in brackets the range over seeds, seed k of the row against the
     mean Anchor 2 curve); mean wall time of a run."""
     results = results.dropna(subset=[metric])  # runs of an earlier study may lack it
-    sets = sorted(results["set"].unique(), key=lambda s: (s != "original", s))
-    coded = [s for s in sets if s != "original"]
+    sets = sorted(results["set"].unique(), key=SetId.parse)
+    coded = [s for s in sets if SetId.parse(s).coded]
     head = "| row | " + " | ".join(sets) + " | BD vs Anchor 2 [seed range] | seeds | s/run |"
     lines = [head, "|---|" + "---|" * len(sets) + "---|---:|---:|"]
     reference = results[results["row"] == "anchor2"].groupby("set")[["bpp", metric]].mean()

@@ -12,7 +12,7 @@ from pathlib import Path
 from foundation.cli import stage_main
 from foundation.hyperprior import QUALITIES
 from foundation.images import MAX_PIXELS
-from foundation.schema import CLASSICAL
+from foundation.sets import CLASSICAL, SetId
 from prep.job.config import PrepConfig
 from prep.job.driver import describe, run
 
@@ -88,7 +88,7 @@ def config_from(argv: list[str] | None = None) -> PrepConfig:
     args = parser().parse_args(argv)
     if args.original_only and not args.original:
         parser().error("--original-only and --no-original leave nothing to write")
-    args.classical = tuple((codec, quality) for codec in CLASSICAL
+    args.classical = tuple(SetId(codec, quality) for codec in CLASSICAL
                            for quality in dict.fromkeys(getattr(args, codec) or ()))
     if args.original_only and (args.quality or args.classical):
         parser().error("--original-only writes no coded set: drop --quality, --jpeg, --webp")

@@ -8,6 +8,7 @@ import pytest
 
 from foundation import schema
 from foundation.coding import image_metrics, to_tensor
+from foundation.sets import SetId
 from prep.cli import main
 from prep.codec.classical import decode
 from trainer.config import parse
@@ -78,15 +79,15 @@ def test_a_quality_outside_pillows_range_is_refused(classical, capsys):
 
 def test_the_trainer_reads_a_classical_set_as_decoded_images(classical):
     config = parse(["--domain", "decoded", "--set", "jpeg10", "--shards", str(classical)])
-    assert (config.codec, config.quality, config.set_name) == ("jpeg", 10, "jpeg10")
+    assert (config.codec, config.quality, config.set_id.name) == ("jpeg", 10, "jpeg10")
     assert config.run_name == f"{classical.name}/decoded/jpeg10"
-    shard_set = open_shard_set(classical, "decoded", 10, "jpeg")
+    shard_set = open_shard_set(classical, "decoded", SetId("jpeg", 10))
     assert shard_set.counts == {"train": 32, "validate": 4, "test": 4}
     assert shard_set.latent_channels is None
     with pytest.raises(ValueError, match="holds no latents"):
-        open_shard_set(classical, "latent", 10, "jpeg")
+        open_shard_set(classical, "latent", SetId("jpeg", 10))
     with pytest.raises(FileNotFoundError, match=r"python -m prep --jpeg"):
-        open_shard_set(classical, "decoded", 20, "jpeg")
+        open_shard_set(classical, "decoded", SetId("jpeg", 20))
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -102,6 +103,7 @@ def test_a_bad_set_is_explained(argv, message, capsys):
 
 def test_quality_still_names_the_learned_set():
     config = parse(["--domain", "latent", "--quality", "4", "--shards", "data/shards/minc"])
-    assert (config.codec, config.set_name, config.run_name) == ("learned", "q4", "minc/latent/q4")
+    assert (config.codec, config.set_id.name, config.run_name) == ("learned", "q4",
+                                                                   "minc/latent/q4")
     assert parse(["--domain", "decoded", "--set", "q4", "--quality", "4", "--shards", "m"]
                  ).run_name == "m/decoded/q4"

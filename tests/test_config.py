@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from foundation.sets import SetId
 from prep.cli import config_from
 from prep.job.config import PrepConfig
 from trainer.config import TrainConfig, parse
@@ -29,7 +30,8 @@ def test_train_config_round_trips_through_its_command_line(config):
     PrepConfig(data=Path("data/minc-2500"), out="data/shards", quality=8),
     PrepConfig(data=Path("d"), out="s3://b/p", quality=1, split=3, shard_size=48, workers=2,
                codec_weights=Path("codecs/demo/codec-q1.pth")),
-    PrepConfig(data=Path("d"), out="o", quality=None, classical=(("jpeg", 5), ("webp", 60))),
+    PrepConfig(data=Path("d"), out="o", quality=None,
+               classical=(SetId("jpeg", 5), SetId("webp", 60))),
     PrepConfig(data=Path("d"), out="o", quality=None),  # --original-only
     PrepConfig(data=Path("d"), out="o", quality=4, original=False, force=True, verify=True),
 ])

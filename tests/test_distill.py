@@ -89,7 +89,7 @@ def test_distill_pairs_each_comp_run_with_the_anchor2_of_its_set_and_seed(tmp_pa
     for c in latent:
         [folder] = waits_for(c)
         teacher = next(t for t in configs if Path(t.out) == folder)
-        assert (teacher.domain, teacher.set_name, teacher.seed) == ("decoded", c.set_name, c.seed)
+        assert (teacher.domain, teacher.set_id, teacher.seed) == ("decoded", c.set_id, c.seed)
         assert c.init == c.distill == str(folder / "checkpoint.pth")
     assert not any(waits_for(c) for c in configs if c.domain != "latent")
 

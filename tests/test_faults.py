@@ -30,6 +30,7 @@ import pytest
 from PIL import Image
 
 from foundation import schema, storage
+from foundation.sets import SetId
 from prep.cli import config_from
 from prep.cli import main as prep_main
 from prep.datasets.listing import Item
@@ -120,7 +121,8 @@ def test_a_truncated_shard_is_one_line_and_its_command_redoes_it(
     assert f"{root / 'original'}: 6 of 6 shards already done" in out
     for name in ("train-000001.tar", "test-000000.tar"):
         assert (root / "q1" / name).read_bytes() == (small_shards / "q1" / name).read_bytes()
-    assert open_shard_set(root, "latent", 1).counts == {"train": 32, "validate": 4, "test": 4}
+    counts = open_shard_set(root, "latent", SetId.of(1)).counts
+    assert counts == {"train": 32, "validate": 4, "test": 4}
 
 
 def test_a_bit_flipped_shard_is_redone_with_verify(
@@ -157,7 +159,7 @@ def test_shards_without_fingerprints_are_checked_and_adopted(
         del info[schema.FINGERPRINTS]
         info_path.write_text(json.dumps(info))
     with pytest.raises(ValueError, match=r"records no shard sizes .* `python -m prep "):
-        open_shard_set(root, "latent", 1)
+        open_shard_set(root, "latent", SetId.of(1))
     damaged = root / "q1" / "validate-000000.tar"
     damaged.write_bytes(damaged.read_bytes()[:3000])
     kept = {p: p.stat().st_mtime_ns for p in root.rglob("*.tar") if p != damaged}
@@ -167,7 +169,7 @@ def test_shards_without_fingerprints_are_checked_and_adopted(
     assert summary.encoded_images == 4
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # read, not coded again
     assert damaged.read_bytes() == (small_shards / "q1" / damaged.name).read_bytes()
-    assert open_shard_set(root, "latent", 1).counts["validate"] == 4
+    assert open_shard_set(root, "latent", SetId.of(1)).counts["validate"] == 4
 
 
 # --- bad images ----------------------------------------------------------------------------------
@@ -246,7 +248,8 @@ def test_a_codec_error_fails_only_its_image(tmp_path, codec_q1, monkeypatch):
     set_dir = tmp_path / "q1"
     set_dir.mkdir()
     encoder = ShardEncoder(read_weights_file(codec_q1), batch_size=4)
-    result = encoder.write(ShardTask(str(set_dir), "train-000000.tar", str(data), 1, items))
+    task = ShardTask(str(set_dir), "train-000000.tar", str(data), SetId.of(1), items)
+    result = encoder.write(task)
     assert (result.samples, result.failures) == (3, 1)
     [failure] = pq.read_table(part_paths(set_dir, "train-000000.tar")[1]).to_pylist()
     assert failure["key"] == "a_1" and failure["stage"] == "encode"
@@ -271,7 +274,8 @@ def test_a_transform_device_that_disagrees_with_the_cpu_decode_is_recorded(tmp_p
     encoder.model = load_codec(weights)  # the transforms' copy, perturbed
     with torch.no_grad():
         encoder.model.h_s[-2].bias.add_(0.5)  # its last convolution
-    result = encoder.write(ShardTask(str(set_dir), "train-000000.tar", str(data), 1, items))
+    task = ShardTask(str(set_dir), "train-000000.tar", str(data), SetId.of(1), items)
+    result = encoder.write(task)
     assert (result.samples, result.failures) == (0, 2)
     failures = pq.read_table(part_paths(set_dir, "train-000000.tar")[1]).to_pylist()
     assert {f["stage"] for f in failures} == {"verify"}
@@ -309,7 +313,7 @@ def test_no_space_leaves_no_partial_shard_and_names_the_location(tmp_path, monke
     items = tuple(Item(f"a_{i}", f"images/a/a_{i}.jpg", "train", 0, "a") for i in range(4))
     set_dir = tmp_path / "out" / "original"
     set_dir.mkdir(parents=True)
-    task = ShardTask(str(set_dir), "train-000000.tar", str(data), None, items)
+    task = ShardTask(str(set_dir), "train-000000.tar", str(data), SetId(), items)
     started = []
 
     def full_disk(path, mode="r", *args, **kwargs):

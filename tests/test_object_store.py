@@ -17,6 +17,7 @@ import pytest
 from torch.utils.data import DataLoader
 
 from foundation import schema
+from foundation.sets import SetId
 from tests.conftest import SMALL_PREP_ARGS
 from tests.ray_nodes import free_port
 from trainer.data import EvalStream, open_shard_set
@@ -126,7 +127,7 @@ def test_prep_writes_the_local_bytes_to_s3_and_resumes_there(
 def test_trainer_streams_read_each_sample_once_from_s3(s3_env, s3_shards, monkeypatch):
     for name, value in s3_env.items():
         monkeypatch.setenv(name, value)
-    shard_set = open_shard_set(s3_shards, "latent", 1)
+    shard_set = open_shard_set(s3_shards, "latent", SetId.of(1))
     assert shard_set.counts == {"train": 32, "validate": 4, "test": 4}
     manifest = schema.read_manifest(shard_set.directory).to_pylist()
     for split in ("train", "test"):
@@ -150,4 +151,4 @@ def test_unreachable_store_and_unknown_scheme_are_explained(
     error = capsys.readouterr().err
     assert f"s3://{BUCKET}/elsewhere" in error and "AWS_ENDPOINT_URL" in error
     with pytest.raises(ValueError, match="unsupported storage scheme ftp://"):
-        open_shard_set("ftp://host/shards/synthetic-small", "latent", 1)
+        open_shard_set("ftp://host/shards/synthetic-small", "latent", SetId.of(1))

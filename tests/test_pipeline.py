@@ -20,6 +20,7 @@ from evaluation.classifiers import load_model, read_classifier
 from evaluation.evaluate import check_counts
 from evaluation.predict import predict
 from foundation import schema
+from foundation.sets import SetId
 from trainer.data import open_shard_set
 from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP
 
@@ -83,7 +84,7 @@ def test_anchor1_is_the_original_model_on_decoded_images_not_retrained(demo):
     assert not any(p.name == "anchor1" for p in (demo["root"] / "runs").rglob("*"))
     # the cached Anchor 1 predictions are what the original model predicts on decoded q1 images
     classifier = read_classifier(Path(anchor3["checkpoint"]))
-    decoded = open_shard_set(demo["shards"], "decoded", 1)
+    decoded = open_shard_set(demo["shards"], "decoded", SetId.of(1))
     model = load_model(classifier, decoded.num_classes, None)
     fresh = predict(model, decoded, "test", classifier.config.input_sizes, workers=0)
     cached = pd.read_parquet(demo["report"] / "predictions" / "anchor-1-q1-test.parquet")
@@ -97,7 +98,7 @@ def test_every_test_sample_is_evaluated_once(demo):
     for row in demo["results"].itertuples():
         manifest = schema.read_manifest(demo["shards"] / row.set).to_pandas()
         assert row.samples == (manifest["split"] == "test").sum() > 0
-    shard_set = open_shard_set(demo["shards"], "latent", 8)
+    shard_set = open_shard_set(demo["shards"], "latent", SetId.of(8))
     keys = pd.read_parquet(demo["report"] / "predictions" / "comp-q8-test.parquet")["key"]
     check_counts({"key": keys.to_numpy()}, shard_set, "test")  # exactly the manifest's keys
     with pytest.raises(RuntimeError, match="evaluated .* distinct"):

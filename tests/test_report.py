@@ -12,6 +12,7 @@ from evaluation.metrics import wilson_interval
 from evaluation.tables import bd_markdown, pattern, table2
 from evaluation.tracking import metric_name
 from evaluation.verdicts import PAPER_GAP
+from foundation.sets import SetId
 from pipeline.run import summarize_splits
 
 N = 5750  # test images of MINC-2500 (23 x 250)
@@ -181,8 +182,8 @@ def test_one_classifier_for_every_rate_is_a_cell_at_each_rate_and_a_row_of_table
     from trainer.config import TrainConfig
 
     config = TrainConfig(domain="latent", shards="d", quality=1, rates=(1, 4, 8))
-    cells = targets([Classifier(Path("c.pth"), config, 30, "")], [("learned", 1), ("learned", 4)])
-    assert [(c.method, c.set_name) for c in cells] == [("Comp. (every rate)", f"q{q}")
+    cells = targets([Classifier(Path("c.pth"), config, 30, "")], [SetId.of(1), SetId.of(4)])
+    assert [(c.method, c.set_id.name) for c in cells] == [("Comp. (every rate)", f"q{q}")
                                                        for q in (1, 4, 8)]
     results = pd.DataFrame([row("Anchor 2", 1, 0.80), row("Comp. (every rate)", 1, 0.75),
                             row("Comp. (every rate)", 4, 0.78)])

@@ -117,15 +117,7 @@ def test_writer_fingerprints_the_tar_before_it_is_committed(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["train-000000.tar"]  # nothing else left
 
 
-def test_set_names_spell_the_codec_and_read_back():
-    names = {(None, "learned"): "original", (4, "learned"): "q4", (30, "jpeg"): "jpeg30",
-             (50, "webp"): "webp50"}
-    for (quality, codec), name in names.items():
-        assert schema.set_name(quality, codec) == name
-        assert schema.parse_set_name(name) == (codec, quality)
-    assert schema.set_name(4) == "q4" and schema.bitstream_member("jpeg") == "jpeg.bin"
-    for bad in ("q", "jpeg", "png30", "Q4", "q4.tar"):
-        with pytest.raises(ValueError, match="not a set name: original, q<Q>"):
-            schema.parse_set_name(bad)
-    with pytest.raises(ValueError, match="not one of learned, jpeg, webp"):
-        schema.set_name(30, "avif")
+def test_a_classical_codec_s_bytes_have_their_member():
+    assert schema.bitstream_member("jpeg") == "jpeg.bin"
+    with pytest.raises(ValueError, match="not one of jpeg, webp"):
+        schema.bitstream_member("learned")

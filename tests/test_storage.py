@@ -5,13 +5,15 @@ from pathlib import Path
 import pytest
 
 from foundation import schema, storage
+from foundation.sets import SetId
 
 
 def test_shard_set_locations_keep_their_kind():
-    assert schema.set_dir("s3://bucket/shards/", "minc-2500", 8) == "s3://bucket/shards/minc-2500/q8"
-    assert schema.set_dir("gs://b/x", "minc-2500", None) == "gs://b/x/minc-2500/original"
-    assert schema.set_dir("data/shards", "minc-2500", 1) == Path("data/shards/minc-2500/q1")
-    assert schema.set_dir("file:///srv/shards", "d", 1) == Path("/srv/shards/d/q1")
+    q1, q8 = SetId.of(1), SetId.of(8)
+    assert schema.set_dir("s3://bucket/shards/", "minc-2500", q8) == "s3://bucket/shards/minc-2500/q8"
+    assert schema.set_dir("gs://b/x", "minc-2500", SetId()) == "gs://b/x/minc-2500/original"
+    assert schema.set_dir("data/shards", "minc-2500", q1) == Path("data/shards/minc-2500/q1")
+    assert schema.set_dir("file:///srv/shards", "d", q1) == Path("/srv/shards/d/q1")
     assert storage.name("s3://bucket/a/train-000001.tar") == "train-000001.tar"
 
 

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from foundation import schema
+from foundation.sets import SetId
 from trainer.data import EvalStream, SampleTransform, TrainStream, open_shard_set
 
 pytestmark = pytest.mark.slow
@@ -40,7 +41,7 @@ def test_training_stream_is_seeded_and_endless(trainer_shards):
 
 
 def test_latent_sample_is_y_then_sigma_at_28px(trainer_shards):
-    shard_set = open_shard_set(trainer_shards, "latent", 4)
+    shard_set = open_shard_set(trainer_shards, "latent", SetId.of(4))
     [raw] = islice(schema.iter_raw_shard(shard_set.shards("validate")[0]), 1)
     x, label = SampleTransform(shard_set, False, 256, 224)(raw)
     m = shard_set.latent_channels
@@ -56,9 +57,9 @@ def test_latent_sample_is_y_then_sigma_at_28px(trainer_shards):
 ])
 def test_bad_requests_are_explained(trainer_shards, domain, quality, message):
     with pytest.raises((FileNotFoundError, ValueError), match=message):
-        open_shard_set(trainer_shards, domain, quality)
+        open_shard_set(trainer_shards, domain, SetId.of(quality))
 
 
 def test_missing_shard_folder_is_explained(tmp_path):
     with pytest.raises(FileNotFoundError, match="run `make prep` first"):
-        open_shard_set(tmp_path / "nowhere", "original", None)
+        open_shard_set(tmp_path / "nowhere", "original", SetId.of(None))

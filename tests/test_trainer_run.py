@@ -15,6 +15,8 @@ import psutil
 import pytest
 import torch
 
+from foundation.sets import SetId
+
 pytestmark = pytest.mark.slow
 MAIN = Path(__file__).resolve().parents[1] / "trainer" / "main.py"
 
@@ -76,7 +78,7 @@ def test_latent_classifier_learns_on_two_processes(trainer_shards, tmp_path):
     from trainer.data import open_shard_set
 
     classifier = read_classifier(tmp_path / "run" / "checkpoint.pth")
-    shard_set = open_shard_set(trainer_shards, "latent", 4)
+    shard_set = open_shard_set(trainer_shards, "latent", SetId.of(4))
     model = load_model(classifier, shard_set.num_classes, shard_set.latent_channels)
     report = predict(model, shard_set, "test", classifier.config.input_sizes, workers=0)
     assert (report["top"][:, 0] == report["label"]).sum() == round(float(top1) * 48)

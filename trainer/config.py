@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
-from foundation import schema
+from foundation.sets import LEARNED, SetId
 from trainer import domains, precision
 from trainer.models import ADAPTERS, SIGMA_INPUTS
 from trainer.transforms import PAPER_SIZES, InputSizes
@@ -22,7 +22,7 @@ class TrainConfig:
     domain: str
     shards: str
     quality: int | None = None
-    codec: str = schema.LEARNED  # of the coded set: q<Q> (learned) or jpeg<P>, webp<P>
+    codec: str = LEARNED  # of the coded set: q<Q> (learned) or jpeg<P>, webp<P>
     inputs: str = "both"  # latent domain: y, sigma or both (domains.INPUTS)
     latent_sigma: str = "linear"  # latent domain: sigma_hat as it is or its log (SIGMA_INPUTS)
     latent_adapter: str = "none"  # latent domain: none or se (ADAPTERS)
@@ -94,15 +94,15 @@ class TrainConfig:
         return Path(self.shards).name
 
     @property
-    def set_name(self) -> str:
+    def set_id(self) -> SetId:
         """The shard set the run reads: original, q8, jpeg30, ..."""
-        return self.reader.set_name(self.quality, self.codec)
+        return self.reader.set_for(self.quality, self.codec)
 
     @property
     def run_name(self) -> str:
         """e.g. minc-2500/latent/q8, minc-2500/latent-y/q8, minc-2500/latent-rates/q1+4+8,
         minc-2500/decoded/jpeg30, minc-2500/original."""
-        sets = "q" + "+".join(map(str, self.rates)) if self.rates else self.set_name
+        sets = "q" + "+".join(map(str, self.rates)) if self.rates else self.set_id.name
         return "/".join(filter(None, [self.dataset,
                                       self.reader.run_label(self.inputs, bool(self.rates)),
                                       sets if self.reader.coded else ""]))
@@ -116,7 +116,7 @@ class TrainConfig:
         --set, then every field that differs from its default."""
         argv = ["--domain", self.domain, "--shards", self.shards]
         if self.reader.coded:
-            argv += ["--set", self.set_name]
+            argv += ["--set", self.set_id.name]
         default = TrainConfig(domain=self.domain, shards=self.shards)
         for f in fields(self):
             value = getattr(self, f.name)
@@ -214,14 +214,14 @@ def parse(argv: list[str] | None = None) -> TrainConfig:
     name = args.pop("set_name")
     if name is not None:
         try:
-            codec, quality = schema.parse_set_name(name)
+            chosen = SetId.parse(name)
         except ValueError as err:
             p.error(f"--set: {err}")
-        if quality is None:
+        if not chosen.coded:
             p.error("--set original: the original images are --domain original, without --set")
-        if args["quality"] is not None and (codec, quality) != (schema.LEARNED, args["quality"]):
+        if args["quality"] is not None and chosen != SetId.of(args["quality"]):
             p.error(f"--set {name} and --quality {args['quality']} disagree: give one of them")
-        args |= {"codec": codec, "quality": quality}
+        args |= {"codec": chosen.codec, "quality": chosen.quality}
     if args["rates"]:
         if args["domain"] != domains.LATENT.name:
             p.error(f"--rates: one classifier for every rate reads latents, not --domain "

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from foundation import schema, storage
+from foundation.sets import SetId
 from trainer import domains
 from trainer.transforms import PAPER_SIZES, InputSizes
 
@@ -48,15 +49,15 @@ class ShardSet:
                 if schema.shard_split(name) == split]
 
 
-def open_shard_set(root: str | Path, domain: str, quality: int | None,
-                   codec: str = schema.LEARNED, splits: tuple[str, ...] = schema.SPLITS
-                   ) -> ShardSet:
+def open_shard_set(root: str | Path, domain: str, set_id: SetId | None = None,
+                   splits: tuple[str, ...] = schema.SPLITS) -> ShardSet:
     """Check everything a run needs before any process group exists, the size of every shard of
-    `splits` included; errors are one line that says what to do. `quality` and `codec` name the
-    coded set (q4, jpeg30); the original domain ignores them."""
+    `splits` included; errors are one line that says what to do. `set_id` names the coded set
+    (q4, jpeg30); the original domain ignores it."""
     reader = domains.get(domain)
-    reader.check(quality, codec)
-    name = reader.set_name(quality, codec)
+    set_id = set_id if reader.coded and set_id is not None else SetId()
+    reader.check(set_id)
+    name = set_id.name
     root = storage.location(root)
     if not storage.is_dir(root):
         raise FileNotFoundError(f"shard folder {root} does not exist: run `make prep` first "
@@ -64,7 +65,7 @@ def open_shard_set(root: str | Path, domain: str, quality: int | None,
     directory = storage.join(root, name)
     if not storage.is_dir(directory):
         found = sorted(n for n, folder in storage.listdir(root).items() if folder)
-        how = "`make prep Q=...`" if codec == schema.LEARNED else f"`python -m prep --{codec} ...`"
+        how = "`make prep Q=...`" if set_id.learned else f"`python -m prep --{set_id.codec} ...`"
         raise FileNotFoundError(
             f"{directory} does not exist: the {domain} domain needs the {name} set, which was "
             f"not prepared (sets in {root}: {', '.join(found) or 'none'}); run {how}")
@@ -89,7 +90,7 @@ def open_rates(root: str | Path, qualities: tuple[int, ...],
                splits: tuple[str, ...] = schema.SPLITS) -> PooledShardSet:
     """The latent sets of `qualities` as one (open_shard_set's checks for each); an error
     where they cannot feed one classifier (other latent channels, scales or classes)."""
-    parts = tuple(open_shard_set(root, domains.LATENT.name, q, splits=splits) for q in qualities)
+    parts = tuple(open_shard_set(root, domains.LATENT.name, SetId.of(q), splits) for q in qualities)
     first = parts[0]
     for part in parts[1:]:
         for what, value in (("latent channels", lambda s: s.latent_channels),
@@ -209,10 +210,11 @@ class EvalStream(IterableDataset):
 
 
 def loader(dataset: IterableDataset, batch_size: int, workers: int, seed: int,
-           persistent: bool = False) -> DataLoader:
+           persistent: bool = False, device: torch.device | None = None) -> DataLoader:
+    """Batches for `device` (default the CPU): pinned host memory only where they go to a GPU."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers, generator=generator,
-                      pin_memory=torch.cuda.is_available(),
+                      pin_memory=device is not None and device.type == "cuda",
                       persistent_workers=persistent and workers > 0)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from foundation import schema
+from foundation.sets import LEARNED, SetId
 from trainer.models import cresnet39, resnet50_deep_stem
 from trainer.transforms import (
     InputSizes,
@@ -56,19 +57,18 @@ class Domain:
             return f"{self.name}-rates"
         return f"{self.name}-{inputs}" if self.latent and inputs != "both" else self.name
 
-    def set_name(self, quality: int | None, codec: str = schema.LEARNED) -> str:
-        """The set it reads: `original`, or the coded set of (codec, quality)."""
-        return schema.set_name(quality if self.coded else None, codec)
+    def set_for(self, quality: int | None, codec: str = LEARNED) -> SetId:
+        """The set it reads: the original, or the coded set of (codec, quality)."""
+        return SetId.of(quality, codec) if self.coded else SetId()
 
-    def check(self, quality: int | None, codec: str = schema.LEARNED) -> None:
+    def check(self, set_id: SetId) -> None:
         """A ValueError that says what to give when the set cannot be this domain's."""
-        if self.coded and quality is None:
+        if self.coded and not set_id.coded:
             raise ValueError(f"--domain {self.name} needs --quality (the codec quality of the "
                              f"shards) or --set (e.g. q4, jpeg30)")
-        if self.latent and codec != schema.LEARNED:
-            raise ValueError(f"the {schema.set_name(quality, codec)} set holds no latents "
-                             f"({codec} is a classical codec): use --domain decoded, or a "
-                             f"learned set q<Q>")
+        if self.latent and not set_id.learned:
+            raise ValueError(f"the {set_id} set holds no latents ({set_id.codec} is a classical "
+                             f"codec): use --domain decoded, or a learned set q<Q>")
 
     def model(self, num_classes: int, latent_channels: int | None = None, inputs: str = "both",
               init: str = "none", sigma: str = "linear", adapter: str = "none") -> nn.Module:

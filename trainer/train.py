@@ -125,7 +125,7 @@ class Data:
 
 
 def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
-              per_rank_batch: int) -> Data:
+              per_rank_batch: int, device: torch.device) -> Data:
     rank, world = dist.get_rank(), dist.get_world_size()
     epoch = Shared(start_epoch)
     train = TrainStream(shard_set.shards("train"),
@@ -136,8 +136,8 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
     evaluation = EvalStream(splits, SampleTransform(shard_set, False, *config.input_sizes),
                             rank, world)
     seed = config.seed * 1_000_003 + rank
-    data = Data(loader(train, per_rank_batch, config.loader_workers, seed, persistent=True),
-                loader(evaluation, per_rank_batch, config.loader_workers, seed, persistent=True),
+    data = Data(loader(train, per_rank_batch, config.loader_workers, seed, True, device),
+                loader(evaluation, per_rank_batch, config.loader_workers, seed, True, device),
                 epoch, splits)
     start_workers(data.train, data.evaluation)
     return data
@@ -193,7 +193,7 @@ def check_inputs(config: TrainConfig) -> tuple[ShardSet, torch.device, dict | No
     """Every check that can fail on input, before any process group exists: the shard set,
     the device, its precision and the starting point (`--init imagenet` is fetched here)."""
     shard_set = (open_rates(config.shards, config.rates) if config.rates else
-                 open_shard_set(config.shards, config.domain, config.quality, config.codec))
+                 open_shard_set(config.shards, config.domain, config.set_id))
     if config.hint_steps and config.distill is None:
         raise ValueError(f"--hint-steps {config.hint_steps}: the hint is a teacher's; give "
                          f"--distill CHECKPOINT")
@@ -264,7 +264,8 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
     steps = max(1, shard_set.counts["train"] // config.batch_size)
     if config.max_steps:
         steps = min(steps, config.max_steps)
-    data = load_data(shard_set, config, start_epoch, per_rank_batch)  # before MLflow's threads
+    # before MLflow's threads
+    data = load_data(shard_set, config, start_epoch, per_rank_batch, device)
     tracker = (Tracker(config, shard_set, world, run_id, start_epoch > 0, arithmetic)
                if is_main else None)
     if is_main:
@@ -338,7 +339,7 @@ class Tracker:
         tags = {"domain": config.domain, "dataset": config.dataset,
                 "model": config.reader.model_name,
                 "quality": str(config.quality or "original"), "codec": config.codec,
-                "set": config.set_name, "inputs": config.inputs,
+                "set": config.set_id.name, "inputs": config.inputs,
                 "method": config.reader.method}
         self.journal, self.waited = Journal(config.out_dir / JOURNAL), False
         if self.journal.start(config.experiment, config.run_name, tags, run_id, resumed):

@@ -15,7 +15,7 @@ import torch
 from PIL import Image, features
 
 from foundation.coding import image_metrics, to_tensor
-from foundation.schema import CLASSICAL
+from foundation.sets import CLASSICAL
 
 QUALITIES = range(1, 101)  # Pillow's quality scale for both codecs (0 is allowed but degenerate)
 

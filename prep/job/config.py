@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from foundation import schema
 from foundation.images import MAX_PIXELS
+from foundation.sets import CLASSICAL, SetId
 from foundation.storage import Location
 
 
@@ -30,7 +30,7 @@ class PrepConfig:
     original: bool = True  # also write the original/ set (anchor 3)
     verify: bool = False  # also compare finished shards' sha256 with their fingerprints
     max_pixels: int = MAX_PIXELS  # larger images are failures, not decoded
-    classical: tuple[tuple[str, int], ...] = ()  # (codec, Pillow quality): sets jpeg30, ...
+    classical: tuple[SetId, ...] = ()  # classical sets: jpeg30, webp50, ...
     no_wait: bool = False  # another job holds a set: refuse instead of waiting (job/lock.py)
 
     def to_argv(self) -> list[str]:
@@ -44,8 +44,8 @@ class PrepConfig:
             argv.append("--original-only")
         if not self.original:
             argv.append("--no-original")
-        for codec in schema.CLASSICAL:
-            qualities = [str(q) for c, q in self.classical if c == codec]
+        for codec in CLASSICAL:
+            qualities = [str(s.quality) for s in self.classical if s.codec == codec]
             argv += [f"--{codec}", *qualities] if qualities else []
         default = PrepConfig(data=self.data, out=self.out, quality=self.quality)
         for f in fields(self):
@@ -57,8 +57,7 @@ class PrepConfig:
             argv += [flag] if isinstance(value, bool) else [flag, str(value)]
         return argv
 
-    def sets(self) -> list[tuple[int | None, str]]:
-        """(quality, codec) of every set the job writes; quality None: the original set."""
-        learned = [(self.quality, schema.LEARNED)] if self.quality else []
-        return ([(None, schema.LEARNED)] * self.original + learned
-                + [(quality, codec) for codec, quality in self.classical])
+    def sets(self) -> list[SetId]:
+        """Every set the job writes: the original, the learned quality's, the classical ones."""
+        learned = [SetId.of(self.quality)] if self.quality else []
+        return [SetId()] * self.original + learned + list(self.classical)

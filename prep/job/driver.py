@@ -26,6 +26,7 @@ from foundation import schema, storage
 from foundation.coding import scale_table
 from foundation.hyperprior import ARCHITECTURE, METRIC, CodecWeights, codec_sizes, load_codec
 from foundation.progress import progress
+from foundation.sets import SetId
 from foundation.storage import Location
 from prep.codec import classical
 from prep.datasets.listing import Listing, list_dataset
@@ -40,8 +41,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class SetSummary:
     set_dir: Location
-    quality: int | None
-    codec: str = schema.LEARNED
+    set_id: SetId
     counts: dict = field(default_factory=dict)  # split -> samples
     failures: list[dict] = field(default_factory=list)
     shards_total: int = 0
@@ -78,25 +78,24 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{n: metadata.version(n) for n in names}}
 
 
-def _tasks(listing: Listing, set_dir: Location, quality, codec: str, weights_sha,
+def _tasks(listing: Listing, set_dir: Location, set_id: SetId, weights_sha,
            config) -> tuple[SetSummary, list[ShardTask]]:
     """The set's summary so far and its shard tasks still to do."""
     plan = plan_shards(listing.items, config.shard_size)
     storage.makedirs(set_dir)
     if config.force:
         clear_set(set_dir)
-    encoder = classical.encoder_info(codec, quality) if codec in schema.CLASSICAL else None
-    check_or_record(set_dir, plan_record(listing, plan, quality, weights_sha, codec=codec,
-                                         encoder=encoder), config.force)
+    encoder = classical.encoder_info(set_id.codec, set_id.quality) if set_id.classical else None
+    check_or_record(set_dir, plan_record(listing, plan, set_id, weights_sha, encoder=encoder),
+                    config.force)
     schema.remove_stale_temporaries(set_dir)
     schema.remove_stale_temporaries(storage.join(set_dir, schema.PARTS))
     done, damaged = complete_shards(set_dir, config.verify)
     todo = [
-        ShardTask(str(set_dir), name, str(listing.root), quality, items, config.max_pixels,
-                  codec)
+        ShardTask(str(set_dir), name, str(listing.root), set_id, items, config.max_pixels)
         for name, items in plan.items() if name not in done
     ]
-    return SetSummary(set_dir, quality, codec, shards_total=len(plan),
+    return SetSummary(set_dir, set_id, shards_total=len(plan),
                       shards_skipped=len(plan) - len(todo), damaged=damaged), todo
 
 
@@ -117,12 +116,12 @@ def run(config: PrepConfig) -> PrepSummary:
     if not sets:
         raise ValueError("nothing to write: ask for the original set, a learned-codec quality "
                          "or a classical codec's qualities")
-    for quality, codec in sets:
-        if codec in schema.CLASSICAL:
-            classical.check(codec, quality)  # before Ray starts
+    for s in sets:
+        if s.classical:
+            classical.check(s.codec, s.quality)  # before Ray starts
     listing = list_dataset(config.data, config.split, config.seed)
     weights, codec_info = _codec(config) if config.quality else (None, None)
-    set_dirs = [schema.set_dir(config.out, listing.name, q, c) for q, c in sets]
+    set_dirs = [schema.set_dir(config.out, listing.name, s) for s in sets]
     with lock.hold(set_dirs, wait=not config.no_wait):  # one job per set, before any write
         return _run_held(config, sets, listing, weights, codec_info)
 
@@ -141,11 +140,10 @@ def _run_held(config: PrepConfig, sets, listing: Listing, weights, codec_info) -
     try:
         resources = choose_resources(config, ray.cluster_resources())
         summaries, tasks = [], []
-        for quality, codec in sets:
-            set_dir = schema.set_dir(config.out, listing.name, quality, codec)
-            learned = quality is not None and codec == schema.LEARNED
-            set_summary, todo = _tasks(listing, set_dir, quality, codec,
-                                       weights.sha256 if learned else None, config)
+        for set_id in sets:
+            set_dir = schema.set_dir(config.out, listing.name, set_id)
+            set_summary, todo = _tasks(listing, set_dir, set_id,
+                                       weights.sha256 if set_id.learned else None, config)
             summaries.append(set_summary)
             tasks += todo
         summary = PrepSummary(summaries, resources)
@@ -180,10 +178,10 @@ def _codec(config: PrepConfig) -> tuple[CodecWeights, dict]:
 
 def _set_codec(s: SetSummary, learned_info: dict | None) -> dict | None:
     """dataset.json's `codec`: the learned codec's, a classical encoder's, None (original)."""
-    if s.quality is None:
+    if not s.set_id.coded:
         return None
-    return learned_info if s.codec == schema.LEARNED else classical.encoder_info(s.codec,
-                                                                                  s.quality)
+    return learned_info if s.set_id.learned else classical.encoder_info(s.set_id.codec,
+                                                                         s.set_id.quality)
 
 
 def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: PrepSummary) -> None:
@@ -193,19 +191,19 @@ def _encode(tasks: list[ShardTask], resources: Resources, weights, summary: Prep
     print(f"encoding {images} images in {len(tasks)} shards on {resources.describe()}")
     start = time.perf_counter()
     pool = ActorPool(resources, ray.put(weights))
-    sets = list(dict.fromkeys(t.set_name for t in tasks))
+    sets = list(dict.fromkeys(t.set_id.name for t in tasks))
     bars = {
-        name: progress(total=sum(len(t.items) for t in tasks if t.set_name == name),
+        name: progress(total=sum(len(t.items) for t in tasks if t.set_id.name == name),
                        unit="img", desc=name, position=i, smoothing=0.1)
         for i, name in enumerate(sets)
     }
     done = defaultdict(int)
 
     def on_done(task: ShardTask, result: ShardResult) -> None:
-        bar = bars[task.set_name]
-        done[task.set_name] += 1
+        bar = bars[task.set_id.name]
+        done[task.set_id.name] += 1
         bar.update(len(task.items))
-        bar.set_postfix_str(f"shards {done[task.set_name]}", refresh=False)
+        bar.set_postfix_str(f"shards {done[task.set_id.name]}", refresh=False)
         summary.completions.append((time.perf_counter() - start, len(task.items)))
         worker = result.worker
         summary.peak_rss_bytes[worker] = max(summary.peak_rss_bytes.get(worker, 0),
@@ -233,7 +231,7 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
     names = [storage.name(p) for p in schema.shard_paths(s.set_dir)]
     rows = [schema.read_table(part_paths(s.set_dir, n)[0]) for n in names]
     manifest = (pa.concat_tables(rows) if rows
-                else schema.manifest_schema(s.quality, s.codec).empty_table())
+                else schema.manifest_schema(s.set_id).empty_table())
     shard_failures = [schema.read_table(part_paths(s.set_dir, n)[1]) for n in names]
     listed = pa.Table.from_pylist([f.row() for f in listing.failures], schema.failure_schema())
     failures = pa.concat_tables([listed, *shard_failures])
@@ -250,7 +248,7 @@ def _finish_set(s: SetSummary, listing: Listing, config: PrepConfig, codec_info,
         "dataset": {"name": listing.name, "root": str(listing.root), "layout": listing.layout},
         "split": listing.split,
         "categories": list(listing.categories),
-        "set": schema.set_name(s.quality, s.codec),
+        "set": s.set_id.name,
         "codec": codec_info,
         "counts": {split: {"samples": s.counts[split], "failures": failed[split],
                            "shards": sum(n.startswith(split + "-") for n in names)}
@@ -281,7 +279,7 @@ def _recorded(config: PrepConfig) -> list[str]:
 
 def _verified(s: SetSummary, resources: Resources | None) -> str | None:
     """dataset.json's note of what was checked where (learned sets only)."""
-    if s.quality is None or s.codec != schema.LEARNED or resources is None:
+    if not s.set_id.learned or resources is None:
         return None
     where = "a transform actor" if resources.transformers else "the same worker"
     return (f"per image, y_hat and the scale indexes entropy-decoded from the strings on the "

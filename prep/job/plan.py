@@ -7,6 +7,7 @@ import json
 import random
 
 from foundation import schema, storage
+from foundation.sets import SetId
 from foundation.storage import Location
 from prep.datasets.listing import Item, Listing
 
@@ -31,9 +32,8 @@ def plan_shards(items: tuple[Item, ...], shard_size: int,
     return plan
 
 
-def plan_record(listing: Listing, plan: dict, quality: int | None, weights_sha256: str | None,
-                seed: int = SHUFFLE_SEED, codec: str = schema.LEARNED,
-                encoder: dict | None = None):
+def plan_record(listing: Listing, plan: dict, set_id: SetId, weights_sha256: str | None,
+                seed: int = SHUFFLE_SEED, encoder: dict | None = None):
     """What the shards of a set depend on; a rerun must match it to reuse them. `encoder`: a
     classical codec's library and settings (another libjpeg gives other bytes)."""
     layout = {name: [item.key for item in items] for name, items in plan.items()}
@@ -41,7 +41,7 @@ def plan_record(listing: Listing, plan: dict, quality: int | None, weights_sha25
         "schema_version": schema.SCHEMA_VERSION,
         "dataset": listing.name,
         "split": listing.split,
-        "set": schema.set_name(quality, codec),
+        "set": set_id.name,
         "weights_sha256": weights_sha256,
         "shuffle_seed": seed,
         "shards_sha256": hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest(),

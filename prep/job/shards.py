@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from foundation import schema, storage
 from foundation.images import MAX_PIXELS, BadImage, LoadedImage, decode_rgb
+from foundation.sets import SetId
 from foundation.storage import Location
 from prep.datasets.listing import Failure, Item
 
@@ -36,14 +37,9 @@ class ShardTask:
     set_dir: str  # <out>/<dataset>/<original|qQ|jpegP>: a local path or an object store URI
     shard: str  # file name, e.g. train-000003.tar
     dataset_root: str
-    quality: int | None  # None: the original set
+    set_id: SetId
     items: tuple[Item, ...]
     max_pixels: int = MAX_PIXELS  # larger images are failures, never decoded
-    codec: str = schema.LEARNED  # schema.CODECS
-
-    @property
-    def set_name(self) -> str:
-        return schema.set_name(self.quality, self.codec)
 
     @property
     def path(self) -> Location:
@@ -193,15 +189,15 @@ def _coded_members(item: Item, coded, quality: int, meta: dict):
     return members, meta
 
 
-def _classical_members(item: Item, coded, codec: str, quality: int, meta: dict):
-    member = schema.bitstream_member(codec)
+def _classical_members(item: Item, coded, set_id: SetId, meta: dict):
+    member = schema.bitstream_member(set_id.codec)
     members = {
         schema.LABEL: str(item.label).encode(),
         member: coded.data,
         schema.DECODED: schema.encode_png(coded.decoded),
     }
     meta |= {
-        "codec": codec, "quality": quality, "bpp": coded.bpp, "psnr": coded.psnr,
+        "codec": set_id.codec, "quality": set_id.quality, "bpp": coded.bpp, "psnr": coded.psnr,
         "ms_ssim": coded.ms_ssim, "ssim": coded.ssim, "file_bytes": len(coded.data),
         "decoded_bytes": len(members[schema.DECODED]),
     }
@@ -269,7 +265,7 @@ class ShardEncoder:
 
         loaded = prefetch(lambda it: _load(task, it), task.items, self.pool, 4)
         batches = _one_ahead(_batches(loaded, self.batch_size),
-                             self._transforms if _learned(task) else None)
+                             self._transforms if task.set_id.learned else None)
         records = partial(_write_parts, task, rows, failures)  # once the tar is whole
         with schema.ShardWriter(task.path, before_commit=records) as writer:
             pending: list = []
@@ -298,7 +294,7 @@ class ShardEncoder:
         if isinstance(batch[0][2], str):
             item, _, reason = batch[0]
             return [(item, _failure(item, "read", reason))]
-        if task.quality is None:
+        if not task.set_id.coded:
             return [
                 (item, self.pool.submit(_original_members, item, data, loaded,
                                         _base_meta(item, task.shard, loaded)))
@@ -310,11 +306,11 @@ class ShardEncoder:
             meta = _base_meta(item, task.shard, loaded)
             if isinstance(c, Failure):
                 outputs.append((item, c))
-            elif task.codec in schema.CLASSICAL:
-                outputs.append((item, self.pool.submit(_classical_members, item, c, task.codec,
-                                                       task.quality, meta)))
+            elif task.set_id.classical:
+                outputs.append((item, self.pool.submit(_classical_members, item, c,
+                                                       task.set_id, meta)))
             else:
-                outputs.append((item, self.pool.submit(_coded_members, item, c, task.quality,
+                outputs.append((item, self.pool.submit(_coded_members, item, c, task.set_id.quality,
                                                        meta)))
         return outputs
 
@@ -327,9 +323,10 @@ class ShardEncoder:
         from prep.codec import classical
 
         try:
-            if task.codec in schema.CLASSICAL:  # Pillow's codecs: nothing to verify
+            if task.set_id.classical:  # Pillow's codecs: nothing to verify
                 images = [loaded.rgb for _, _, loaded in batch]
-                return list(classical.code_classical(images, task.codec, task.quality))
+                return list(classical.code_classical(images, task.set_id.codec,
+                                                     task.set_id.quality))
             coded = [coding.entropy_code(self.decoder, t) for t in transformed()]
         except RayActorError:
             raise
@@ -340,10 +337,6 @@ class ShardEncoder:
             return [_failure(batch[0][0], "encode", f"coding failed: {_reason(err)}")]
         return [_failure(item, "verify", c.mismatch) if c.mismatch else c
                 for (item, _, _), c in zip(batch, coded, strict=True)]
-
-
-def _learned(task: ShardTask) -> bool:
-    return task.quality is not None and task.codec == schema.LEARNED
 
 
 def _one_ahead(batches: Iterator[list], start: Callable | None) -> Iterator[tuple]:
@@ -396,7 +389,7 @@ def _write_parts(task: ShardTask, rows: list[dict], failures: list[dict],
     """The shard's rows, failures and fingerprint, written before its tar is renamed."""
     rows_path, failures_path = part_paths(task.set_dir, task.shard)
     storage.makedirs(storage.parent(rows_path))
-    manifest = schema.manifest_schema(task.quality, task.codec)
+    manifest = schema.manifest_schema(task.set_id)
     schema.write_table(pa.Table.from_pylist(rows, schema=manifest), rows_path)
     schema.write_table(pa.Table.from_pylist(failures, schema=schema.failure_schema()),
                        failures_path)
