@@ -76,4 +76,4 @@ def check_pixels(size: tuple[int, int], max_pixels: int) -> None:
         raise BadImage(
             f"image is {width}x{height} ({width * height / 1e6:.1f} M pixels), over --max-pixels "
             f"{max_pixels} ({max_pixels / 1e6:.1f} M): not decoded; coding it could exhaust the "
-            f"worker's memory. Raise --max-pixels where workers have the memory (README)")
+            f"worker's memory. Raise --max-pixels where workers have the memory (docs/data.md)")

@@ -36,7 +36,7 @@ TEMPORARY_PATTERN = ".*.tmp-*"  # what `temporary` names; stale ones are removed
 CREDENTIALS_HINT = (
     "object stores read their credentials and endpoint from AWS_ACCESS_KEY_ID, "
     "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION and AWS_ENDPOINT_URL (S3) or "
-    "GOOGLE_APPLICATION_CREDENTIALS (GCS) on every node; see README 'Cluster'"
+    "GOOGLE_APPLICATION_CREDENTIALS (GCS) on every node; see docs/paper.md"
 )
 # What to do about a failed write, by errno; every tool that writes takes an --out
 WRITE_ADVICE = {

@@ -69,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
                    "(exit 2) instead of waiting for it")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                    help="larger images are recorded as failures, never decoded (the default "
-                   "fits a CPU worker's memory, see README)")
+                   "fits a CPU worker's memory, see docs/data.md)")
     p.add_argument("--max-failures", type=int, default=0,
                    help="exit non-zero when more inputs than this fail (good shards are kept)")
     p.add_argument("--no-original", dest="original", action="store_false",

@@ -1,4 +1,4 @@
-"""Faults injected for real, each checked as a user would (README, "Faults and what they cost").
+"""Faults injected for real, each checked as a user would (docs/faults.md).
 
 Damaged shards are caught by their recorded size (sha256 with --verify) and redone; a bad image
 fails alone; an interrupted or storage-starved job leaves no partial shard; every such error is

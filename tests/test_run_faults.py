@@ -1,4 +1,4 @@
-"""Faults of a training run, injected for real (README, "Faults and what they cost"): the
+"""Faults of a training run, injected for real (docs/faults.md): the
 tracking server going away mid-run (a real `mlflow server`, a real torchrun) and damaged
 checkpoints."""
 

@@ -168,7 +168,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hint-steps", type=int, default=d.hint_steps,
                    help="with --distill: batches that train the latent branches alone on the "
                    "hint (Adam, the trunk not run) before the first epoch, FitNets' first stage")
-    p.add_argument("--init", default=d.init, help="imagenet, none, or a state dict file")
+    p.add_argument("--init", default=d.init,
+                   help="imagenet, procedural (backbones/procedural), none, or a state dict file")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size,
                    help="GLOBAL batch over all processes (per process: this / world size); "
