@@ -153,7 +153,12 @@ def test_the_mlflow_parent_run_holds_the_report(demo):
                                   f"'{demo['data'].name}'")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"README.md", "table2.md", "figure3_top1.png", "figure2.png", "results.csv",
-            "efficiency.csv"} <= artifacts
+            "efficiency.csv", "experiment.toml"} <= artifacts
+    # the effective experiment: demo.toml with the test's flags over it
+    tags = parent.data.tags
+    assert (tags["experiment.init"], tags["experiment.epochs"], tags["experiment.qualities"],
+            tags["experiment.data"]) == ("procedural", "1", "[1, 8]", str(demo["data"]))
+    assert "## The experiment (experiment.toml)" in (demo["report"] / "README.md").read_text()
     children = client.search_runs([experiment.experiment_id],
                                   f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert len(children) == len(demo["results"]) == 11

@@ -1,0 +1,124 @@
+"""Experiments as files: the project's TOML files, a user's own on a base, the errors a wrong
+file gets, and the effective experiment written back as a file that reads the same."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+
+import pytest
+
+from foundation.cli import stage_main
+from pipeline import experiment
+from pipeline.experiment import Experiment, load, to_toml
+from pipeline.run import experiment_from
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["paper", "demo", "minc-subset"])
+def test_each_project_experiment_names_every_key_and_reads_back(name):
+    path = ROOT / "experiments" / f"{name}.toml"
+    text = path.read_text()
+    keys = {line.split("=")[0].strip() for line in text.splitlines()
+            if "=" in line and not line.startswith("#")}
+    assert keys == {f.name for f in fields(Experiment)}  # a reader sees the whole recipe
+    assert load(name) == load(path)
+    assert load(name) == load_text(to_toml(load(name)))
+
+
+def load_text(text: str) -> Experiment:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "e.toml"
+        path.write_text(text)
+        return load(path)
+
+
+def test_the_paper_is_the_default_and_the_demo_its_cpu_version():
+    assert load("paper") == Experiment()
+    demo = load("demo")
+    assert (demo.init, demo.codecs, demo.epochs, demo.lanes) == ("procedural", "codecs/demo", 6, 2)
+    assert (demo.latent_resize, demo.latent_crop, demo.extra_test) == (16, 14, None)
+
+
+def test_a_users_file_starts_from_its_base_and_sets_what_differs(tmp_path):
+    (tmp_path / "mine.toml").write_text('base = "minc-subset"\ndata = "photos"\n'
+                                        'extra_test = ""\nqualities = [4]\nlr = 1\n')
+    (tmp_path / "more.toml").write_text('base = "mine.toml"\nseeds = 3\nablations = true\n')
+    mine = load(tmp_path / "more.toml")  # a base file is found beside the file that names it
+    assert mine == replace(load("minc-subset"), data="photos", extra_test=None, qualities=(4,),
+                           lr=1.0, seeds=3, ablations=True)
+    assert mine.dataset == "photos" and isinstance(mine.lr, float)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lrr = 3", r"unknown key 'lrr'; the keys are data, out,"),
+    ("lr = 'fast'", r"lr = 'fast': give a number"),
+    ("qualities = 4", r"qualities = 4: give a list of integers"),
+    ("epochs = 1.5", r"epochs = 1.5: give an integer"),
+    ("seeds = true", r"seeds = True: give an integer"),
+    ("ablations = 1", r"ablations = 1: give true or false"),
+    ("codecs = 3", r"codecs = 3: give a string or \"\" for none"),
+    ("base = 'nowhere'", r"experiment 'nowhere': no such file, nor one of demo, minc-subset"),
+    ("lr = [", r"not TOML"),
+])
+def test_a_wrong_file_is_one_line_naming_the_file_and_the_key(tmp_path, text, message):
+    path = tmp_path / "wrong.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ValueError, match=message) as caught:
+        load(path)
+    assert "\n" not in str(caught.value) and ("wrong.toml" in str(caught.value)
+                                              or "nowhere" in str(caught.value))
+
+
+def test_a_base_chain_that_comes_back_is_refused(tmp_path):
+    (tmp_path / "a.toml").write_text('base = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('base = "a.toml"\n')
+    with pytest.raises(ValueError, match="its base chain comes back to itself"):
+        load(tmp_path / "a.toml")
+
+
+def test_command_line_flags_win_over_the_file(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('base = "demo"\nablations = true\nepochs = 3\n')
+    e = experiment_from(["--experiment", str(path), "--epochs", "2", "--no-ablations",
+                         "--jpeg-qualities", "--lr", "0.5"])
+    assert (e.epochs, e.ablations, e.jpeg_qualities, e.lr, e.init) == (2, False, (), 0.5,
+                                                                        "procedural")
+
+
+def test_the_pipeline_names_a_missing_experiment_in_one_line():
+    done = subprocess.run([sys.executable, "-m", "pipeline", "--experiment", "nope"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == ("error: experiment 'nope': no such file, nor one of "
+                           f"{', '.join(experiment.names())} (experiments/)\n")
+
+
+def test_stage_main_makes_expected_errors_one_line_and_exit_2(capsys, monkeypatch):
+    @stage_main
+    def fails(argv):
+        raise FileNotFoundError(f"{argv[0]} does not exist: prepare it first")
+
+    assert fails(["shards/q4"]) == 2
+    assert capsys.readouterr().err == "error: shards/q4 does not exist: prepare it first\n"
+    monkeypatch.setenv("RANK", "1")  # under torchrun only rank 0 says it
+    assert fails(["x"]) == 2 and capsys.readouterr().err == ""
+    monkeypatch.setenv("CDMR_TRACEBACK", "1")
+    with pytest.raises(FileNotFoundError):
+        fails(["x"])
+    assert stage_main(lambda argv: None)([]) == 0  # a main that returns nothing: success
+
+
+def test_the_entry_points_are_installed_and_speak_in_one_line(tmp_path):
+    scripts = Path(sys.executable).parent
+    done = subprocess.run([scripts / "cdmr-prep", "--data", str(tmp_path / "none"), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: ") and str(tmp_path / "none") in done.stderr
+    for name in ("cdmr-pipeline", "cdmr-train", "cdmr-report", "cdmr-study"):
+        assert (scripts / name).is_file(), f"{name}: run `make setup` (pip install -e .)"
