@@ -41,6 +41,7 @@ help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 	@echo "  variables: Q=$(Q) DATA=$(DATA) OUT=$(OUT) WORKERS=<n> CODEC_WEIGHTS=<file> SPLIT=$(SPLIT)"
 	@echo "             JPEG=\"<P> ...\"|none WEBP=\"<P> ...\"|none (classical anchors: prep, demo, table2)"
+	@echo "             EXPERIMENT=<name in experiments/ or a TOML file> (table2), PIPELINE_ARGS=\"--flag v ...\" (demo, table2)"
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
