@@ -215,7 +215,8 @@ def _layout_rows(rank: int, layout: Layout, port: int, shards: str, quality: int
         rows["peak"]["bf16"] = _timed_together(gemm_rate, torch.bfloat16, n)
     adopted = precision.resolve("auto", CPU), precision.memory_format(CPU)
     variants = [v for v in VARIANTS if v[0] == "fp32" or precision.native_bf16(CPU)]
-    workers = max(2, (os.cpu_count() or 1) // world)  # the trainer's default
+    # the trainer's default; quick: in-process loading (the code paths, not the rates)
+    workers = 0 if layout.quick else max(2, (os.cpu_count() or 1) // world)
     for size in ("demo", "paper") if layout.full and not layout.quick else ("demo",):
         batch, steps = (4, 1) if layout.quick else (BATCH[size] // world, STEPS[size])
         for domain in (LATENT, DECODED, ORIGINAL):
