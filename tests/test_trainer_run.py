@@ -162,3 +162,15 @@ def test_a_missing_starting_point_is_one_line(trainer_shards, tmp_path):
                            cwd=MAIN.parents[1], timeout=300)
     assert check.returncode == 2 and check.stdout == ""
     assert check.stderr.strip().splitlines() == errors, check.stderr
+
+
+def test_the_entry_point_trains_as_a_group_of_one_without_torchrun(trainer_shards, tmp_path):
+    """`cdmr-train` with no torchrun environment: one process, one gloo rank, a test result."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR")}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run([Path(sys.executable).parent / "cdmr-train", *latent_args(
+        trainer_shards, tmp_path / "run", "--epochs", "1", "--max-steps", "2")], cwd=tmp_path,
+        env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    result = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert result["test_samples"] == 48
