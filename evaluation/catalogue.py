@@ -58,9 +58,7 @@ class Catalogue:
                   splits: tuple[str, ...] = schema.SPLITS) -> ShardSet:
         """The set a domain reads (trainer.data.open_shard_set's checks and errors), opened the
         first time; later calls only check the shards of splits not checked yet."""
-        reader = domains.get(domain)
-        set_id = set_id if reader.coded and set_id is not None else SetId()
-        reader.check(set_id)
+        set_id = domains.get(domain).reads(set_id)
         name = set_id.name
         if name not in self._sets:
             self._sets[name] = open_shard_set(self.root, domain, set_id, splits)

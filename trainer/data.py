@@ -54,9 +54,7 @@ def open_shard_set(root: str | Path, domain: str, set_id: SetId | None = None,
     """Check everything a run needs before any process group exists, the size of every shard of
     `splits` included; errors are one line that says what to do. `set_id` names the coded set
     (q4, jpeg30); the original domain ignores it."""
-    reader = domains.get(domain)
-    set_id = set_id if reader.coded and set_id is not None else SetId()
-    reader.check(set_id)
+    set_id = domains.get(domain).reads(set_id)
     name = set_id.name
     root = storage.location(root)
     if not storage.is_dir(root):

@@ -61,6 +61,13 @@ class Domain:
         """The set it reads: the original, or the coded set of (codec, quality)."""
         return SetId.of(quality, codec) if self.coded else SetId()
 
+    def reads(self, set_id: SetId | None) -> SetId:
+        """The set it reads when given `set_id` (the original domain: the original set),
+        checked (`check`)."""
+        set_id = set_id if self.coded and set_id is not None else SetId()
+        self.check(set_id)
+        return set_id
+
     def check(self, set_id: SetId) -> None:
         """A ValueError that says what to give when the set cannot be this domain's."""
         if self.coded and not set_id.coded:
