@@ -89,6 +89,13 @@ KINDS = {"tuple[int, ...]": (list, "a list of integers"), "bool": (bool, "true o
          "float": (float, "a number"), "int": (int, "an integer"), "str": (str, "a string")}
 
 
+def kind(key: str) -> tuple[type, str, bool]:
+    """What a key takes: the Python type a file gives, its description, whether "" is none."""
+    annotation = FIELDS[key].type
+    wanted, text = KINDS[annotation.removesuffix(" | None")]
+    return wanted, text, annotation.endswith(" | None")
+
+
 def names() -> list[str]:
     """The experiments that come with the project (experiments/*.toml)."""
     return sorted(p.stem for p in EXPERIMENTS.glob(f"*{SUFFIX}"))
@@ -134,10 +141,9 @@ def values(table: dict, where: Path | str) -> dict:
 
 
 def _checked(key: str, value, where):
-    kind, optional = FIELDS[key].type.removesuffix(" | None"), FIELDS[key].type.endswith("None")
+    wanted, text, optional = kind(key)
     if optional and value == "":
         return None
-    wanted, text = KINDS[kind]
     if wanted is list:
         ok = isinstance(value, list) and all(type(v) is int for v in value)
     else:  # an integer is a number too; bool is not an integer here

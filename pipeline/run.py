@@ -309,9 +309,7 @@ def parser() -> argparse.ArgumentParser:
         elif isinstance(value, tuple):
             p.add_argument(flag, type=int, nargs="+", default=None)
         else:
-            kind = experiment_file.KINDS[experiment_file.FIELDS[name].type.removesuffix(
-                " | None")][0]
-            p.add_argument(flag, type=kind, default=None)
+            p.add_argument(flag, type=experiment_file.kind(name)[0], default=None)
     return p
 
 
