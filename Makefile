@@ -21,7 +21,7 @@ PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS)) \
 	$(if $(filter-out none,$(JPEG)),--jpeg $(JPEG)) $(if $(filter-out none,$(WEBP)),--webp $(WEBP))
 
-.PHONY: help setup browser test test-fast lint prep data synthetic demo demo-codecs pretrain pretrain-latent minc-codecs codec train ui table2 evaluate \
+.PHONY: help setup browser test test-fast lint prep data synthetic demo demo-codecs pretrain pretrain-latent latent-hint minc-codecs codec train ui table2 evaluate \
 	report minc-subset bench bench-prep bench-train bench-eval bench-gpu clean
 comma := ,
 
@@ -122,6 +122,18 @@ pretrain-latent: $(PY)  ## pretrain cResNet-39 on the procedural corpus's q4 lat
 	  --lr 0.02 --lr-steps 6 --latent-resize 16 --latent-crop 14 --out runs/latent-pretrain \
 	  --resume --experiment pretraining
 	$(PY) -m trainer.backbone runs/latent-pretrain/checkpoint.pth $(LATENT_START)
+
+# The latent branches fitted to the pixel start's conv_2x on the corpus's latents of every demo
+# quality, without labels (trainer/latent_start.py; docs/comp-study, row latent-hint)
+LATENT_HINT ?= runs/study/demo-textures/latent-hint.pth
+HINT_STEPS ?= 1500
+latent-hint: $(PY)  ## fit cResNet-39's latent branches to the procedural stem -> LATENT_HINT
+	$(PY) -m prep.datasets.procedural --out data/procedural-256 --per-class 32 --size 256
+	set -e; for q in 1 4 8; do $(PY) -m prep --data data/procedural-256 \
+	  --out data/latent-pretrain-shards --quality $$q --codec-weights codecs/demo/codec-q$$q.pth \
+	  --shard-size 64; done
+	$(PY) -m trainer.latent_start data/latent-pretrain-shards/procedural-256 --rates 1 4 8 \
+	  --steps $(HINT_STEPS) --out $(LATENT_HINT)
 
 SUBSET ?= ../shared/data/minc-2500-subset/minc-2500
 minc-codecs: $(PY)  ## retrain codecs/minc-subset on the real photographs, as its model card says

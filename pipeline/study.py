@@ -64,6 +64,7 @@ class Row:
 ANCHOR2_OF_SEED = "{runs}/anchor2/q{q}/seed{seed}/checkpoint.pth"
 TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
 LATENT_START = "latent-start-q4.pth"  # docs/comp-study/README.md says how it is made
+LATENT_HINT = "latent-hint.pth"  # trainer.latent_start (make latent-hint) writes it
 ROWS = {
     "anchor2": Row("Anchor 2: ResNet-50 on the decoded images (the reference)", DECODED.name),
     "anchor3": Row("Anchor 3: ResNet-50 on the original images", ORIGINAL.name),
@@ -103,6 +104,10 @@ ROWS = {
                         "of the procedural corpus (coded at q4): the latent branches start "
                         "trained, as the pixel classifiers' stem does",
                         changes=(("init", "{runs}/" + LATENT_START),)),
+    "latent-hint": Row("the latent branches fitted, without labels, to the procedural "
+                       "backbone's conv_2x on the procedural corpus (trainer.latent_start), "
+                       "the trunk the procedural one: the pixel start carried to the latent",
+                       changes=(("init", "{runs}/" + LATENT_HINT),)),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),

@@ -123,3 +123,21 @@ def test_the_first_stage_fits_the_branches_and_leaves_the_trunk(tmp_path):
     last = distill.fit_adaptation(student, teacher, [batch] * 40, 40, torch.device("cpu"), amp)
     assert last < 0.5 * first
     assert all(torch.equal(a, b) for a, b in zip(trunk, student.layer2.parameters(), strict=True))
+
+
+def test_latent_start_fits_the_branches_and_keeps_the_procedural_trunk(trainer_shards, tmp_path,
+                                                                       capsys):
+    from trainer import latent_start
+    from trainer.models import NAMED_FILES
+
+    out = tmp_path / "latent-hint.pth"
+    assert latent_start.main([str(trainer_shards), "--rates", "4", "--steps", "60",
+                              "--log-every", "20", "--lr", "3e-3", "--out", str(out)]) == 0
+    errors = [float(line.split("hint error ")[1].split()[0])
+              for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert len(errors) == 3 and errors[-1] < errors[0]
+    state = torch.load(out, weights_only=True)
+    trunk = torch.load(NAMED_FILES["procedural"], weights_only=True)
+    assert not any(k.startswith("fc.") for k in state)
+    assert all(torch.equal(state[k], trunk[k]) for k in state if k.startswith("layer2."))
+    assert {"branches.y.1.conv2.weight", "branches.sigma.1.conv2.weight"} <= set(state)

@@ -1,0 +1,127 @@
+"""A start for the compressed-domain classifier made from the pixel one's (`make latent-hint`).
+
+cResNet-39's latent branches stand where ResNet-50's stem and conv_2x stand (trainer.distill).
+The pixel classifiers inherit a trained stem; the latent branches start fresh and must learn
+from the task's few images. Here they learn on the procedural corpus's latents, without labels,
+to hand conv_3x the map the procedural backbone's stem and conv_2x make of the same (decoded)
+image: FitNets' hint (Romero et al. 2015), run on the data the pixel start was trained on,
+before any task. The trunk (conv_3x..conv_5x) is the procedural backbone's, untouched, so the
+file is a whole cResNet-39 without fc: `--latent-init FILE` (or the trainer's `--init FILE`).
+
+    python -m trainer.latent_start data/latent-pretrain-shards/procedural-256 --rates 1 4 8 \
+        --out backbones/latent-hint/cresnet39.pth
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import time
+from itertools import chain, islice
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from foundation.cli import stage_main
+from foundation.storage import write_atomic
+from trainer.config import TrainConfig
+from trainer.data import open_rates
+from trainer.distill import hint_error
+from trainer.models import NAMED_FILES, initial_state, resnet50_deep_stem
+from trainer.train import build_model, init_process_group, load_data
+
+
+def backbone_stem(path: Path) -> nn.Module:
+    """A pixel backbone file's (no fc) deep stem and conv_2x, frozen, in eval mode."""
+    model = resnet50_deep_stem(1)
+    missing = model.load_state_dict(initial_state(str(path)), strict=False).missing_keys
+    if any(not k.startswith("fc.") for k in missing):
+        raise ValueError(f"--teacher {path}: not a deep-stem ResNet-50 backbone (missing "
+                         f"{', '.join(k for k in missing if not k.startswith('fc.'))[:200]})")
+    stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1)
+    return stem.eval().requires_grad_(False)
+
+
+def fit(model, teacher: nn.Module, batches, steps: int, lr: float, log_every: int = 100
+        ) -> list[float]:
+    """Adam on the branches alone, cosine-decayed over `steps`; the mean hint error of each
+    `log_every` steps (1: as far from the teacher as a map of zeros)."""
+    parameters = model.adaptation()
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    model.train()
+    errors, window, start = [], [], time.perf_counter()
+    for step, (x, _) in enumerate(islice(batches, steps), 1):
+        latent, image = x
+        with torch.no_grad():
+            target = teacher(image)
+        error = hint_error(model.features(latent), target)
+        optimizer.zero_grad(set_to_none=True)
+        error.backward()
+        optimizer.step()
+        schedule.step()
+        window.append(error.item())
+        if step % log_every == 0 or step == steps:
+            errors.append(sum(window) / len(window))
+            print(f"step {step}/{steps}: hint error {errors[-1]:.3f} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+            window = []
+    return errors
+
+
+def save(model: nn.Module, out: Path) -> tuple[int, str]:
+    """Every tensor but fc, float16 (as trainer.backbone writes a start)."""
+    state = {k: v.half() if v.is_floating_point() else v
+             for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, data)
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer.latent_start", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("shards", help="a dataset folder of latent sets (prep), e.g. the corpus's")
+    p.add_argument("--rates", type=int, nargs="+", required=True, metavar="Q",
+                   help="the qualities whose latents are pooled")
+    p.add_argument("--teacher", type=Path, default=NAMED_FILES["procedural"],
+                   help="the pixel backbone whose stem and conv_2x are the hint")
+    p.add_argument("--trunk", default="procedural", help="where conv_3x..conv_5x come from")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--latent-resize", type=int, default=16)
+    p.add_argument("--latent-crop", type=int, default=14)
+    p.add_argument("--log-every", type=int, default=100, help="steps per printed hint error")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    config = TrainConfig(domain="latent", shards=args.shards, rates=tuple(args.rates),
+                         init=args.trunk, batch_size=args.batch_size,
+                         latent_resize=args.latent_resize, latent_crop=args.latent_crop,
+                         distill=str(args.teacher), quality=args.rates[0])
+    shard_set = open_rates(config.shards, config.rates)
+    teacher = backbone_stem(args.teacher)
+    model = build_model(shard_set, config, initial_state(config.init))
+    init_process_group("gloo")  # the trainer's loaders shard by rank
+    try:
+        data = load_data(shard_set, config, 0, config.batch_size, torch.device("cpu"))
+        epochs = chain.from_iterable(data.train_epoch(e) for e in range(10**6))
+        errors = fit(model, teacher, epochs, args.steps, args.lr, args.log_every)
+    finally:
+        dist.destroy_process_group()
+    size, digest = save(model, args.out)
+    print(f"wrote {args.out}: {size / 2**20:.1f} MiB, sha256 {digest}; hint error "
+          f"{errors[0]:.3f} over the first {min(args.log_every, args.steps)} steps, {errors[-1]:.3f} at "
+          f"the end")
+    return 0
+
+
+if __name__ == "__main__":
+    main()
