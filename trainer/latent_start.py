@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         dist.destroy_process_group()
     size, digest = save(model, args.out)
     print(f"wrote {args.out}: {size / 2**20:.1f} MiB, sha256 {digest}; hint error "
-          f"{errors[0]:.3f} over the first {min(args.log_every, args.steps)} steps, {errors[-1]:.3f} at "
-          f"the end")
+          f"{errors[0]:.3f} over the first {min(args.log_every, args.steps)} steps, "
+          f"{errors[-1]:.3f} over the last")
     return 0
 
 
