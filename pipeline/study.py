@@ -80,6 +80,9 @@ ROWS = {
                         changes=(("latent_resize", 16), ("latent_crop", 16))),
     "latent-up": Row("the latent upsampled 2x, then cropped (32, crop 28, as the paper's 23 "
                      "-> 32)", changes=(("latent_resize", 32), ("latent_crop", 28))),
+    "latent-no-flip": Row("no random flip of the latent in training (a flipped latent is "
+                          "not the latent of the flipped image)",
+                          changes=(("no_latent_flip", True),)),
     "epochs-10": Row("10 epochs instead of 6 (lr /10 after 7): about Anchor 2's wall time",
                      changes=(("epochs", 10), ("lr_steps", (7,)))),
     "adapter-se": Row("a channel attention (squeeze and excitation) between the branches and "

@@ -13,6 +13,7 @@ from PIL import Image
 from foundation import storage
 from pipeline.experiment import load
 from pipeline.run import train_configs, waits_for
+from tests.conftest import DEMO_CODEC_Q4
 from trainer import checkpoint, distill
 from trainer.config import TrainConfig
 from trainer.models import cresnet39, resnet50_deep_stem
@@ -50,6 +51,26 @@ def test_the_image_is_cut_as_the_latent_is(train):
         assert torch.allclose(green[cells] * 255, 16 * x[1], atol=0.5)
         flips.add(bool(x[1, 0, 0] > x[1, 0, -1]))
     assert flips == ({True, False} if train else {False})
+
+
+def test_without_the_flip_training_crops_only():
+    latent, scales, _ = coordinate_inputs()
+    transform = LatentTransform([0.11, 0.2], True, SIDE, CROP, flip=False)
+    torch.manual_seed(3)
+    views = {(int(x[0, 0, 0]), int(x[1, 0, 0]), bool(x[1, 0, 0] > x[1, 0, -1]))
+             for x in (transform(latent, scales) for _ in range(40))}
+    assert {flip for *_, flip in views} == {False} and len(views) > 3  # still random crops
+
+
+def test_a_flipped_latent_is_not_the_latent_of_the_flipped_image(minc_sample):
+    from evaluation.equivariance import measure
+    from foundation.hyperprior import load_codec, read_weights_file
+
+    codec = load_codec(read_weights_file(DEMO_CODEC_Q4)).eval()
+    images = sorted(minc_sample.rglob("*.jpg"))[::30]
+    m = measure(codec, images)
+    assert m["images"] == len(images) >= 3
+    assert m["flip"] > 0.1 and m["shift"] < m["flip"] / 3
 
 
 def teacher_file(tmp_path, domain="decoded"):

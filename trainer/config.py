@@ -32,6 +32,7 @@ class TrainConfig:
     distill: str | None = None  # latent domain: a trained Anchor 2's checkpoint (trainer.distill)
     distill_weight: float = 1.0  # the conv_2x hint's weight beside the cross-entropy
     hint_steps: int = 0  # with distill: batches that fit the latent branches to the hint first
+    no_latent_flip: bool = False  # latent domain: no random flip in training (LatentTransform)
     init: str = "imagenet"
     epochs: int = 30
     batch_size: int = 32  # global, over all processes
@@ -168,6 +169,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hint-steps", type=int, default=d.hint_steps,
                    help="with --distill: batches that train the latent branches alone on the "
                    "hint (Adam, the trunk not run) before the first epoch, FitNets' first stage")
+    p.add_argument("--no-latent-flip", action="store_true",
+                   help="latent domain: no random horizontal flip in training (a flipped latent "
+                   "is not the latent of the flipped image)")
     p.add_argument("--init", default=d.init,
                    help="imagenet, procedural (backbones/procedural), none, or a state dict file")
     p.add_argument("--epochs", type=int, default=d.epochs)

@@ -109,11 +109,13 @@ class SampleTransform:
 
     def __init__(self, shard_set: ShardSet, train: bool, resize: int, crop: int,
                  latent_resize: int = PAPER_SIZES.latent_resize,
-                 latent_crop: int = PAPER_SIZES.latent_crop, hint: bool = False):
+                 latent_crop: int = PAPER_SIZES.latent_crop, hint: bool = False,
+                 latent_flip: bool = True):
         reader = domains.get(shard_set.domain)
         self.members = (schema.LABEL, *reader.decodes(hint))
         self.input = reader.transform(shard_set.info, train,
-                                      InputSizes(resize, crop, latent_resize, latent_crop), hint)
+                                      InputSizes(resize, crop, latent_resize, latent_crop), hint,
+                                      latent_flip)
 
     def __call__(self, raw: dict) -> tuple[torch.Tensor, int]:
         sample = schema.decode_sample(raw, only=self.members)

@@ -87,12 +87,15 @@ class Domain:
         """The members a sample is decoded for; `hint`: the decoded image beside the latent."""
         return (*self.members, schema.DECODED) if hint and self.latent else self.members
 
-    def transform(self, info: dict, train: bool, sizes: InputSizes, hint: bool = False):
+    def transform(self, info: dict, train: bool, sizes: InputSizes, hint: bool = False,
+                  latent_flip: bool = True):
         """A decoded sample -> the model's input tensor; `info` is the set's dataset.json.
-        `hint` (latent domain): (latent, decoded image cut alike), for trainer.distill."""
+        `hint` (latent domain): (latent, decoded image cut alike), for trainer.distill;
+        `latent_flip`: the latent's random flip in training (LatentTransform)."""
         if self.latent:
             return LatentInput(LatentTransform(info["codec"]["scale_table"], train,
-                                               sizes.latent_resize, sizes.latent_crop), hint)
+                                               sizes.latent_resize, sizes.latent_crop,
+                                               latent_flip), hint)
         return PixelInput(self.members, pixel_transform(train, sizes.resize, sizes.crop))
 
 

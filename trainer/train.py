@@ -130,7 +130,8 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
     epoch = Shared(start_epoch)
     train = TrainStream(shard_set.shards("train"),
                         SampleTransform(shard_set, True, *config.input_sizes,
-                                        hint=config.distill is not None),
+                                        hint=config.distill is not None,
+                                        latent_flip=not config.no_latent_flip),
                         rank, world, config.seed, epoch)
     splits = SplitShards({s: shard_set.shards(s) for s in ("validate", "test")})
     evaluation = EvalStream(splits, SampleTransform(shard_set, False, *config.input_sizes),

@@ -58,14 +58,19 @@ HINT_STRIDE = 4  # ResNet-50's conv_2x (the teacher's hint) is 1/4 of its input'
 class LatentTransform:
     """y_hat and sigma_hat stacked (2M channels), resized to `resize`, then cropped and flipped.
 
+    `flip`: the random horizontal flip in training. A flipped latent is not the latent of the
+    flipped image (the analysis transform's filters are not mirror-symmetric), so the flip
+    shows the classifier inputs the codec never makes; the study's latent-no-flip row.
+
     Given the decoded image too (`image_side`: feature distillation), the same crop and flip is
     cut from it at HINT_STRIDE pixels a latent cell, so that a pixel classifier's conv_2x on
     the image lies cell for cell on the latent (trainer.distill)."""
 
     def __init__(self, scale_table: list[float], train: bool,
-                 resize: int = PAPER_SIZES.latent_resize, crop: int = PAPER_SIZES.latent_crop):
+                 resize: int = PAPER_SIZES.latent_resize, crop: int = PAPER_SIZES.latent_crop,
+                 flip: bool = True):
         self.table = torch.tensor(scale_table, dtype=torch.float32)
-        self.train, self.resize, self.crop = train, resize, crop
+        self.train, self.resize, self.crop, self.flip = train, resize, crop, flip
         self.image = T.Compose([T.Resize((HINT_STRIDE * resize,) * 2), T.ToTensor(),
                                 T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
@@ -75,7 +80,7 @@ class LatentTransform:
             start = (self.resize - self.crop) // 2
             return start, start, False
         top, left = torch.randint(0, self.resize - self.crop + 1, (2,)).tolist()
-        return top, left, bool(torch.rand(()) < 0.5)
+        return top, left, bool(torch.rand(()) < 0.5) and self.flip
 
     @staticmethod
     def cut(x: torch.Tensor, view: tuple[int, int, bool], side: int, scale: int = 1):
