@@ -23,7 +23,11 @@ from trainer import checkpoint
 
 def export(run_checkpoint: Path, out: Path) -> tuple[int, str]:
     """Write the backbone; returns its size in bytes and its sha256."""
-    state = checkpoint.load(run_checkpoint)["model"]
+    return write_start(checkpoint.load(run_checkpoint)["model"], out)
+
+
+def write_start(state: dict[str, torch.Tensor], out: Path) -> tuple[int, str]:
+    """A model's tensors as a start: without fc, float16; returns its size and sha256."""
     backbone = {k: v.half() if v.is_floating_point() else v
                 for k, v in state.items() if not k.startswith("fc.")}
     buffer = io.BytesIO()

@@ -8,15 +8,13 @@ image: FitNets' hint (Romero et al. 2015), run on the data the pixel start was t
 before any task. The trunk (conv_3x..conv_5x) is the procedural backbone's, untouched, so the
 file is a whole cResNet-39 without fc: `--latent-init FILE` (or the trainer's `--init FILE`).
 
-    python -m trainer.latent_start data/latent-pretrain-shards/procedural-256 --rates 1 4 8 \
-        --out backbones/latent-hint/cresnet39.pth
+    python -m trainer.latent_start data/latent-hint-shards/procedural-256-16 --rates 1 4 8 \
+        --out runs/study/demo-textures/latent-hint.pth
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import time
 from itertools import chain, islice
 from pathlib import Path
@@ -26,7 +24,7 @@ import torch.distributed as dist
 from torch import nn
 
 from foundation.cli import stage_main
-from foundation.storage import write_atomic
+from trainer.backbone import write_start
 from trainer.config import TrainConfig
 from trainer.data import open_rates
 from trainer.distill import hint_error
@@ -72,18 +70,6 @@ def fit(model, teacher: nn.Module, batches, steps: int, lr: float, log_every: in
     return errors
 
 
-def save(model: nn.Module, out: Path) -> tuple[int, str]:
-    """Every tensor but fc, float16 (as trainer.backbone writes a start)."""
-    state = {k: v.half() if v.is_floating_point() else v
-             for k, v in model.state_dict().items() if not k.startswith("fc.")}
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    data = buffer.getvalue()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, data)
-    return len(data), hashlib.sha256(data).hexdigest()
-
-
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.latent_start", description=__doc__,
@@ -94,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher", type=Path, default=NAMED_FILES["procedural"],
                    help="the pixel backbone whose stem and conv_2x are the hint")
     p.add_argument("--trunk", default="procedural", help="where conv_3x..conv_5x come from")
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--latent-resize", type=int, default=16)
@@ -116,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         errors = fit(model, teacher, epochs, args.steps, args.lr, args.log_every)
     finally:
         dist.destroy_process_group()
-    size, digest = save(model, args.out)
+    size, digest = write_start(model.state_dict(), args.out)
     print(f"wrote {args.out}: {size / 2**20:.1f} MiB, sha256 {digest}; hint error "
           f"{errors[0]:.3f} over the first {min(args.log_every, args.steps)} steps, "
           f"{errors[-1]:.3f} over the last")
