@@ -111,6 +111,9 @@ ROWS = {
                        "backbone's conv_2x on the procedural corpus (trainer.latent_start), "
                        "the trunk the procedural one: the pixel start carried to the latent",
                        changes=(("init", "{runs}/" + LATENT_HINT),)),
+    "latent-hint-epochs-10": Row("latent-hint's start and 10 epochs (lr /10 after 7)",
+                                 changes=(("init", "{runs}/" + LATENT_HINT), ("epochs", 10),
+                                          ("lr_steps", (7,)))),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
