@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from foundation.cli import stage_main
+from foundation.coding import to_tensor
 from foundation.hyperprior import load_codec, read_weights_file, weights_file_name
+from foundation.images import decode_rgb
 
 CELL = 16  # pixels per latent cell: the hyperprior's analysis transform downsamples 16x
 
@@ -37,8 +38,7 @@ def measure(codec, images: list[Path]) -> dict[str, float]:
     """Mean relative error of the flip and of the one-cell shift over `images`."""
     flips, shifts = [], []
     for path in images:
-        array = np.array(Image.open(path).convert("RGB"), dtype=np.float32) / 255
-        x = torch.from_numpy(array).permute(2, 0, 1)[None]
+        x = to_tensor([decode_rgb(path.read_bytes(), str(path)).rgb], torch.device("cpu"))
         side = CELL * (min(x.shape[-2:]) // CELL)
         x = x[..., :side, :side]
         y = torch.round(codec.g_a(x))

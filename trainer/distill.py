@@ -14,9 +14,12 @@ pixel model's weights; the published text does not say how, this is our choice.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from trainer import checkpoint, precision
@@ -33,6 +36,11 @@ def teacher_stem(path: str) -> nn.Module:
     weights = state["model"]
     model = resnet50_deep_stem(weights["fc.weight"].shape[0])
     model.load_state_dict(weights)
+    return frozen_stem(model)
+
+
+def frozen_stem(model: nn.Module) -> nn.Module:
+    """A deep-stem ResNet-50's stem and conv_2x (the hint's layers), frozen, in eval mode."""
     stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1)
     return stem.eval().requires_grad_(False)
 
@@ -71,18 +79,23 @@ def hint_error(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def fit_adaptation(model: nn.Module, teacher: nn.Module, batches, steps: int, device, amp,
                    lr: float = 1e-3) -> float:
+    """FitNets' first stage (adaptation_steps) before a run's first epoch; returns the last
+    batch's hint error."""
+    errors = list(adaptation_steps(model, teacher, batches, steps, device, amp, lr))
+    return errors[-1] if errors else 0.0
+
+
+def adaptation_steps(model: nn.Module, teacher: nn.Module, batches, steps: int, device, amp,
+                     lr: float = 1e-3, cosine: bool = False) -> Iterator[float]:
     """FitNets' first stage: the latent branches (and adapter) alone learn the teacher's conv_2x
-    map for `steps` batches of (latent, image), Adam at `lr`, the trunk not run; gradients are
-    averaged over the ranks. Returns the last batch's hint error. `model`: the bare
-    CResNet39 (not its DDP wrapper, whose reducer expects every parameter's gradient)."""
-    from itertools import islice
-
-    import torch.distributed as dist
-
+    map for `steps` batches of (latent, image), Adam at `lr` (`cosine`: decayed to 0 over the
+    steps), the trunk not run; gradients are averaged over the ranks. Yields each batch's
+    hint error. `model`: the bare CResNet39 (not its DDP wrapper, whose reducer expects every
+    parameter's gradient)."""
     parameters = model.adaptation()
     optimizer = torch.optim.Adam(parameters, lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if cosine else None
     model.train()
-    error = torch.zeros((), device=device)
     world = dist.get_world_size() if dist.is_initialized() else 1
     for x, _ in islice(batches, steps):
         latent, image = (part.to(device, non_blocking=True,
@@ -99,4 +112,6 @@ def fit_adaptation(model: nn.Module, teacher: nn.Module, batches, steps: int, de
                 dist.all_reduce(p.grad)
                 p.grad /= world
         optimizer.step()
-    return error.item()
+        if schedule is not None:
+            schedule.step()
+        yield error.item()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from itertools import chain, islice
+from itertools import chain, count
 from pathlib import Path
 
 import torch
@@ -24,10 +24,11 @@ import torch.distributed as dist
 from torch import nn
 
 from foundation.cli import stage_main
+from trainer import precision
 from trainer.backbone import write_start
 from trainer.config import TrainConfig
 from trainer.data import open_rates
-from trainer.distill import hint_error
+from trainer.distill import adaptation_steps, frozen_stem
 from trainer.models import NAMED_FILES, initial_state, resnet50_deep_stem
 from trainer.train import build_model, init_process_group, load_data
 
@@ -39,29 +40,20 @@ def backbone_stem(path: Path) -> nn.Module:
     if any(not k.startswith("fc.") for k in missing):
         raise ValueError(f"--teacher {path}: not a deep-stem ResNet-50 backbone (missing "
                          f"{', '.join(k for k in missing if not k.startswith('fc.'))[:200]})")
-    stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1)
-    return stem.eval().requires_grad_(False)
+    return frozen_stem(model)
 
 
 def fit(model, teacher: nn.Module, batches, steps: int, lr: float, log_every: int = 100
         ) -> list[float]:
-    """Adam on the branches alone, cosine-decayed over `steps`; the mean hint error of each
-    `log_every` steps (1: as far from the teacher as a map of zeros)."""
-    parameters = model.adaptation()
-    optimizer = torch.optim.Adam(parameters, lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    model.train()
+    """trainer.distill's adaptation steps on the CPU, the learning rate cosine-decayed over
+    `steps`; the mean hint error of each `log_every` steps (1: as far from the teacher as a
+    map of zeros)."""
+    cpu = torch.device("cpu")
     errors, window, start = [], [], time.perf_counter()
-    for step, (x, _) in enumerate(islice(batches, steps), 1):
-        latent, image = x
-        with torch.no_grad():
-            target = teacher(image)
-        error = hint_error(model.features(latent), target)
-        optimizer.zero_grad(set_to_none=True)
-        error.backward()
-        optimizer.step()
-        schedule.step()
-        window.append(error.item())
+    steps_run = adaptation_steps(model, teacher, batches, steps, cpu,
+                                 precision.autocast(cpu, "fp32"), lr, cosine=True)
+    for step, error in enumerate(steps_run, 1):
+        window.append(error)
         if step % log_every == 0 or step == steps:
             errors.append(sum(window) / len(window))
             print(f"step {step}/{steps}: hint error {errors[-1]:.3f} "
@@ -98,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     init_process_group("gloo")  # the trainer's loaders shard by rank
     try:
         data = load_data(shard_set, config, 0, config.batch_size, torch.device("cpu"))
-        epochs = chain.from_iterable(data.train_epoch(e) for e in range(10**6))
+        epochs = chain.from_iterable(data.train_epoch(e) for e in count())
         errors = fit(model, teacher, epochs, args.steps, args.lr, args.log_every)
     finally:
         dist.destroy_process_group()
