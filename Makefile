@@ -125,7 +125,7 @@ pretrain-latent: $(PY)  ## pretrain cResNet-39 on the procedural corpus's q4 lat
 
 # The latent branches fitted to the pixel start's conv_2x on the corpus's latents of every demo
 # quality (16 a class), without labels (trainer/latent_start.py; docs/comp-study, row latent-hint)
-LATENT_HINT ?= runs/study/demo-textures/latent-hint.pth
+LATENT_HINT ?= backbones/latent-hint-demo/branches.pth
 HINT_STEPS ?= 1000
 latent-hint: $(PY)  ## fit cResNet-39's latent branches to the procedural stem -> LATENT_HINT
 	$(PY) -m prep.datasets.procedural --out data/procedural-256-16 --per-class 16 --size 256

@@ -48,28 +48,29 @@ TRUNK_LAYERS = ("layer2", "layer3", "layer4")
 @dataclass(frozen=True)
 class Row:
     """One variant: the domain it trains and the TrainConfig fields it changes ({q}: the
-    quality, {seed}: the run's seed, {runs}: the study's run folder of the dataset)."""
+    quality, {seed}: the run's seed, {runs}: the study's run folder of the dataset,
+    {latent_init}: the experiment's latent_init)."""
 
     what: str
     domain: str = LATENT.name
     changes: tuple[tuple[str, object], ...] = ()
     every_rate: bool = False  # one classifier on every quality's latents, evaluated on each
 
-    def config(self, base: TrainConfig, quality: int, runs: Path) -> TrainConfig:
-        fields = {k: v.format(q=quality, seed=base.seed, runs=runs) if isinstance(v, str)
-                  else v for k, v in self.changes}
+    def config(self, base: TrainConfig, quality: int, runs: Path, latent_init: str
+               ) -> TrainConfig:
+        fields = {k: v.format(q=quality, seed=base.seed, runs=runs, latent_init=latent_init)
+                  if isinstance(v, str) else v for k, v in self.changes}
         return replace(base, **fields)
 
 
 ANCHOR2_OF_SEED = "{runs}/anchor2/q{q}/seed{seed}/checkpoint.pth"
 TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
 LATENT_START = "latent-start-q4.pth"  # docs/comp-study/README.md says how it is made
-LATENT_HINT = "latent-hint.pth"  # trainer.latent_start (make latent-hint) writes it
 ROWS = {
     "anchor2": Row("Anchor 2: ResNet-50 on the decoded images (the reference)", DECODED.name),
     "anchor3": Row("Anchor 3: ResNet-50 on the original images", ORIGINAL.name),
-    "baseline": Row("Comp. as the preset trains it (sigma_hat, crop 14 of 16, procedural "
-                    "trunk)"),
+    "baseline": Row("Comp. from the pixel start (y_hat and sigma_hat, crop 14 of 16, the "
+                    "procedural trunk, fresh latent branches): what each row changes"),
     "log-sigma": Row("log(sigma_hat) at the input", changes=(("latent_sigma", "log"),)),
     "trunk-none": Row("the trunk from random weights", changes=(("init", "none"),)),
     "trunk-anchor3": Row("the trunk from the trained Anchor 3 (seed 0)",
@@ -109,10 +110,10 @@ ROWS = {
                         changes=(("init", "{runs}/" + LATENT_START),)),
     "latent-hint": Row("the latent branches fitted, without labels, to the procedural "
                        "backbone's conv_2x on the procedural corpus (trainer.latent_start), "
-                       "the trunk the procedural one: the pixel start carried to the latent",
-                       changes=(("init", "{runs}/" + LATENT_HINT),)),
+                       "the trunk the procedural one: the pixel start carried to the latent "
+                       "(the experiment's latent_init)", changes=(("init", "{latent_init}"),)),
     "latent-hint-epochs-10": Row("latent-hint's start and 10 epochs (lr /10 after 7)",
-                                 changes=(("init", "{runs}/" + LATENT_HINT), ("epochs", 10),
+                                 changes=(("init", "{latent_init}"), ("epochs", 10),
                                           ("lr_steps", (7,)))),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
@@ -132,8 +133,15 @@ def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
 def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]:
     """(row, set name, quality, seed, TrainConfig) of every run, dependencies first."""
     out = storage.location(e.out)
-    base = {c.domain: c for c in train_configs(e, out, runs, "study")
+    # every latent row starts where the baseline does, from the pixel start (init), whatever
+    # start the preset gives Comp. (latent_init): one baseline for every row and preset
+    base = {c.domain: c if c.domain != LATENT.name else replace(c, init=e.init)
+            for c in train_configs(e, out, runs, "study")
             if c.inputs == "both" and c.codec == LEARNED}
+    hinted = [r for r in rows if ("init", "{latent_init}") in ROWS[r].changes]
+    if hinted and not e.latent_init:
+        raise ValueError(f"rows {', '.join(hinted)}: the experiment has no latent_init (the "
+                         f"latent start they read); set it, e.g. to a `make latent-hint` file")
     ordered = sorted(rows, key=lambda r: r not in NEEDS.values())
     found = []
     for row in ordered:
@@ -144,7 +152,7 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
             for seed in range(seeds):
                 rates = e.qualities if spec.every_rate else ()
                 config = spec.config(replace(base[spec.domain], quality=quality, seed=seed,
-                                             rates=rates), quality, runs)
+                                             rates=rates), quality, runs, e.latent_init)
                 set_name = Path(config.run_name).name  # q4, or q1+4+8 for every rate
                 folder = run_folder(runs, row, set_name, seed)
                 found.append((row, set_name, quality, seed,

@@ -149,7 +149,7 @@ def test_the_first_stage_fits_the_branches_and_leaves_the_trunk(tmp_path):
 def test_latent_start_fits_the_branches_and_keeps_the_procedural_trunk(trainer_shards, tmp_path,
                                                                        capsys):
     from trainer import latent_start
-    from trainer.models import NAMED_FILES
+    from trainer.models import initial_state
 
     out = tmp_path / "latent-hint.pth"
     assert latent_start.main([str(trainer_shards), "--rates", "4", "--steps", "60",
@@ -157,8 +157,18 @@ def test_latent_start_fits_the_branches_and_keeps_the_procedural_trunk(trainer_s
     errors = [float(line.split("hint error ")[1].split()[0])
               for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
     assert len(errors) == 3 and errors[-1] < errors[0]
-    state = torch.load(out, weights_only=True)
-    trunk = torch.load(NAMED_FILES["procedural"], weights_only=True)
-    assert not any(k.startswith("fc.") for k in state)
-    assert all(torch.equal(state[k], trunk[k]) for k in state if k.startswith("layer2."))
+    written = torch.load(out, weights_only=True)
+    assert written["trunk"] == "procedural"
+    assert {k.split(".")[0] for k in written["model"]} == {"branches"}  # no trunk, no fc
+    state = initial_state(str(out))
+    trunk = initial_state("procedural")
+    assert all(torch.equal(state[k], v) for k, v in trunk.items())
     assert {"branches.y.1.conv2.weight", "branches.sigma.1.conv2.weight"} <= set(state)
+
+
+def test_the_shipped_latent_start_fills_all_of_the_demo_classifier_but_its_fc():
+    from trainer.models import CResNet39, initial_state, load_matching
+
+    model = CResNet39(96, 6)  # the demo codecs: M = 96; 6 classes
+    fresh = load_matching(model, initial_state("latent-hint-demo"), "latent-hint-demo")
+    assert fresh == ["fc.bias", "fc.weight"]

@@ -26,12 +26,15 @@ def export(run_checkpoint: Path, out: Path) -> tuple[int, str]:
     return write_start(checkpoint.load(run_checkpoint)["model"], out)
 
 
-def write_start(state: dict[str, torch.Tensor], out: Path) -> tuple[int, str]:
-    """A model's tensors as a start: without fc, float16; returns its size and sha256."""
+def write_start(state: dict[str, torch.Tensor], out: Path, trunk: str | None = None
+                ) -> tuple[int, str]:
+    """A model's tensors as a start: without fc, float16; with `trunk` (a start's name or
+    file), a file of these tensors that trainer.models.initial_state lays over the trunk's.
+    Returns its size and sha256."""
     backbone = {k: v.half() if v.is_floating_point() else v
                 for k, v in state.items() if not k.startswith("fc.")}
     buffer = io.BytesIO()
-    torch.save(backbone, buffer)
+    torch.save(backbone if trunk is None else {"trunk": trunk, "model": backbone}, buffer)
     data = buffer.getvalue()
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, data)

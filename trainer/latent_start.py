@@ -6,10 +6,13 @@ from the task's few images. Here they learn on the procedural corpus's latents, 
 to hand conv_3x the map the procedural backbone's stem and conv_2x make of the same (decoded)
 image: FitNets' hint (Romero et al. 2015), run on the data the pixel start was trained on,
 before any task. The trunk (conv_3x..conv_5x) is the procedural backbone's, untouched, so the
-file is a whole cResNet-39 without fc: `--latent-init FILE` (or the trainer's `--init FILE`).
+file holds the branches alone (120 KiB) and names the trunk they sit on: `--init FILE` gives
+the whole cResNet-39 without fc (an experiment's latent_init). The branches fit one codec's
+latents: the shipped start (`--init latent-hint-demo`, backbones/latent-hint-demo) the demo
+codecs'.
 
     python -m trainer.latent_start data/latent-hint-shards/procedural-256-16 --rates 1 4 8 \
-        --out runs/study/demo-textures/latent-hint.pth
+        --out backbones/latent-hint-demo/branches.pth
 """
 
 from __future__ import annotations
@@ -71,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the qualities whose latents are pooled")
     p.add_argument("--teacher", type=Path, default=NAMED_FILES["procedural"],
                    help="the pixel backbone whose stem and conv_2x are the hint")
-    p.add_argument("--trunk", default="procedural", help="where conv_3x..conv_5x come from")
+    p.add_argument("--trunk", default="procedural",
+                   help="where conv_3x..conv_5x come from (a start's name or file; named in "
+                        "the output, which holds the branches alone)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=32)
@@ -94,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         errors = fit(model, teacher, epochs, args.steps, args.lr, args.log_every)
     finally:
         dist.destroy_process_group()
-    size, digest = write_start(model.state_dict(), args.out)
-    print(f"wrote {args.out}: {size / 2**20:.1f} MiB, sha256 {digest}; hint error "
+    size, digest = write_start(model.adaptation_state(), args.out, trunk=args.trunk)
+    print(f"wrote {args.out}: {size / 2**10:.0f} KiB, sha256 {digest}; hint error "
           f"{errors[0]:.3f} over the first {min(args.log_every, args.steps)} steps, "
           f"{errors[-1]:.3f} over the last")
     return 0

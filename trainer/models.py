@@ -24,7 +24,9 @@ from foundation import hub
 log = logging.getLogger(__name__)
 
 BACKBONES = Path(__file__).resolve().parent.parent / "backbones"
-NAMED_FILES = {"procedural": BACKBONES / "procedural" / "resnet50.pth"}
+NAMED_FILES = {"procedural": BACKBONES / "procedural" / "resnet50.pth",
+               # cResNet-39's latent branches for the demo codecs' latents, on procedural's trunk
+               "latent-hint-demo": BACKBONES / "latent-hint-demo" / "branches.pth"}
 INITS = ("none", "imagenet", *NAMED_FILES)  # or a path to a state dict
 IMAGENET_URL = ResNet50_Weights.IMAGENET1K_V1.url  # resnet50-0676ba61.pth
 SIGMA_INPUTS = ("linear", "log")  # how cResNet-39 reads sigma_hat
@@ -51,7 +53,9 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str)
 
 def initial_state(init: str) -> dict[str, torch.Tensor] | None:
     """The tensors `--init` names (None for none), in float32; a missing file is one error
-    that says what to do. The trainer calls this before any process group exists."""
+    that says what to do. A file that names a trunk (trainer.backbone.write_start) holds only
+    its own tensors: they go over the trunk's. The trainer calls this before any process group
+    exists."""
     if init == "none":
         return None
     if init == "imagenet":
@@ -60,9 +64,11 @@ def initial_state(init: str) -> dict[str, torch.Tensor] | None:
     if not path.is_file():
         raise FileNotFoundError(f"--init {init}: no such file {path} (choices: "
                                 f"{', '.join(INITS)}, or a state dict file)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("model", state) if isinstance(state, dict) else state
-    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    content = torch.load(path, map_location="cpu", weights_only=True)
+    state = content.get("model", content) if isinstance(content, dict) else content
+    own = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    trunk = content.get("trunk") if isinstance(content, dict) else None
+    return own if trunk is None else {**initial_state(trunk), **own}
 
 
 def initialise(model: nn.Module, init: str) -> nn.Module:
@@ -139,6 +145,11 @@ class CResNet39(nn.Module):
     def adaptation(self) -> list[nn.Parameter]:
         """The parameters between the latent and the trunk: the branches and the adapter."""
         return [*self.branches.parameters(), *self.adapter.parameters()]
+
+    def adaptation_state(self) -> dict[str, torch.Tensor]:
+        """adaptation()'s tensors, buffers included, named as in state_dict()."""
+        return {f"{part}.{k}": v for part in ("branches", "adapter")
+                for k, v in getattr(self, part).state_dict().items()}
 
     def forward(self, x: torch.Tensor, hint: bool = False):
         """Logits; with `hint`, (logits, self.features(x))."""
