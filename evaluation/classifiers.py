@@ -10,13 +10,13 @@ method on one codec's sets, e.g. "Anchor 2 (JPEG)".
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from torch import nn
 
+from foundation import storage
 from foundation.sets import CODECS, LEARNED
 from trainer import checkpoint
 from trainer.config import TrainConfig
@@ -50,11 +50,7 @@ class Classifier:
 
     @cached_property  # read once: a classifier serves several cells (Anchor 3 and Anchor 1)
     def sha256(self) -> str:
-        digest = hashlib.sha256()
-        with open(self.path, "rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return storage.sha256(self.path)
 
 
 def read_classifier(path: Path) -> Classifier:

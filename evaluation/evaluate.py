@@ -10,7 +10,6 @@ and any classical codec's (jpeg<P>, webp<P>): Anchor 1 and Anchor 2 apply to bot
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import math
@@ -21,15 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from evaluation import metrics, seeds
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier, curve_name, find_classifiers, load_model
 from evaluation.predict import predict
-from foundation import schema, storage
+from foundation import predictions, schema, storage
 from foundation.cli import stage_main
 from foundation.device import DEVICES, resolve_device
 from foundation.sets import SetId
@@ -94,26 +91,6 @@ def set_quality(manifest: pd.DataFrame, split: str) -> dict[str, float]:
     return {k: float(rows[k].mean()) for k in ("bpp", "psnr", "ms_ssim", "ssim")}
 
 
-def _cached(path: Path, sha256: str) -> dict | None:
-    if not path.is_file():
-        return None
-    table = pq.read_table(path)
-    if (table.schema.metadata or {}).get(b"checkpoint_sha256", b"").decode() != sha256:
-        return None
-    return {"key": table["key"].to_numpy(zero_copy_only=False), "label": table["label"].to_numpy(),
-            "top": np.stack(table["top"].to_numpy(zero_copy_only=False))}
-
-
-def _save(path: Path, predictions: dict, sha256: str) -> None:
-    table = pa.table({"key": predictions["key"], "label": predictions["label"],
-                      "top": list(predictions["top"])})
-    table = table.replace_schema_metadata({"checkpoint_sha256": sha256})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    storage.write_atomic(path, buffer.getvalue())
-
-
 def check_counts(predictions: dict, shard_set: ShardSet, split: str,
                  manifest: pd.DataFrame | None = None) -> None:
     """Every sample of the split evaluated exactly once, or an error naming what differs;
@@ -147,22 +124,28 @@ def evaluate_target(target: Target, catalogue: Catalogue, split: str, out: Path,
     shard_set = catalogue.shard_set(target.domain, target.set_id, splits=(split,))
     names = list(shard_set.info["categories"])
     label_space = label_space or names
-    sha256 = target.classifier.sha256
+    sha256, shards = target.classifier.sha256, shard_set.fingerprint(split)
     cache = out / PREDICTIONS / f"{target.slug}{seeds.suffix(target.seed)}-{split}.parquet"
-    predictions = _cached(cache, sha256)
-    if predictions is None:
+    found = predictions.read(cache, sha256, shards)
+    if found is None and target.domain == target.classifier.config.domain:
+        # the trainer's own test pass of this checkpoint on these shards
+        found = predictions.read(target.classifier.path.parent / predictions.RUN_FILE, sha256,
+                                 shards)
+        if found is not None:
+            predictions.write(cache, found, sha256, shards)
+    if found is None:
         config = target.classifier.config
         model = load_model(target.classifier, len(label_space), shard_set.latent_channels)
         model = model.to(device, memory_format=precision.memory_format(device))
-        predictions = predict(model, shard_set, split, config.input_sizes, workers=workers,
-                              desc=f"{target.method} {target.set_id}",
-                              arithmetic=precision.for_evaluation(config.precision, device))
-        _save(cache, predictions, sha256)
-    check_counts(predictions, shard_set, split, catalogue.manifest(shard_set))
+        found = predict(model, shard_set, split, config.input_sizes, workers=workers,
+                        desc=f"{target.method} {target.set_id}",
+                        arithmetic=precision.for_evaluation(config.precision, device))
+        predictions.write(cache, found, sha256, shards)
+    check_counts(found, shard_set, split, catalogue.manifest(shard_set))
     if names != label_space:
-        labels = label_map(names, label_space, shard_set.directory)[predictions["label"]]
-        predictions = predictions | {"label": labels}
-    return predictions, shard_set
+        labels = label_map(names, label_space, shard_set.directory)[found["label"]]
+        found = found | {"label": labels}
+    return found, shard_set
 
 
 def evaluate_all(catalogue: Catalogue, classifiers: list[Classifier], out: str | Path,

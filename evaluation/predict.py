@@ -5,22 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from foundation.predictions import TOP_K
 from foundation.progress import progress
 from trainer import precision
-from trainer.data import EvalStream, SampleTransform, ShardSet, loader
-
-TOP_K = 5
-
-
-class KeyedTransform:
-    """The trainer's eval transform, keeping each sample's key (to count every sample once)."""
-
-    def __init__(self, transform: SampleTransform):
-        self.transform = transform
-
-    def __call__(self, raw: dict) -> tuple[torch.Tensor, int, str]:
-        x, label = self.transform(raw)
-        return x, label, raw["__key__"]
+from trainer.data import EvalStream, KeyedTransform, SampleTransform, ShardSet, loader
 
 
 @torch.inference_mode()

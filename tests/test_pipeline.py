@@ -94,6 +94,24 @@ def test_anchor1_is_the_original_model_on_decoded_images_not_retrained(demo):
     assert np.array_equal(fresh["top"][order], np.stack(cached["top"].to_numpy()))
 
 
+def test_the_report_predicts_only_the_cells_no_trainer_has_tested(demo, tmp_path, monkeypatch):
+    from evaluation import evaluate
+    from evaluation.catalogue import Catalogue
+    from evaluation.classifiers import find_classifiers
+
+    predicted = []
+    real = evaluate.predict
+    monkeypatch.setattr(evaluate, "predict",
+                        lambda *a, desc="", **kw: predicted.append(desc) or real(*a, **kw))
+    runs = demo["root"] / "runs" / demo["data"].name
+    tables = evaluate.evaluate_all(Catalogue(demo["shards"]), find_classifiers(runs), tmp_path)
+    # Anchor 1 alone: the original model on each coded set; every trainer tested its own set
+    assert sorted(predicted) == sorted(f"{ANCHOR1} {s}" for s in ("q1", "q8", "jpeg5", "jpeg60"))
+    mine = tables["results"].sort_values(["method", "set"])["top1"].to_numpy()
+    report = demo["results"].sort_values(["method", "set"])["top1"].to_numpy()
+    assert np.array_equal(mine, report)
+
+
 def test_every_test_sample_is_evaluated_once(demo):
     for row in demo["results"].itertuples():
         manifest = schema.read_manifest(demo["shards"] / row.set).to_pandas()

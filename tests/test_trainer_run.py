@@ -83,6 +83,21 @@ def test_latent_classifier_learns_on_two_processes(trainer_shards, tmp_path):
     report = predict(model, shard_set, "test", classifier.config.input_sizes, workers=0)
     assert (report["top"][:, 0] == report["label"]).sum() == round(float(top1) * 48)
 
+    # the trainer kept both ranks' predictions, every test sample once, marked with its
+    # checkpoint and the test shards, and they are the report's, sample for sample
+    from foundation import predictions
+
+    trained = predictions.read(tmp_path / "run" / predictions.RUN_FILE, classifier.sha256,
+                               shard_set.fingerprint("test"))
+    assert trained is not None and sorted(trained["key"]) == sorted(report["key"])
+    order = {k: i for i, k in enumerate(report["key"])}
+    rows = [order[k] for k in trained["key"]]
+    assert (trained["label"] == report["label"][rows]).all()
+    assert (trained["top"][:, 0] == report["top"][rows, 0]).all()
+    assert trained["top"].shape == (48, 4)  # top-5 of 4 classes: all of them, best first
+    assert predictions.read(tmp_path / "run" / predictions.RUN_FILE, "0" * 64,
+                            shard_set.fingerprint("test")) is None  # another checkpoint's
+
 
 def test_resume_continues_exactly(trainer_shards, tmp_path):
     common = ("--max-steps", "2", "--lr-steps", "1")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from foundation import schema, storage
+from foundation import predictions, schema, storage
 from foundation.sets import SetId
 from trainer import domains
 from trainer.transforms import PAPER_SIZES, InputSizes
@@ -47,6 +47,10 @@ class ShardSet:
         return [str(storage.join(self.directory, name))
                 for name in sorted(self.info[schema.FINGERPRINTS])
                 if schema.shard_split(name) == split]
+
+    def fingerprint(self, split: str) -> str:
+        """The split's data, hashed (predictions made on it carry this)."""
+        return predictions.split_fingerprint([self.info], split)
 
 
 def open_shard_set(root: str | Path, domain: str, set_id: SetId | None = None,
@@ -82,6 +86,9 @@ class PooledShardSet(ShardSet):
 
     def shards(self, split: str) -> list[str]:
         return [shard for part in self.parts for shard in part.shards(split)]
+
+    def fingerprint(self, split: str) -> str:
+        return predictions.split_fingerprint([part.info for part in self.parts], split)
 
 
 def open_rates(root: str | Path, qualities: tuple[int, ...],
@@ -120,6 +127,18 @@ class SampleTransform:
     def __call__(self, raw: dict) -> tuple[torch.Tensor, int]:
         sample = schema.decode_sample(raw, only=self.members)
         return self.input(sample), sample[schema.LABEL]
+
+
+class KeyedTransform:
+    """An eval transform that keeps each sample's key (to count every sample once and to
+    name it in the predictions)."""
+
+    def __init__(self, transform: SampleTransform):
+        self.transform = transform
+
+    def __call__(self, raw: dict) -> tuple[torch.Tensor, int, str]:
+        x, label = self.transform(raw)
+        return x, label, raw["__key__"]
 
 
 class Shared:

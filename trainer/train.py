@@ -10,20 +10,24 @@ import time
 from dataclasses import asdict, dataclass
 from itertools import islice
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from foundation import predictions, storage
 from foundation.cli import stage_main
 from foundation.device import resolve_device
+from foundation.predictions import TOP_K
 from foundation.progress import progress
 from foundation.storage import write_atomic
 from trainer import checkpoint, distill, precision
 from trainer.config import TrainConfig, parse
 from trainer.data import (
     EvalStream,
+    KeyedTransform,
     SampleTransform,
     ShardSet,
     Shared,
@@ -83,26 +87,40 @@ def to_device(x, device):
 
 
 @torch.inference_mode()
-def evaluate(model, criterion, data, device, amp, prefix: str) -> dict:
-    """Top-1/Top-5 with every sample counted once over all ranks (no collective in the loop),
-    every rank with rank 0's BatchNorm statistics: those the checkpoint holds."""
+def evaluate(model, criterion, data, device, amp, prefix: str) -> tuple[dict, dict | None]:
+    """(metrics, predictions): Top-1/Top-5 with every sample counted once over all ranks (no
+    collective in the loop), every rank with rank 0's BatchNorm statistics: those the checkpoint
+    holds; and on rank 0 (None elsewhere) every sample's key, label and top-5 classes, all
+    ranks' (foundation.predictions)."""
     model.eval()
     for buffer in model.buffers():  # each rank updated its own in training
         dist.broadcast(buffer, 0)
     totals = torch.zeros(4, device=device, dtype=torch.float64)  # loss, top1, top5, samples
-    for x, y in data:
+    keys, labels, tops = [], [], []
+    for x, y, key in data:
         x = x.to(device, non_blocking=True, memory_format=precision.memory_format(device))
         y = y.to(device, non_blocking=True)
         with amp:
             logits = model(x).float()
-        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        totals += torch.stack([criterion(logits, y) * len(y), (top5[:, 0] == y).sum(),
-                               (top5 == y[:, None]).any(1).sum(),
+        top = logits.topk(min(TOP_K, logits.shape[1]), dim=1).indices
+        totals += torch.stack([criterion(logits, y) * len(y), (top[:, 0] == y).sum(),
+                               (top == y[:, None]).any(1).sum(),
                                torch.tensor(len(y), device=device)]).double()
+        keys += key
+        labels.append(y.cpu().numpy())
+        tops.append(top.cpu().numpy())
     dist.all_reduce(totals)
     n = max(totals[3].item(), 1)
-    return {f"{prefix}_loss": totals[0].item() / n, f"{prefix}_top1": totals[1].item() / n,
-            f"{prefix}_top5": totals[2].item() / n, f"{prefix}_samples": int(totals[3].item())}
+    metrics = {f"{prefix}_loss": totals[0].item() / n, f"{prefix}_top1": totals[1].item() / n,
+               f"{prefix}_top5": totals[2].item() / n, f"{prefix}_samples": int(totals[3].item())}
+    mine = (keys, labels, tops)
+    every = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(mine, every, dst=0)
+    if every is None:
+        return metrics, None
+    return metrics, {"key": np.array([k for rank in every for k in rank[0]]),
+                     "label": np.concatenate([a for rank in every for a in rank[1]]),
+                     "top": np.concatenate([a for rank in every for a in rank[2]])}
 
 
 @dataclass
@@ -134,7 +152,8 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
                                         latent_flip=not config.no_latent_flip),
                         rank, world, config.seed, epoch)
     splits = SplitShards({s: shard_set.shards(s) for s in ("validate", "test")})
-    evaluation = EvalStream(splits, SampleTransform(shard_set, False, *config.input_sizes),
+    evaluation = EvalStream(splits, KeyedTransform(SampleTransform(shard_set, False,
+                                                                   *config.input_sizes)),
                             rank, world)
     seed = config.seed * 1_000_003 + rank
     data = Data(loader(train, per_rank_batch, config.loader_workers, seed, True, device),
@@ -283,7 +302,7 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
                                   device, amp, epoch + 1, is_main)
         metrics["lr"] = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        metrics |= evaluate(model, criterion, data.split("validate"), device, amp, "val")
+        metrics |= evaluate(model, criterion, data.split("validate"), device, amp, "val")[0]
         history.append({"epoch": epoch + 1, **metrics})
         if is_main:
             path = checkpoint.save(out, model, optimizer, scheduler, epoch, config, history,
@@ -293,8 +312,11 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
                   f"train top-1 {metrics['train_top1']:.3f}, val top-1 {metrics['val_top1']:.3f} "
                   f"top-5 {metrics['val_top5']:.3f}, {metrics['images_per_s']:.1f} img/s")
         dist.barrier()
-    test = evaluate(model, criterion, data.split("test"), device, amp, "test")
-    if is_main:
+    test, predicted = evaluate(model, criterion, data.split("test"), device, amp, "test")
+    if is_main:  # the report reads these instead of predicting again (evaluation.evaluate)
+        predictions.write(out / predictions.RUN_FILE, predicted,
+                          storage.sha256(out / checkpoint.CHECKPOINT),
+                          shard_set.fingerprint("test"))
         tracker.finish(test)
         write_atomic(out / TEST_RESULT, json.dumps(test, indent=1).encode())
         print(f"test: top-1 {test['test_top1']:.4f}, top-5 {test['test_top5']:.4f} on "
