@@ -123,16 +123,18 @@ pretrain-latent: $(PY)  ## pretrain cResNet-39 on the procedural corpus's q4 lat
 	  --resume --experiment pretraining
 	$(PY) -m trainer.backbone runs/latent-pretrain/checkpoint.pth $(LATENT_START)
 
-# The latent branches fitted to the pixel start's conv_2x on the corpus's latents of every demo
-# quality (16 a class), without labels (trainer/latent_start.py; docs/comp-study, row latent-hint)
+# The latent branches fitted to the pixel start's conv_2x on the corpus's latents of CODECS's
+# q1, q4 and q8 (16 images a class), without labels (trainer/latent_start.py; docs/comp-study,
+# row latent-hint). Other codecs: make latent-hint CODECS=dir LATENT_HINT=file
 LATENT_HINT ?= backbones/latent-hint-demo/branches.pth
 HINT_STEPS ?= 1000
+HINT_SHARDS = data/latent-hint-shards/$(notdir $(CODECS))
 latent-hint: $(PY)  ## fit cResNet-39's latent branches to the procedural stem -> LATENT_HINT
 	$(PY) -m prep.datasets.procedural --out data/procedural-256-16 --per-class 16 --size 256
 	set -e; for q in 1 4 8; do $(PY) -m prep --data data/procedural-256-16 \
-	  --out data/latent-hint-shards --quality $$q --codec-weights codecs/demo/codec-q$$q.pth \
+	  --out $(HINT_SHARDS) --quality $$q --codec-weights $(CODECS)/codec-q$$q.pth \
 	  --shard-size 64; done
-	$(PY) -m trainer.latent_start data/latent-hint-shards/procedural-256-16 --rates 1 4 8 \
+	$(PY) -m trainer.latent_start $(HINT_SHARDS)/procedural-256-16 --rates 1 4 8 \
 	  --steps $(HINT_STEPS) --out $(LATENT_HINT)
 
 SUBSET ?= ../shared/data/minc-2500-subset/minc-2500

@@ -11,7 +11,7 @@ the whole cResNet-39 without fc (an experiment's latent_init). The branches fit 
 latents: the shipped start (`--init latent-hint-demo`, backbones/latent-hint-demo) the demo
 codecs'.
 
-    python -m trainer.latent_start data/latent-hint-shards/procedural-256-16 --rates 1 4 8 \
+    python -m trainer.latent_start data/latent-hint-shards/demo/procedural-256-16 --rates 1 4 8 \
         --out backbones/latent-hint-demo/branches.pth
 """
 
