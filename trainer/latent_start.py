@@ -6,7 +6,7 @@ from the task's few images. Here they learn on the procedural corpus's latents, 
 to hand conv_3x the map the procedural backbone's stem and conv_2x make of the same (decoded)
 image: FitNets' hint (Romero et al. 2015), run on the data the pixel start was trained on,
 before any task. The trunk (conv_3x..conv_5x) is the procedural backbone's, untouched, so the
-file holds the branches alone (120 KiB) and names the trunk they sit on: `--init FILE` gives
+file holds the branches alone (136 KiB) and names the trunk they sit on: `--init FILE` gives
 the whole cResNet-39 without fc (an experiment's latent_init). The branches fit one codec's
 latents: the shipped start (`--init latent-hint-demo`, backbones/latent-hint-demo) the demo
 codecs'.
