@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,10 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
     catalogue, out = Catalogue(root), Path(out)
     dataset = catalogue.dataset
     classifiers = find_classifiers(runs)
-    inits = {c.config.init for c in classifiers if not c.config.distill}
+    inits = defaultdict(set)  # start -> the methods trained from it
+    for c in classifiers:
+        if not c.config.distill:
+            inits[c.config.init].add(c.trained_method)
     taught = any(c.config.distill for c in classifiers)
     original = catalogue.shard_set(ORIGINAL.name)
     names = list(original.info["categories"])

@@ -10,7 +10,7 @@ import pandas as pd
 from evaluation import verdicts
 from evaluation.classifiers import CODEC_LABELS, Classifier, curve_name
 from foundation.sets import CLASSICAL, LEARNED, SetId
-from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS, COMP_RATES
+from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS, COMP_RATES, METHOD_ORDER
 
 # Deng and Karam, Table 2 (MINC-2500 split 1, test): Top-1 (Top-5) in %.
 PAPER = {ANCHOR3: {None: (81.50, 97.58)},
@@ -119,11 +119,12 @@ def _pct(row: pd.Series) -> str:
     return f"{100 * row.top1:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def pattern(results: pd.DataFrame, inits: set[str], bd_results: pd.DataFrame | None = None,
-            where: str = "", taught: bool = False) -> str:
+def pattern(results: pd.DataFrame, inits: dict[str, set[str]],
+            bd_results: pd.DataFrame | None = None, where: str = "", taught: bool = False) -> str:
     """The paper's three findings, each checked against these results: the cells the table
     prints, their gaps with intervals and the BD-accuracy of Comp. against Anchor 2 (the rule:
-    evaluation.verdicts). inits: where the classifiers started; taught: Comp. learned from,
+    evaluation.verdicts). inits: each start (`--init`) and the methods that started from it;
+    taught: Comp. learned from,
     and started from, the Anchor 2 of its set (`--distill`)."""
     results = _learned(results)
     qualities = sorted(int(q) for q in results["quality"].dropna().unique())
@@ -161,7 +162,9 @@ def pattern(results: pd.DataFrame, inits: set[str], bd_results: pd.DataFrame | N
             "decoding* (paper: Comp. 72.6-76.6 against Anchor 2 77.1-79.9, 4.5 to 6.9 points "
             "behind). Here, Comp. minus Anchor 2 in points: " + "; ".join(cells) + "."
             + (f" {overall}" if overall else ""))
-    start = ", ".join(f"`--init {i}`" for i in sorted(inits))
+    start = (f"`--init {next(iter(inits))}`" if len(inits) == 1 else " and ".join(
+        f"`--init {i}` ({', '.join(sorted(methods, key=METHOD_ORDER.index))})"
+        for i, methods in sorted(inits.items())))
     return (f"## The paper's pattern, checked{_on(where)}\n\n" + "\n".join(lines) + "\n\n"
             + verdicts.RULE + _seeds_note(results) + "\n\nThe paper fine-tunes every classifier "
             f"from ImageNet; these started from {start}." + (

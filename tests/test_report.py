@@ -14,6 +14,7 @@ from evaluation.tracking import metric_name
 from evaluation.verdicts import PAPER_GAP
 from foundation.sets import SetId
 from pipeline.run import summarize_splits
+from trainer.domains import ANCHOR2, ANCHOR3, COMP
 
 N = 5750  # test images of MINC-2500 (23 x 250)
 
@@ -71,14 +72,14 @@ def test_a_missing_cell_says_not_trained():
 
 
 def test_the_papers_pattern_holds_where_the_numbers_say_so():
-    text = pattern(paper_like(), {"imagenet"})
+    text = pattern(paper_like(), {"imagenet": {ANCHOR2}})
     assert text.count("holds here") == 4 and "differs" not in text  # 1, 2, 3 at q1 and q8
 
 
 def test_a_reversed_pattern_is_reported_as_different():
     frame = results([row("Anchor 1", 1, .40), row("Anchor 1", 8, .80), row("Anchor 2", 1, .41),
                      row("Comp.", 1, .80), row("Comp.", 8, .92), row("Anchor 2", 8, .48)])
-    text = pattern(frame, {"procedural"})
+    text = pattern(frame, {"procedural": {ANCHOR2}})
     assert "1. *" in text and "holds here" in text  # Anchor 1 falls with the rate
     assert "within noise" in text.split("\n")[3]  # Anchor 2 vs Anchor 1 at q1: 41 vs 40 %
     assert text.split("\n")[4].count("**differs here: ahead**") == 2  # Comp. well ahead
@@ -111,7 +112,7 @@ def test_jpeg_anchors_get_their_own_rows_and_a_column_per_set_with_its_bpp():
     # the learned codec's q8 cell is its own, not JPEG quality 8's
     anchor1 = next(line for line in lines if line.startswith("| Anchor 1 |"))
     assert "81.0 (95.0)" in anchor1 and "79.0" not in anchor1
-    assert pattern(frame, {"imagenet"}).count("holds here") == 4
+    assert pattern(frame, {"imagenet": {ANCHOR2}}).count("holds here") == 4
 
 
 def test_bd_accuracy_is_reported_with_its_interval_and_reading():
@@ -137,7 +138,7 @@ def test_bd_accuracy_is_reported_with_its_interval_and_reading():
 def finding3(comp: float, anchor2: float, n: int, **more) -> str:
     """Finding 3's sentence for one quality: Comp. and Anchor 2 measured on n images."""
     frame = results([row("Comp.", 4, comp, n=n) | more, row("Anchor 2", 4, anchor2, n=n)])
-    [line] = [line for line in pattern(frame, {"procedural"}).splitlines()
+    [line] = [line for line in pattern(frame, {"procedural": {ANCHOR2}}).splitlines()
               if line.startswith("3. ")]
     return line
 
@@ -166,12 +167,20 @@ def test_finding3_over_the_whole_curve_reads_the_bd_interval():
     frame = results([row("Comp.", 1, .57, n=134), row("Anchor 2", 1, .80, n=134)])
     bd = pd.DataFrame([{"curve": "Comp.", "reference": "Anchor 2", "bd_top1": -0.21,
                         "bd_top1_low": -0.30, "bd_top1_high": -0.12}])
-    text = pattern(frame, {"procedural"}, bd)
+    text = pattern(frame, {"procedural": {ANCHOR2}}, bd)
     assert ("Over the whole curve (BD-accuracy, Comp. minus Anchor 2 at equal rate): "
             "-21.0 [-30.0, -12.0] points: **differs here: far behind**") in text
     assert "beyond the noise* when its interval excludes 0" in text  # the rule is written out
     bd.loc[0, ["bd_top1", "bd_top1_low", "bd_top1_high"]] = (-0.03, -0.05, -0.01)
-    assert "-3.0 [-5.0, -1.0] points: holds here" in pattern(frame, {"procedural"}, bd)
+    assert "-3.0 [-5.0, -1.0] points: holds here" in pattern(frame, {"procedural": {ANCHOR2}}, bd)
+
+
+def test_the_report_names_each_start_and_what_started_from_it():
+    frame = results([row("Comp.", 4, .70), row("Anchor 2", 4, .80)])
+    assert "these started from `--init procedural`." in pattern(frame, {"procedural": {ANCHOR2}})
+    text = pattern(frame, {"procedural": {ANCHOR2, ANCHOR3}, "latent-hint-demo": {COMP}})
+    assert ("these started from `--init latent-hint-demo` (Comp.) and `--init procedural` "
+            "(Anchor 3, Anchor 2).") in text
 
 
 def test_one_classifier_for_every_rate_is_a_cell_at_each_rate_and_a_row_of_table2():
