@@ -124,8 +124,7 @@ def pattern(results: pd.DataFrame, inits: dict[str, set[str]],
     """The paper's three findings, each checked against these results: the cells the table
     prints, their gaps with intervals and the BD-accuracy of Comp. against Anchor 2 (the rule:
     evaluation.verdicts). inits: each start (`--init`) and the methods that started from it;
-    taught: Comp. learned from,
-    and started from, the Anchor 2 of its set (`--distill`)."""
+    taught: Comp. learned from, and started from, the Anchor 2 of its set (`--distill`)."""
     results = _learned(results)
     qualities = sorted(int(q) for q in results["quality"].dropna().unique())
     if not qualities:

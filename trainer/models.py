@@ -68,7 +68,7 @@ def initial_state(init: str) -> dict[str, torch.Tensor] | None:
     state = content.get("model", content) if isinstance(content, dict) else content
     own = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     trunk = content.get("trunk") if isinstance(content, dict) else None
-    return own if trunk is None else {**initial_state(trunk), **own}
+    return own if trunk is None else {**(initial_state(trunk) or {}), **own}
 
 
 def initialise(model: nn.Module, init: str) -> nn.Module:

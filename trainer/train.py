@@ -118,9 +118,10 @@ def evaluate(model, criterion, data, device, amp, prefix: str) -> tuple[dict, di
     dist.gather_object(mine, every, dst=0)
     if every is None:
         return metrics, None
-    return metrics, {"key": np.array([k for rank in every for k in rank[0]]),
-                     "label": np.concatenate([a for rank in every for a in rank[1]]),
-                     "top": np.concatenate([a for rank in every for a in rank[2]])}
+    labels, tops = ([a for rank in every for a in rank[part]] for part in (1, 2))
+    return metrics, {"key": np.array([k for rank in every for k in rank[0]], dtype=str),
+                     "label": np.concatenate(labels) if labels else np.zeros(0, np.int64),
+                     "top": np.concatenate(tops) if tops else np.zeros((0, TOP_K), np.int64)}
 
 
 @dataclass
