@@ -187,9 +187,12 @@ def test_the_mlflow_parent_run_holds_the_report(demo):
         assert child.data.metrics["bpp"] == pytest.approx(row.bpp)
     training = client.search_runs([experiment.experiment_id], "tags.domain = 'latent'")
     assert training and all(r.data.tags["report_run_id"] == parent.info.run_id for r in training)
-    # offline, every classifier fine-tunes from the procedural stand-in for ImageNet
+    # offline, every pixel classifier fine-tunes from the procedural stand-in for ImageNet, and
+    # Comp. from the latent branches fitted to it on the demo codecs' latents (demo.toml)
     every_run = client.search_runs([experiment.experiment_id], "tags.domain != ''")
-    assert len(every_run) == 7 and {r.data.params["init"] for r in every_run} == {"procedural"}
+    assert len(every_run) == 7
+    assert {(r.data.tags["domain"] == "latent", r.data.params["init"]) for r in every_run} == {
+        (False, "procedural"), (True, "latent-hint-demo")}
     bd = pd.read_csv(demo["report"] / "bd_accuracy.csv")
     metrics = client.get_run(parent.info.run_id).data.metrics
     for row in bd.dropna(subset=["bd_top1"]).itertuples():
