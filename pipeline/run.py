@@ -89,6 +89,12 @@ def extra_location(e: Experiment) -> Location:
     return storage.join(e.out, EXTRA)
 
 
+def codec_weights(e: Experiment) -> list[str]:
+    """The sha256 of the experiment's learned codec files that exist ([]: CompressAI's)."""
+    files = [Path(e.codecs) / weights_file_name(q) for q in e.qualities] if e.codecs else []
+    return [storage.sha256(f) for f in files if f.is_file()]
+
+
 def prep(e: Experiment, out: Location, split: int) -> None:
     for config in prep_configs(e, out, split):
         sets = ", ".join(s.name for s in config.sets() if s.coded)
@@ -257,8 +263,11 @@ def stage_table(stages: list[tuple[str, float]], total: float, lanes: int = 1) -
 
 def run(e: Experiment) -> list[Path]:
     start, reports, frames = time.perf_counter(), [], {}
-    for init in {e.init, e.latent_init or e.init}:  # a missing start: one line now, not after prep
-        initial_state(init)
+    # a missing start: one line now, not after prep; latent branches fitted to other codecs: a
+    # warning now, not in a trainer's log
+    initial_state(e.init)
+    if e.latent_init:
+        initial_state(e.latent_init, codec_weights(e))
     for split in e.splits:
         several = len(e.splits) > 1
         out = storage.join(e.out, f"split{split}") if several else storage.location(e.out)

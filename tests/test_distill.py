@@ -11,14 +11,17 @@ import torch
 from PIL import Image
 
 from foundation import storage
+from foundation.sets import SetId
 from pipeline.experiment import load
 from pipeline.run import train_configs, waits_for
 from tests.conftest import DEMO_CODEC_Q4
 from trainer import checkpoint, distill
 from trainer.config import TrainConfig
+from trainer.data import open_shard_set
 from trainer.models import cresnet39, resnet50_deep_stem
 from trainer.transforms import HINT_STRIDE, IMAGENET_MEAN, IMAGENET_STD, LatentTransform
 
+ROOT = Path(__file__).resolve().parents[1]
 DEMO = load("demo")
 
 M, SIDE, CROP = 4, 16, 14
@@ -159,6 +162,8 @@ def test_latent_start_fits_the_branches_and_keeps_the_procedural_trunk(trainer_s
     assert len(errors) == 3 and errors[-1] < errors[0]
     written = torch.load(out, weights_only=True)
     assert written["trunk"] == "procedural"
+    latents = open_shard_set(trainer_shards, "latent", SetId.of(4))
+    assert written["codecs"] == latents.codec_weights() and len(written["codecs"][0]) == 64
     assert {k.split(".")[0] for k in written["model"]} == {"branches"}  # no trunk, no fc
     state = initial_state(str(out))
     trunk = initial_state("procedural")
@@ -166,9 +171,16 @@ def test_latent_start_fits_the_branches_and_keeps_the_procedural_trunk(trainer_s
     assert {"branches.y.1.conv2.weight", "branches.sigma.1.conv2.weight"} <= set(state)
 
 
-def test_the_shipped_latent_start_fills_all_of_the_demo_classifier_but_its_fc():
+def test_the_shipped_latent_start_fills_all_of_the_demo_classifier_but_its_fc(caplog):
     from trainer.models import CResNet39, initial_state, load_matching
 
+    demo = [storage.sha256(ROOT / "codecs" / "demo" / f"codec-q{q}.pth") for q in (1, 4, 8)]
     model = CResNet39(96, 6)  # the demo codecs: M = 96; 6 classes
-    fresh = load_matching(model, initial_state("latent-hint-demo"), "latent-hint-demo")
+    fresh = load_matching(model, initial_state("latent-hint-demo", demo[1:2]), "latent-hint-demo")
     assert fresh == ["fc.bias", "fc.weight"]
+    assert "fitted to the latents of other codec weights" not in caplog.text
+    # the real-photograph codecs make other latents: the start says so, and still loads
+    other = [storage.sha256(ROOT / "codecs" / "minc-subset" / "codec-q4.pth")]
+    assert initial_state("latent-hint-demo", other) is not None
+    assert "fitted to the latents of other codec weights" in caplog.text
+    assert "make latent-hint CODECS=DIR" in caplog.text

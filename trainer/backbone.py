@@ -26,15 +26,17 @@ def export(run_checkpoint: Path, out: Path) -> tuple[int, str]:
     return write_start(checkpoint.load(run_checkpoint)["model"], out)
 
 
-def write_start(state: dict[str, torch.Tensor], out: Path, trunk: str | None = None
-                ) -> tuple[int, str]:
+def write_start(state: dict[str, torch.Tensor], out: Path, trunk: str | None = None,
+                codecs: list[str] = ()) -> tuple[int, str]:
     """A model's tensors as a start: without fc, float16; with `trunk` (a start's name or
-    file), a file of these tensors that trainer.models.initial_state lays over the trunk's.
+    file), a file of these tensors that trainer.models.initial_state lays over the trunk's,
+    and the sha256 of the codec weights whose latents they were fitted to (`codecs`).
     Returns its size and sha256."""
     backbone = {k: v.half() if v.is_floating_point() else v
                 for k, v in state.items() if not k.startswith("fc.")}
     buffer = io.BytesIO()
-    torch.save(backbone if trunk is None else {"trunk": trunk, "model": backbone}, buffer)
+    torch.save(backbone if trunk is None else
+               {"trunk": trunk, "model": backbone, "codecs": list(codecs)}, buffer)
     data = buffer.getvalue()
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, data)

@@ -52,6 +52,11 @@ class ShardSet:
         """The split's data, hashed (predictions made on it carry this)."""
         return predictions.split_fingerprint([self.info], split)
 
+    def codec_weights(self) -> list[str]:
+        """The sha256 of the learned codec's weights that made its latents ([]: none)."""
+        codec = self.info.get("codec") or {}
+        return [codec["weights_sha256"]] if "weights_sha256" in codec else []
+
 
 def open_shard_set(root: str | Path, domain: str, set_id: SetId | None = None,
                    splits: tuple[str, ...] = schema.SPLITS) -> ShardSet:
@@ -89,6 +94,9 @@ class PooledShardSet(ShardSet):
 
     def fingerprint(self, split: str) -> str:
         return predictions.split_fingerprint([part.info for part in self.parts], split)
+
+    def codec_weights(self) -> list[str]:
+        return [weights for part in self.parts for weights in part.codec_weights()]
 
 
 def open_rates(root: str | Path, qualities: tuple[int, ...],

@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         errors = fit(model, teacher, epochs, args.steps, args.lr, args.log_every)
     finally:
         dist.destroy_process_group()
-    size, digest = write_start(model.adaptation_state(), args.out, trunk=args.trunk)
+    size, digest = write_start(model.adaptation_state(), args.out, trunk=args.trunk,
+                               codecs=shard_set.codec_weights())
     print(f"wrote {args.out}: {size / 2**10:.0f} KiB, sha256 {digest}; hint error "
           f"{errors[0]:.3f} over the first {min(args.log_every, args.steps)} steps, "
           f"{errors[-1]:.3f} over the last")

@@ -51,11 +51,12 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str)
     return fresh
 
 
-def initial_state(init: str) -> dict[str, torch.Tensor] | None:
+def initial_state(init: str, codecs: list[str] = ()) -> dict[str, torch.Tensor] | None:
     """The tensors `--init` names (None for none), in float32; a missing file is one error
     that says what to do. A file that names a trunk (trainer.backbone.write_start) holds only
-    its own tensors: they go over the trunk's. The trainer calls this before any process group
-    exists."""
+    its own tensors: they go over the trunk's. `codecs`: the sha256 of the codec weights whose
+    latents the start will read; a warning where its latent branches were fitted to others'.
+    The trainer calls this before any process group exists."""
     if init == "none":
         return None
     if init == "imagenet":
@@ -68,6 +69,13 @@ def initial_state(init: str) -> dict[str, torch.Tensor] | None:
     state = content.get("model", content) if isinstance(content, dict) else content
     own = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     trunk = content.get("trunk") if isinstance(content, dict) else None
+    fitted = content.get("codecs") if isinstance(content, dict) else None
+    if fitted and not set(codecs) <= set(fitted):
+        log.warning("--init %s: its latent branches were fitted to the latents of other codec "
+                    "weights (sha256 %s), not of these (%s): they start from a fit to another "
+                    "latent space; `make latent-hint CODECS=DIR LATENT_HINT=FILE` fits them to "
+                    "yours", init, ", ".join(f[:12] for f in fitted),
+                    ", ".join(c[:12] for c in codecs))
     return own if trunk is None else {**(initial_state(trunk) or {}), **own}
 
 

@@ -228,7 +228,8 @@ def check_inputs(config: TrainConfig) -> tuple[ShardSet, torch.device, dict | No
         distill.teacher_stem(config.distill)  # a missing or wrong teacher fails here
     device = _device(config)
     precision.resolve(config.precision, device)
-    return shard_set, device, initial_state(config.init)
+    codecs = shard_set.codec_weights() if config.reader.latent else []
+    return shard_set, device, initial_state(config.init, codecs)
 
 
 def init_process_group(backend: str) -> None:
