@@ -87,11 +87,12 @@ def to_device(x, device):
 
 
 @torch.inference_mode()
-def evaluate(model, criterion, data, device, amp, prefix: str) -> tuple[dict, dict | None]:
+def evaluate(model, criterion, data, device, amp, prefix: str, keep: bool = False
+             ) -> tuple[dict, dict | None]:
     """(metrics, predictions): Top-1/Top-5 with every sample counted once over all ranks (no
     collective in the loop), every rank with rank 0's BatchNorm statistics: those the checkpoint
-    holds; and on rank 0 (None elsewhere) every sample's key, label and top-5 classes, all
-    ranks' (foundation.predictions)."""
+    holds; with `keep`, on rank 0 (None elsewhere) every sample's key, label and top-5 classes,
+    all ranks' (foundation.predictions)."""
     model.eval()
     for buffer in model.buffers():  # each rank updated its own in training
         dist.broadcast(buffer, 0)
@@ -106,13 +107,16 @@ def evaluate(model, criterion, data, device, amp, prefix: str) -> tuple[dict, di
         totals += torch.stack([criterion(logits, y) * len(y), (top[:, 0] == y).sum(),
                                (top == y[:, None]).any(1).sum(),
                                torch.tensor(len(y), device=device)]).double()
-        keys += key
-        labels.append(y.cpu().numpy())
-        tops.append(top.cpu().numpy())
+        if keep:
+            keys += key
+            labels.append(y.cpu().numpy())
+            tops.append(top.cpu().numpy())
     dist.all_reduce(totals)
     n = max(totals[3].item(), 1)
     metrics = {f"{prefix}_loss": totals[0].item() / n, f"{prefix}_top1": totals[1].item() / n,
                f"{prefix}_top5": totals[2].item() / n, f"{prefix}_samples": int(totals[3].item())}
+    if not keep:
+        return metrics, None
     mine = (keys, labels, tops)
     every = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
     dist.gather_object(mine, every, dst=0)
@@ -314,7 +318,8 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
                   f"train top-1 {metrics['train_top1']:.3f}, val top-1 {metrics['val_top1']:.3f} "
                   f"top-5 {metrics['val_top5']:.3f}, {metrics['images_per_s']:.1f} img/s")
         dist.barrier()
-    test, predicted = evaluate(model, criterion, data.split("test"), device, amp, "test")
+    test, predicted = evaluate(model, criterion, data.split("test"), device, amp, "test",
+                               keep=True)
     if is_main:  # the report reads these instead of predicting again (evaluation.evaluate)
         predictions.write(out / predictions.RUN_FILE, predicted,
                           storage.sha256(out / checkpoint.CHECKPOINT),
