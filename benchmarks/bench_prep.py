@@ -7,6 +7,9 @@ Side by side in one run, on the same images:
   (d) the CPU stages of the split pipeline alone (a GPU node's CPU workers: the strings, their
       decode on the CPU and its check, the members): 1 core, then 2 threads of one process
       and 2 processes, on transforms computed beforehand
+  (e) jobs with nothing left to do (their sets written by (b)): 3 `python -m prep` processes
+      one after another, against the 3 jobs in one process on one Ray (what the pipeline does):
+      the start-up that a pipeline pays per prep job
 Each job row: the encoding phase (actor start-up included), its steady state (between the first
 and the last shard to finish) and end to end (Ray start, listing, manifests too).
 Then the storage of each member per sample against the original JPEG.
@@ -19,6 +22,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -106,6 +111,29 @@ def job(data: Path, out: Path, quality: int, weights: Path, **kw) -> dict:
     }
 
 
+NOOP_JOBS = 3
+ONE_RAY = """import sys
+from prep.cli import config_from
+from prep.job.driver import ray_session, run
+with ray_session(None):
+    for _ in range(int(sys.argv[1])):
+        run(config_from(sys.argv[2:]))
+"""
+
+
+def noop_jobs(config: PrepConfig) -> dict[str, float]:
+    """(e): seconds for NOOP_JOBS jobs of `config` whose shards are all done, each in a process
+    of its own, and all in one process on one Ray."""
+    argv, quiet = config.to_argv(), {"stdout": subprocess.DEVNULL, "check": True}
+    start = time.perf_counter()
+    for _ in range(NOOP_JOBS):
+        subprocess.run([sys.executable, "-m", "prep", *argv], **quiet)
+    apart = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", ONE_RAY, str(NOOP_JOBS), *argv], **quiet)
+    return {"apart": apart, "together": time.perf_counter() - start}
+
+
 def storage(set_dir: Path, root: Path) -> list[tuple[str, float]]:
     manifest = schema.read_manifest(set_dir).to_pylist()
     original = statistics.mean((root / r["source"]).stat().st_size for r in manifest)
@@ -170,6 +198,15 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {label} | {rate:.2f} | {rate / stages['1 core']:.2f} |")
         print(f"\nper core {stages['1 core']:.2f} img/s: a node's CPU workers (one per core "
               "not driving a GPU) code about cores x this\n")
+        noop = noop_jobs(PrepConfig(data=data, out=tmp / "out", quality=args.quality,
+                                    codec_weights=weights, original=False, shard_size=8))
+        print(f"| (e) {NOOP_JOBS} prep jobs with nothing left to do | s | s per job | x apart |")
+        print("|---|---:|---:|---:|")
+        for label, key in [("a process each (python -m prep)", "apart"),
+                           ("one process, one Ray (the pipeline)", "together")]:
+            print(f"| {label} | {noop[key]:.1f} | {noop[key] / NOOP_JOBS:.1f} "
+                  f"| {noop[key] / noop['apart']:.2f} |")
+        print()
         print("| member | bytes per sample | x original JPEG |")
         print("|---|---:|---:|")
         table = storage(runs["(b) Ray job, defaults"]["set_dir"], data)

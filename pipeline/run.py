@@ -84,6 +84,19 @@ def prep_configs(e: Experiment, out: Location, split: int) -> list[PrepConfig]:
     return [replace(jobs[0], classical=e.classical), *jobs[1:]]
 
 
+def all_prep_configs(e: Experiment, out: Location, split: int) -> list[PrepConfig]:
+    """prep_configs, then those of the evaluation-only set (coded like the data, as split 1:
+    its labels list only test images)."""
+    extra = prep_configs(replace(e, data=e.extra_test), extra_location(e), 1) \
+        if e.extra_test else []
+    return prep_configs(e, out, split) + extra
+
+
+def extra_set(e: Experiment) -> Location | None:
+    """The evaluation-only set's shards (None: the experiment has none)."""
+    return storage.join(extra_location(e), dataset_name(e.extra_test)) if e.extra_test else None
+
+
 def extra_location(e: Experiment) -> Location:
     """Where the evaluation-only set's shards go: once for all splits (it is all test)."""
     return storage.join(e.out, EXTRA)
@@ -95,11 +108,23 @@ def codec_weights(e: Experiment) -> list[str]:
     return [storage.sha256(f) for f in files if f.is_file()]
 
 
-def prep(e: Experiment, out: Location, split: int) -> None:
-    for config in prep_configs(e, out, split):
-        sets = ", ".join(s.name for s in config.sets() if s.coded)
-        _call([sys.executable, "-m", "prep", *config.to_argv()],
-              f"prep {sets} (and the original set)")
+def prep(configs: list[PrepConfig]) -> None:
+    """The prep jobs, one after another in this process on one Ray: its start-up and the
+    imports are paid once, not once per job (each still prints the `python -m prep` command
+    that does it alone)."""
+    from prep.job import driver
+
+    with driver.ray_session(None):
+        for config in configs:
+            sets = ", ".join(s.name for s in config.sets() if s.coded)
+            what = f"prep {sets}" + " (and the original set)" * config.original
+            print(f"\n==> {what}\n    python -m prep {' '.join(config.to_argv())}", flush=True)
+            start = time.perf_counter()
+            summary = driver.run(config)
+            print(driver.describe(summary), flush=True)
+            STAGES.append((what, time.perf_counter() - start))
+            if error := driver.too_many_failures(config, summary):
+                raise RuntimeError(f"{what}: {error}")
 
 
 def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
@@ -274,11 +299,8 @@ def run(e: Experiment) -> list[Path]:
         runs = Path(e.runs) / f"split{split}" if several else Path(e.runs)
         report_dir = Path(e.reports) / e.dataset / (f"split{split}" if several else "")
         experiment = f"{e.mlflow_experiment}-split{split}" if several else e.mlflow_experiment
-        prep(e, out, split)
-        extra = None
-        if e.extra_test:  # coded like the data, split 1: its labels list only test images
-            prep(replace(e, data=e.extra_test), extra_location(e), 1)
-            extra = storage.join(extra_location(e), dataset_name(e.extra_test))
+        prep(all_prep_configs(e, out, split))
+        extra = extra_set(e)
         train(e, out, runs, experiment)
         print("\n==> evaluate and report", flush=True)
         report_start = time.perf_counter()

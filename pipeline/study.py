@@ -33,8 +33,7 @@ from foundation.cli import stage_main
 from foundation.sets import LEARNED, SetId
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment
-from pipeline.run import WALL_TIME, extra_location, prep, train_configs, train_jobs
-from prep.datasets.listing import dataset_name
+from pipeline.run import WALL_TIME, all_prep_configs, extra_set, prep, train_configs, train_jobs
 from trainer import checkpoint
 from trainer.config import TrainConfig
 from trainer.domains import DECODED, LATENT, ORIGINAL
@@ -274,12 +273,10 @@ def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: b
     all_cells = cells(e, rows, seeds, runs)
     if any(c[4].init == str(runs / TRUNK_START) for c in all_cells):
         write_trunk_start(e.init, runs / TRUNK_START)
-    extra = storage.join(extra_location(e), dataset_name(e.extra_test)) if e.extra_test else None
+    extra = extra_set(e)
     if train_missing:
         learned = replace(e, jpeg_qualities=(), webp_qualities=())  # no classical rows
-        prep(learned, storage.location(e.out), e.splits[0])  # done sets are skipped
-        if extra is not None:  # coded like the data, split 1: all of it is test
-            prep(replace(learned, data=e.extra_test), extra_location(e), 1)
+        prep(all_prep_configs(learned, storage.location(e.out), e.splits[0]))  # done: skipped
         train(all_cells, e)
     bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
     return collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)),

@@ -14,7 +14,7 @@ from foundation.hyperprior import QUALITIES
 from foundation.images import MAX_PIXELS
 from foundation.sets import CLASSICAL, SetId
 from prep.job.config import PrepConfig
-from prep.job.driver import describe, run
+from prep.job.driver import describe, run, too_many_failures
 
 DEFAULT_QUALITY = 8  # the learned codec's, when no other coded set is asked for
 
@@ -111,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
               f"the same command codes the rest", file=sys.stderr)
         return 128 + signal.Signals[name]
     print(describe(summary))
-    failed = len(summary.failed_keys)
-    if failed > config.max_failures:
-        print(f"error: {failed} input(s) failed, more than --max-failures {config.max_failures}; "
-              f"the good shards are kept (see {'failures.parquet'} in each set)", file=sys.stderr)
+    if error := too_many_failures(config, summary):
+        print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

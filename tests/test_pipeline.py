@@ -223,6 +223,35 @@ def test_a_missing_codec_fails_with_its_name(synthetic_small, tmp_path):
     assert "nowhere/codec-q1.pth" in result.stdout + result.stderr
 
 
+ONE_RAY = """import sys
+from pathlib import Path
+
+import ray
+
+from pipeline.run import prep
+from prep.job.config import PrepConfig
+from foundation.sets import SetId
+
+started = ray.init
+ray.init = lambda *a, **k: (print("ray.init"), started(*a, **k))[1]
+data, out = Path(sys.argv[1]), Path(sys.argv[2])
+prep([PrepConfig(data=data, out=out, quality=None, classical=(SetId("jpeg", 5),)),
+      PrepConfig(data=data, out=out, quality=None, classical=(SetId("jpeg", 60),),
+                 original=False)])
+"""
+
+
+def test_the_prep_jobs_of_a_run_share_one_ray(synthetic_small, tmp_path):
+    done = subprocess.run([sys.executable, "-c", ONE_RAY, str(synthetic_small), str(tmp_path)],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("ray.init") == 1
+    assert re.findall(r"^==> (prep .*)$", done.stdout, re.M) == [
+        "prep jpeg5 (and the original set)", "prep jpeg60"]
+    for name in ("original", "jpeg5", "jpeg60"):
+        assert schema.read_manifest(tmp_path / synthetic_small.name / name).num_rows == 40
+
 def test_the_mlflow_ui_shows_the_runs_and_their_top1(demo):
     """The MLflow UI on loopback, rendered by headless Chromium: the report's parent run page
     lists every cell's run and its Top-1; a screenshot goes to docs/ (not committed)."""

@@ -7,13 +7,13 @@ against the counts the dataset's readme gives (23 classes, 57,500 images, 5 spli
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from foundation import storage
 from foundation.cli import stage_main
 from foundation.progress import progress
 
@@ -66,14 +66,6 @@ def fetch(url: str, path: Path, timeout: float = 20.0) -> None:
     part.replace(path)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def unpack(archive: Path, dest: Path) -> Path:
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -113,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not archive.is_file():
             fetch(args.url, archive)
-        print(f"{archive}: sha256 {sha256_file(archive)}")
+        print(f"{archive}: sha256 {storage.sha256(archive)}")
         root = unpack(archive, args.dest)
         print(f"unpacked {root}: {check_tree(root)}")
     except DownloadError as err:

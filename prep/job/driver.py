@@ -16,6 +16,8 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -129,37 +131,50 @@ def run(config: PrepConfig) -> PrepSummary:
 def _run_held(config: PrepConfig, sets, listing: Listing, weights, codec_info) -> PrepSummary:
     import ray
 
-    started_ray = not ray.is_initialized()
     previous = signal.getsignal(signal.SIGTERM)
-    if started_ray:
-        ray.init(address=config.address, include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=False)
-    # SIGTERM as SIGINT: the `finally` blocks stop the actors and a local Ray (the handler that
-    # ray.init installs would tear Ray down under the running job)
-    _on_sigterm(_interrupt)
+    with ray_session(config.address):
+        # SIGTERM as SIGINT: the `finally` blocks stop the actors and a local Ray (the handler
+        # that ray.init installs would tear Ray down under the running job)
+        _on_sigterm(_interrupt)
+        try:
+            resources = choose_resources(config, ray.cluster_resources())
+            summaries, tasks = [], []
+            for set_id in sets:
+                set_dir = schema.set_dir(config.out, listing.name, set_id)
+                set_summary, todo = _tasks(listing, set_dir, set_id,
+                                           weights.sha256 if set_id.learned else None, config)
+                summaries.append(set_summary)
+                tasks += todo
+            summary = PrepSummary(summaries, resources)
+            for s in summaries:
+                for note in s.damaged:
+                    print(note)
+                print(f"{s.set_dir}: {s.shards_skipped} of {s.shards_total} shards already done")
+            if tasks:
+                _encode(tasks, resources, weights, summary)
+            for s in summaries:
+                _finish_set(s, listing, config, _set_codec(s, codec_info), resources)
+            return summary
+        finally:
+            _on_sigterm(previous)
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Ray for the jobs run inside: a Ray that is already up is used as it is; otherwise one is
+    started (local, or the cluster at `address`) and shut down at the end, so that several
+    jobs in one process pay its start-up once."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=False)
     try:
-        resources = choose_resources(config, ray.cluster_resources())
-        summaries, tasks = [], []
-        for set_id in sets:
-            set_dir = schema.set_dir(config.out, listing.name, set_id)
-            set_summary, todo = _tasks(listing, set_dir, set_id,
-                                       weights.sha256 if set_id.learned else None, config)
-            summaries.append(set_summary)
-            tasks += todo
-        summary = PrepSummary(summaries, resources)
-        for s in summaries:
-            for note in s.damaged:
-                print(note)
-            print(f"{s.set_dir}: {s.shards_skipped} of {s.shards_total} shards already done")
-        if tasks:
-            _encode(tasks, resources, weights, summary)
-        for s in summaries:
-            _finish_set(s, listing, config, _set_codec(s, codec_info), resources)
-        return summary
+        yield
     finally:
-        if started_ray:
-            ray.shutdown()
-        _on_sigterm(previous)
+        ray.shutdown()
 
 
 def _codec(config: PrepConfig) -> tuple[CodecWeights, dict]:
@@ -286,6 +301,15 @@ def _verified(s: SetSummary, resources: Resources | None) -> str | None:
             f"CPU (h_s on the CPU, batch 1, as a reader decodes) equal the transforms' values "
             f"(on {resources.device}, in {where}, batches of {resources.batch_size}); images "
             f"that differ are failures (stage verify)")
+
+
+def too_many_failures(config: PrepConfig, summary: PrepSummary) -> str | None:
+    """The error when more inputs failed than `config.max_failures` allows; None otherwise."""
+    failed = len(summary.failed_keys)
+    if failed <= config.max_failures:
+        return None
+    return (f"{failed} input(s) failed, more than --max-failures {config.max_failures}; the "
+            f"good shards are kept (see {schema.FAILURES} in each set)")
 
 
 def describe(summary: PrepSummary) -> str:
