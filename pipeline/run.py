@@ -44,6 +44,7 @@ from foundation.tracking import UI_URL, experiment_id
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment
 from prep.datasets.listing import dataset_name
+from prep.job import driver
 from prep.job.config import PrepConfig
 from trainer import checkpoint
 from trainer.config import TrainConfig
@@ -112,8 +113,6 @@ def prep(configs: list[PrepConfig]) -> None:
     """The prep jobs, one after another in this process on one Ray: its start-up and the
     imports are paid once, not once per job (each still prints the `python -m prep` command
     that does it alone)."""
-    from prep.job import driver
-
     with driver.ray_session(None):
         for config in configs:
             sets = ", ".join(s.name for s in config.sets() if s.coded)
