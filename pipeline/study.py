@@ -34,7 +34,7 @@ from foundation.sets import LEARNED, SetId
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment
 from pipeline.run import WALL_TIME, all_prep_configs, extra_set, prep, train_configs, train_jobs
-from trainer import checkpoint
+from trainer import checkpoint, latent_start
 from trainer.config import TrainConfig
 from trainer.domains import DECODED, LATENT, ORIGINAL
 from trainer.models import initial_state
@@ -65,6 +65,8 @@ class Row:
 ANCHOR2_OF_SEED = "{runs}/anchor2/q{q}/seed{seed}/checkpoint.pth"
 TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
 LATENT_START = "latent-start-q4.pth"  # docs/comp-study/README.md says how it is made
+TASK_HINT = "latent-hint-task.pth"  # fit_task_hint writes it
+TASK_HINT_STEPS = 1000  # as many as the corpus fit (make latent-hint)
 ROWS = {
     "anchor2": Row("Anchor 2: ResNet-50 on the decoded images (the reference)", DECODED.name),
     "anchor3": Row("Anchor 3: ResNet-50 on the original images", ORIGINAL.name),
@@ -114,6 +116,10 @@ ROWS = {
     "latent-hint-epochs-10": Row("latent-hint's start and 10 epochs (lr /10 after 7)",
                                  changes=(("init", "{latent_init}"), ("epochs", 10),
                                           ("lr_steps", (7,)))),
+    "latent-hint-task": Row("latent-hint's start fitted further, without labels, on the "
+                            "task's own training latents (every quality pooled): the branches "
+                            "meet the task's images before its labels",
+                            changes=(("init", "{runs}/" + TASK_HINT),)),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
@@ -137,7 +143,8 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
     base = {c.domain: c if c.domain != LATENT.name else replace(c, init=e.init)
             for c in train_configs(e, out, runs, "study")
             if c.inputs == "both" and c.codec == LEARNED}
-    hinted = [r for r in rows if ("init", "{latent_init}") in ROWS[r].changes]
+    hinted = [r for r in rows if ("init", "{latent_init}") in ROWS[r].changes
+              or ("init", "{runs}/" + TASK_HINT) in ROWS[r].changes]
     if hinted and not e.latent_init:
         raise ValueError(f"rows {', '.join(hinted)}: the experiment has no latent_init (the "
                          f"latent start they read); set it, e.g. to a `make latent-hint` file")
@@ -265,6 +272,16 @@ def write_trunk_start(init: str, path: Path) -> None:
     torch.save({k: v for k, v in state.items() if k.split(".")[0] in TRUNK_LAYERS}, path)
 
 
+def fit_task_hint(e: Experiment, path: Path) -> None:
+    """The experiment's latent_init fitted further to the pixel start's conv_2x on the
+    training latents of its qualities (trainer.latent_start: no label is read)."""
+    shards = storage.join(e.out, e.dataset)
+    if latent_start.main([str(shards), "--rates", *map(str, e.qualities), "--trunk",
+                          e.latent_init, "--steps", str(TASK_HINT_STEPS), "--out", str(path)]):
+        raise RuntimeError(f"the task's latent hint was not fitted (python -m "
+                           f"trainer.latent_start {shards} ...): see its error above")
+
+
 def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: bool = True
         ) -> pd.DataFrame:
     """Prepare the learned sets (and the evaluation-only set), train every missing run of
@@ -277,6 +294,9 @@ def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: b
     if train_missing:
         learned = replace(e, jpeg_qualities=(), webp_qualities=())  # no classical rows
         prep(all_prep_configs(learned, storage.location(e.out), e.splits[0]))  # done: skipped
+        if any(c[4].init == str(runs / TASK_HINT) for c in all_cells) and \
+                not (runs / TASK_HINT).is_file():
+            fit_task_hint(e, runs / TASK_HINT)
         train(all_cells, e)
     bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
     return collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)),

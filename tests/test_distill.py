@@ -2,6 +2,7 @@
 cell on the latent branches' output, only the student learns, and the pipeline pairs each
 compressed-domain run with the Anchor 2 of its set and seed."""
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -157,9 +158,13 @@ def test_latent_start_fits_the_branches_and_keeps_the_procedural_trunk(trainer_s
     out = tmp_path / "latent-hint.pth"
     assert latent_start.main([str(trainer_shards), "--rates", "4", "--steps", "60",
                               "--log-every", "20", "--lr", "3e-3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
     errors = [float(line.split("hint error ")[1].split()[0])
-              for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+              for line in printed.splitlines() if line.startswith("step ")]
     assert len(errors) == 3 and errors[-1] < errors[0]
+    before, after = map(float, re.search(r"on the validation split ([\d.]+) before the fit, "
+                                         r"([\d.]+) after", printed).groups())
+    assert after < before  # held-out images: the fit learned the map, not its batches
     written = torch.load(out, weights_only=True)
     assert written["trunk"] == "procedural"
     latents = open_shard_set(trainer_shards, "latent", SetId.of(4))

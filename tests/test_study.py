@@ -33,12 +33,15 @@ def test_every_row_runs_each_quality_and_seed_in_its_own_folder(tmp_path):
 
 def test_every_latent_row_starts_from_the_pixel_start_but_the_latent_hint_rows(tmp_path):
     assert DEMO.latent_init == "latent-hint-demo" and DEMO.init == "procedural"
-    rows = ["baseline", "latent-hint", "latent-hint-epochs-10"]
+    rows = ["baseline", "latent-hint", "latent-hint-epochs-10", "latent-hint-task"]
     inits = {c[0]: c[4].init for c in study.cells(DEMO, rows, 1, tmp_path)}
     assert inits == {"baseline": "procedural", "latent-hint": "latent-hint-demo",
-                     "latent-hint-epochs-10": "latent-hint-demo"}
-    with pytest.raises(ValueError, match="latent-hint: the experiment has no latent_init"):
-        study.cells(replace(DEMO, latent_init=""), ["baseline", "latent-hint"], 1, tmp_path)
+                     "latent-hint-epochs-10": "latent-hint-demo",
+                     "latent-hint-task": str(tmp_path / study.TASK_HINT)}
+    with pytest.raises(ValueError, match="latent-hint, latent-hint-task: the experiment has no "
+                                         "latent_init"):
+        study.cells(replace(DEMO, latent_init=""), ["baseline", "latent-hint", "latent-hint-task"],
+                    1, tmp_path)
 
 
 def test_the_summary_gives_the_seed_spread_and_bd_against_anchor2():

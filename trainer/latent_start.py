@@ -30,8 +30,8 @@ from foundation.cli import stage_main
 from trainer import precision
 from trainer.backbone import write_start
 from trainer.config import TrainConfig
-from trainer.data import open_rates
-from trainer.distill import adaptation_steps, frozen_stem
+from trainer.data import EvalStream, SampleTransform, loader, open_rates
+from trainer.distill import adaptation_steps, frozen_stem, hint_error
 from trainer.models import NAMED_FILES, initial_state, resnet50_deep_stem
 from trainer.train import build_model, init_process_group, load_data
 
@@ -65,6 +65,24 @@ def fit(model, teacher: nn.Module, batches, steps: int, lr: float, log_every: in
     return errors
 
 
+def held_out_error(model, teacher: nn.Module, shard_set, config: TrainConfig) -> float:
+    """The hint error on the shards' validation split, each sample once (the evaluation
+    transform: centre crop, no flip), in eval mode: the mean over batches of 64 weighted by
+    their size. The training batches' error alone cannot show a fit that learned its images."""
+    stream = EvalStream(shard_set.shards("validate"),
+                        SampleTransform(shard_set, False, *config.input_sizes, hint=True), 0, 1)
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for (latent, image), _ in loader(stream, 64, 0, 0):
+            total += hint_error(model.features(latent), teacher(image)).item() * len(latent)
+            count += len(latent)
+    model.train()
+    if not count:
+        raise ValueError(f"{shard_set.directory}: no validation samples to measure the hint on")
+    return total / count
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.latent_start", description=__doc__,
@@ -92,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     shard_set = open_rates(config.shards, config.rates)
     teacher = backbone_stem(args.teacher)
     model = build_model(shard_set, config, initial_state(config.init))
+    before = held_out_error(model, teacher, shard_set, config)
+    print(f"hint error on the validation split before the fit: {before:.3f}", flush=True)
     init_process_group("gloo")  # the trainer's loaders shard by rank
     try:
         data = load_data(shard_set, config, 0, config.batch_size, torch.device("cpu"))
@@ -99,11 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         errors = fit(model, teacher, epochs, args.steps, args.lr, args.log_every)
     finally:
         dist.destroy_process_group()
+    after = held_out_error(model, teacher, shard_set, config)
     size, digest = write_start(model.adaptation_state(), args.out, trunk=args.trunk,
                                codecs=shard_set.codec_weights())
     print(f"wrote {args.out}: {size / 2**10:.0f} KiB, sha256 {digest}; hint error "
           f"{errors[0]:.3f} over the first {min(args.log_every, args.steps)} steps, "
-          f"{errors[-1]:.3f} over the last")
+          f"{errors[-1]:.3f} over the last; on the validation split {before:.3f} before the "
+          f"fit, {after:.3f} after")
     return 0
 
 
