@@ -54,6 +54,7 @@ class Row:
     domain: str = LATENT.name
     changes: tuple[tuple[str, object], ...] = ()
     every_rate: bool = False  # one classifier on every quality's latents, evaluated on each
+    hint_steps: int = 0  # >0: its init, latent_init fitted on the task's latents (fit_task_hint)
 
     def config(self, base: TrainConfig, quality: int, runs: Path, latent_init: str
                ) -> TrainConfig:
@@ -65,8 +66,6 @@ class Row:
 ANCHOR2_OF_SEED = "{runs}/anchor2/q{q}/seed{seed}/checkpoint.pth"
 TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
 LATENT_START = "latent-start-q4.pth"  # docs/comp-study/README.md says how it is made
-TASK_HINT = "latent-hint-task.pth"  # fit_task_hint writes it
-TASK_HINT_STEPS = 1000  # as many as the corpus fit (make latent-hint)
 ROWS = {
     "anchor2": Row("Anchor 2: ResNet-50 on the decoded images (the reference)", DECODED.name),
     "anchor3": Row("Anchor 3: ResNet-50 on the original images", ORIGINAL.name),
@@ -117,9 +116,14 @@ ROWS = {
                                  changes=(("init", "{latent_init}"), ("epochs", 10),
                                           ("lr_steps", (7,)))),
     "latent-hint-task": Row("latent-hint's start fitted further, without labels, on the "
-                            "task's own training latents (every quality pooled): the branches "
-                            "meet the task's images before its labels",
-                            changes=(("init", "{runs}/" + TASK_HINT),)),
+                            "task's own training latents (every quality pooled, 1,000 steps "
+                            "as the corpus fit): the branches meet the task's images before "
+                            "its labels", changes=(("init", "{runs}/latent-hint-task.pth"),),
+                            hint_steps=1000),
+    "latent-hint-task-300": Row("latent-hint-task with 300 fitting steps (what the demo's "
+                                "wall time can pay)",
+                                changes=(("init", "{runs}/latent-hint-task-300.pth"),),
+                                hint_steps=300),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
@@ -144,7 +148,7 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
             for c in train_configs(e, out, runs, "study")
             if c.inputs == "both" and c.codec == LEARNED}
     hinted = [r for r in rows if ("init", "{latent_init}") in ROWS[r].changes
-              or ("init", "{runs}/" + TASK_HINT) in ROWS[r].changes]
+              or ROWS[r].hint_steps]
     if hinted and not e.latent_init:
         raise ValueError(f"rows {', '.join(hinted)}: the experiment has no latent_init (the "
                          f"latent start they read); set it, e.g. to a `make latent-hint` file")
@@ -272,14 +276,15 @@ def write_trunk_start(init: str, path: Path) -> None:
     torch.save({k: v for k, v in state.items() if k.split(".")[0] in TRUNK_LAYERS}, path)
 
 
-def fit_task_hint(e: Experiment, path: Path) -> None:
-    """The experiment's latent_init fitted further to the pixel start's conv_2x on the
-    training latents of its qualities (trainer.latent_start: no label is read)."""
-    shards = storage.join(e.out, e.dataset)
-    if latent_start.main([str(shards), "--rates", *map(str, e.qualities), "--trunk",
-                          e.latent_init, "--steps", str(TASK_HINT_STEPS), "--out", str(path)]):
-        raise RuntimeError(f"the task's latent hint was not fitted (python -m "
-                           f"trainer.latent_start {shards} ...): see its error above")
+def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
+    """Each task-hint row's start that is not there yet: the experiment's latent_init fitted
+    further to the pixel start's conv_2x on the training latents of its qualities, for the
+    row's steps (trainer.latent_start: no label is read)."""
+    for row in dict.fromkeys(c[0] for c in all_cells if ROWS[c[0]].hint_steps):
+        path = Path(dict(ROWS[row].changes)["init"].format(runs=runs))
+        if not path.is_file():
+            latent_start.fit_file(storage.join(e.out, e.dataset), e.qualities, e.latent_init,
+                                  ROWS[row].hint_steps, path)
 
 
 def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: bool = True
@@ -294,9 +299,7 @@ def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: b
     if train_missing:
         learned = replace(e, jpeg_qualities=(), webp_qualities=())  # no classical rows
         prep(all_prep_configs(learned, storage.location(e.out), e.splits[0]))  # done: skipped
-        if any(c[4].init == str(runs / TASK_HINT) for c in all_cells) and \
-                not (runs / TASK_HINT).is_file():
-            fit_task_hint(e, runs / TASK_HINT)
+        fit_task_hints(e, all_cells, runs)
         train(all_cells, e)
     bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
     return collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)),

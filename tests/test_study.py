@@ -37,7 +37,7 @@ def test_every_latent_row_starts_from_the_pixel_start_but_the_latent_hint_rows(t
     inits = {c[0]: c[4].init for c in study.cells(DEMO, rows, 1, tmp_path)}
     assert inits == {"baseline": "procedural", "latent-hint": "latent-hint-demo",
                      "latent-hint-epochs-10": "latent-hint-demo",
-                     "latent-hint-task": str(tmp_path / study.TASK_HINT)}
+                     "latent-hint-task": str(tmp_path / "latent-hint-task.pth")}
     with pytest.raises(ValueError, match="latent-hint, latent-hint-task: the experiment has no "
                                          "latent_init"):
         study.cells(replace(DEMO, latent_init=""), ["baseline", "latent-hint", "latent-hint-task"],

@@ -28,18 +28,19 @@ def test_distillation_and_every_rate_run_and_are_scored(synthetic_small, tmp_pat
                 codecs=str(CODECS), epochs=1, max_steps=2, batch_size=8, resize=40, crop=32,
                 jpeg_qualities=(), loader_workers=1, shard_size=8, prep_workers=2)
     runs = tmp_path / "runs"
-    monkeypatch.setattr(study, "TASK_HINT_STEPS", 3)
+    monkeypatch.setitem(study.ROWS, "latent-hint-task",
+                        replace(study.ROWS["latent-hint-task"], hint_steps=3))
     results = study.run(e, ["distill-anchor2", "every-rate", "latent-hint-task"], 1, runs)
     assert sorted(zip(results["row"], results["set"], strict=True)) == [
         ("anchor2", "q1"), ("anchor2", "q8"), ("distill-anchor2", "q1"),
         ("distill-anchor2", "q8"), ("every-rate", "q1"), ("every-rate", "q8"),
         ("latent-hint-task", "q1"), ("latent-hint-task", "q8")]
     # the task's hint: fitted once, before its runs, over the experiment's latent start
-    hint = torch.load(runs / study.TASK_HINT, weights_only=True)
+    hint = torch.load(runs / "latent-hint-task.pth", weights_only=True)
     assert hint["trunk"] == DEMO.latent_init and set(hint["codecs"]) == {
         storage.sha256(CODECS / f"codec-q{q}.pth") for q in (1, 8)}
     assert read_classifier(runs / "latent-hint-task" / "q1" / "seed0" / "checkpoint.pth"
-                           ).config.init == str(runs / study.TASK_HINT)
+                           ).config.init == str(runs / "latent-hint-task.pth")
     assert (results["samples"] == 4).all() and results["val_top1"].between(0, 1).all()
     student = read_classifier(runs / "distill-anchor2" / "q8" / "seed0" / "checkpoint.pth")
     teacher = str(runs / "anchor2" / "q8" / "seed0" / "checkpoint.pth")

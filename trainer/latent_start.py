@@ -83,6 +83,16 @@ def held_out_error(model, teacher: nn.Module, shard_set, config: TrainConfig) ->
     return total / count
 
 
+def fit_file(shards, rates: tuple[int, ...], trunk: str, steps: int, out: Path) -> None:
+    """This command in-process (the pipeline's and the study's fit on a task's latents); a
+    RuntimeError where it failed, after its own one-line error."""
+    argv = [str(shards), "--rates", *map(str, rates), "--trunk", trunk, "--steps", str(steps),
+            "--out", str(out)]
+    if main(argv):
+        raise RuntimeError(f"the latent branches were not fitted (python -m trainer.latent_start "
+                           f"{' '.join(argv)}): see its error above")
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.latent_start", description=__doc__,
