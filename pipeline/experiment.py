@@ -49,6 +49,10 @@ class Experiment:
     latent_crop: int = PAPER_SIZES.latent_crop
     init: str = "imagenet"  # every classifier's start (trainer.models.INITS, or a file)
     latent_init: str | None = None  # the compressed-domain classifiers' start, where not `init`
+    # >0: that start's latent branches fitted further, without labels, to init's conv_2x on this
+    # run's own training latents (its qualities pooled) for these steps before Comp. trains
+    # (trainer.latent_start; docs/comp-study, rows latent-hint-task)
+    latent_hint_steps: int = 0
     nproc: int = 2  # processes of each trainer (torchrun --nproc_per_node)
     lanes: int = 1  # trainers at once, the node's cores shared out among them as threads
     loader_workers: int | None = None  # per trainer process; None: the trainer's default

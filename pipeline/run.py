@@ -46,7 +46,7 @@ from pipeline.experiment import Experiment
 from prep.datasets.listing import dataset_name
 from prep.job import driver
 from prep.job.config import PrepConfig
-from trainer import checkpoint
+from trainer import checkpoint, latent_start
 from trainer.config import TrainConfig
 from trainer.domains import COMP_INPUTS, DECODED, LATENT, METHOD_ORDER, ORIGINAL
 from trainer.models import initial_state
@@ -138,7 +138,9 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                        workers=e.loader_workers, device=e.device, resume=True,
                        experiment=experiment)
     inputs = tuple(COMP_INPUTS) if e.ablations else ("both",)
-    latent = replace(base, domain=LATENT.name, init=e.latent_init or e.init)
+    hint = task_hint(e, runs)
+    latent = replace(base, domain=LATENT.name,
+                     init=str(hint) if hint else e.latent_init or e.init)
     configs = ([base] + [replace(base, domain=DECODED.name, quality=q) for q in e.qualities]
                + [replace(latent, quality=q, inputs=i) for q in e.qualities for i in inputs]
                + ([replace(latent, quality=e.qualities[0], rates=e.qualities)]
@@ -150,6 +152,31 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
     found = [replace(c, seed=seed, out=str(runs / c.run_name) + seeds.suffix(seed))
              for c in configs for seed in range(e.seeds)]
     return [with_teacher(c, found) for c in found] if e.distill else found
+
+
+def task_hint(e: Experiment, runs: Path) -> Path | None:
+    """Where the start fitted on the run's own training latents goes (latent_hint_steps)."""
+    return runs / e.dataset / f"latent-hint-task-{e.latent_hint_steps}.pth" \
+        if e.latent_hint_steps > 0 else None
+
+
+def fit_task_hint(e: Experiment, out: Location, runs: Path) -> None:
+    """The latent start's branches fitted on the training latents of every learned quality,
+    before any Comp. trains on them (done once: the file is kept with the runs)."""
+    path = task_hint(e, runs)
+    if path is None:
+        return
+    what = f"fit the latent branches on the training latents ({e.latent_hint_steps} steps)"
+    if path.is_file():
+        print(f"==> {what}: done ({path})")
+        return
+    shards, trunk = storage.join(out, e.dataset), e.latent_init or e.init
+    print(f"\n==> {what}\n    python -m trainer.latent_start {shards} --rates "
+          f"{' '.join(map(str, e.qualities))} --trunk {trunk} --steps {e.latent_hint_steps} "
+          f"--out {path}", flush=True)
+    start = time.perf_counter()
+    latent_start.fit_file(shards, e.qualities, trunk, e.latent_hint_steps, path)
+    STAGES.append((what, time.perf_counter() - start))
 
 
 def with_teacher(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig:
@@ -300,6 +327,7 @@ def run(e: Experiment) -> list[Path]:
         experiment = f"{e.mlflow_experiment}-split{split}" if several else e.mlflow_experiment
         prep(all_prep_configs(e, out, split))
         extra = extra_set(e)
+        fit_task_hint(e, out, runs)
         train(e, out, runs, experiment)
         print("\n==> evaluate and report", flush=True)
         report_start = time.perf_counter()

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from evaluation import figures, tracking
@@ -35,7 +36,7 @@ def pipeline(root: Path, data: Path, *more: str) -> subprocess.CompletedProcess:
                "--epochs", "1", "--max-steps", "2", "--batch-size", "8",
                "--resize", "40", "--crop", "32", "--nproc", "2", "--loader-workers", "1",
                "--shard-size", "8", "--prep-workers", "2", "--min-seconds", "0.05",
-               "--jpeg-qualities", "5", "60", *more]
+               "--jpeg-qualities", "5", "60", "--latent-hint-steps", "3", *more]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     return subprocess.run(command, cwd=Path(__file__).resolve().parents[1], env=env,
                           capture_output=True, text=True, timeout=900)
@@ -74,6 +75,10 @@ def test_the_table_has_every_method_and_set_that_was_trained(demo):
         "prep q1, jpeg5, jpeg60 (and the original set)", "prep q8 (and the original set)"]
     assert sum(s.startswith("train") for s, _ in stages) == 7
     assert stages[-1][0] == "evaluate and report" and all(float(t) > 0 for _, t in stages)
+    # the latent start fitted on this run's training latents, after prep, before any trainer
+    steps = re.findall(r"^\| ([^|]+) \| [\d.]+ \|", demo["output"], re.M)
+    assert steps.index("fit the latent branches on the training latents (3 steps)") == 2
+    assert "hint error" in demo["output"] and "on the validation split" in demo["output"]
 
 
 def test_anchor1_is_the_original_model_on_decoded_images_not_retrained(demo):
@@ -191,8 +196,10 @@ def test_the_mlflow_parent_run_holds_the_report(demo):
     # Comp. from the latent branches fitted to it on the demo codecs' latents (demo.toml)
     every_run = client.search_runs([experiment.experiment_id], "tags.domain != ''")
     assert len(every_run) == 7
+    hint = demo["root"] / "runs" / demo["data"].name / "latent-hint-task-3.pth"
     assert {(r.data.tags["domain"] == "latent", r.data.params["init"]) for r in every_run} == {
-        (False, "procedural"), (True, "latent-hint-demo")}
+        (False, "procedural"), (True, str(hint))}
+    assert torch.load(hint, weights_only=True)["trunk"] == "latent-hint-demo"
     bd = pd.read_csv(demo["report"] / "bd_accuracy.csv")
     metrics = client.get_run(parent.info.run_id).data.metrics
     for row in bd.dropna(subset=["bd_top1"]).itertuples():
@@ -204,7 +211,7 @@ def test_the_mlflow_parent_run_holds_the_report(demo):
 def test_a_second_run_skips_every_finished_step(demo):
     again = pipeline(demo["root"], demo["data"])
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count(": done (") == 7  # every classifier
+    assert again.stdout.count(": done (") == 8  # every classifier and the latent start's fit
     assert "torch.distributed.run" not in again.stdout
     assert again.stdout.count("already done") >= 2
     results = pd.read_parquet(demo["report"] / "results.parquet")
