@@ -120,6 +120,9 @@ ROWS = {
                             "as the corpus fit): the branches meet the task's images before "
                             "its labels", changes=(("init", "{runs}/latent-hint-task.pth"),),
                             hint_steps=1000),
+    "latent-hint-task-3000": Row("latent-hint-task with 3,000 fitting steps",
+                                 changes=(("init", "{runs}/latent-hint-task-3000.pth"),),
+                                 hint_steps=3000),
     "latent-hint-task-300": Row("latent-hint-task with 300 fitting steps (what the demo's "
                                 "wall time can pay)",
                                 changes=(("init", "{runs}/latent-hint-task-300.pth"),),

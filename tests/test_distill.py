@@ -150,11 +150,14 @@ def test_the_first_stage_fits_the_branches_and_leaves_the_trunk(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(trunk, student.layer2.parameters(), strict=True))
 
 
+@pytest.mark.parametrize("held", [True, False], ids=["held-in-memory", "read-from-shards"])
 def test_latent_start_fits_the_branches_and_keeps_the_procedural_trunk(trainer_shards, tmp_path,
-                                                                       capsys):
+                                                                       capsys, monkeypatch, held):
     from trainer import latent_start
     from trainer.models import initial_state
 
+    if not held:  # a training split too large to hold: the trainer's loader reads the shards
+        monkeypatch.setattr(latent_start, "MAX_HELD", 0)
     out = tmp_path / "latent-hint.pth"
     assert latent_start.main([str(trainer_shards), "--rates", "4", "--steps", "60",
                               "--log-every", "20", "--lr", "3e-3", "--out", str(out)]) == 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 from itertools import chain, count
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from foundation import schema
 from foundation.cli import stage_main
 from trainer import precision
 from trainer.backbone import write_start
@@ -34,6 +36,8 @@ from trainer.data import EvalStream, SampleTransform, loader, open_rates
 from trainer.distill import adaptation_steps, frozen_stem, hint_error
 from trainer.models import NAMED_FILES, initial_state, resnet50_deep_stem
 from trainer.train import build_model, init_process_group, load_data
+
+MAX_HELD = 8192  # training samples held decoded by a fit (about 250 KB each at 256 px)
 
 
 def backbone_stem(path: Path) -> nn.Module:
@@ -63,6 +67,31 @@ def fit(model, teacher: nn.Module, batches, steps: int, lr: float, log_every: in
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
             window = []
     return errors
+
+
+def held_batches(shard_set, config: TrainConfig, seed: int = 0) -> Iterator[tuple] | None:
+    """Endless batches of (latent, image) drawn at random from the training split, each sample
+    through the trainer's training transform (its crop and flip, the image cut alike). The
+    samples are decoded once and held in memory: a fit draws each of a small task's many
+    times (1,000 steps of 32 from the demo's 1,080 latents: 30 each), and decoding is most of
+    a step read from the shards. None where there are more than MAX_HELD: there the fit reads
+    the shards as the trainer does."""
+    if shard_set.counts["train"] > MAX_HELD:
+        return None
+    transform = SampleTransform(shard_set, True, *config.input_sizes, hint=True,
+                                latent_flip=not config.no_latent_flip)
+    samples = [schema.decode_sample(raw, only=transform.members)
+               for shard in shard_set.shards("train") for raw in schema.iter_raw_shard(shard)]
+    if not samples:
+        raise ValueError(f"{shard_set.directory}: no training samples to fit the hint on")
+    torch.manual_seed(seed)  # the transform's crops and flips
+
+    def batches():
+        while True:
+            drawn = torch.randint(len(samples), (config.batch_size,)).tolist()
+            latents, images = zip(*(transform.input(samples[i]) for i in drawn), strict=True)
+            yield (torch.stack(latents), torch.stack(images)), None
+    return batches()
 
 
 def held_out_error(model, teacher: nn.Module, shard_set, config: TrainConfig) -> float:
@@ -122,13 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(shard_set, config, initial_state(config.init))
     before = held_out_error(model, teacher, shard_set, config)
     print(f"hint error on the validation split before the fit: {before:.3f}", flush=True)
-    init_process_group("gloo")  # the trainer's loaders shard by rank
-    try:
-        data = load_data(shard_set, config, 0, config.batch_size, torch.device("cpu"))
-        epochs = chain.from_iterable(data.train_epoch(e) for e in count())
-        errors = fit(model, teacher, epochs, args.steps, args.lr, args.log_every)
-    finally:
-        dist.destroy_process_group()
+    held = held_batches(shard_set, config)
+    if held is not None:
+        errors = fit(model, teacher, held, args.steps, args.lr, args.log_every)
+    else:
+        init_process_group("gloo")  # the trainer's loaders shard by rank
+        try:
+            data = load_data(shard_set, config, 0, config.batch_size, torch.device("cpu"))
+            epochs = chain.from_iterable(data.train_epoch(e) for e in count())
+            errors = fit(model, teacher, epochs, args.steps, args.lr, args.log_every)
+        finally:
+            dist.destroy_process_group()
     after = held_out_error(model, teacher, shard_set, config)
     size, digest = write_start(model.adaptation_state(), args.out, trunk=args.trunk,
                                codecs=shard_set.codec_weights())
