@@ -23,7 +23,8 @@ SMALL = {
     "DEMO_TEXTURES": "--classes 3 --per-class 10 --size 96 --max-mix 0.2 "
                      "--fractions 0.6 0.2 0.2 --seed 1",
     "PIPELINE_ARGS": "--qualities 4 --jpeg-qualities --epochs 1 --max-steps 2 --batch-size 8 "
-                     "--resize 40 --crop 32 --shard-size 8 --prep-workers 1 --min-seconds 0.05",
+                     "--resize 40 --crop 32 --shard-size 8 --prep-workers 1 --min-seconds 0.05 "
+                     "--latent-hint-steps 3",
 }
 CLASSES = ("brick", "carpet", "ceramic")
 
