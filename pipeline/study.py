@@ -120,6 +120,10 @@ ROWS = {
                             "as the corpus fit): the branches meet the task's images before "
                             "its labels", changes=(("init", "{runs}/latent-hint-task.pth"),),
                             hint_steps=1000),
+    "latent-hint-task-epochs-10": Row("latent-hint-task's start and 10 epochs (lr /10 after 7)",
+                                      changes=(("init", "{runs}/latent-hint-task.pth"),
+                                               ("epochs", 10), ("lr_steps", (7,))),
+                                      hint_steps=1000),
     "latent-hint-task-3000": Row("latent-hint-task with 3,000 fitting steps",
                                  changes=(("init", "{runs}/latent-hint-task-3000.pth"),),
                                  hint_steps=3000),
