@@ -127,6 +127,9 @@ ROWS = {
     "latent-hint-task-3000": Row("latent-hint-task with 3,000 fitting steps",
                                  changes=(("init", "{runs}/latent-hint-task-3000.pth"),),
                                  hint_steps=3000),
+    "latent-hint-task-500": Row("latent-hint-task with 500 fitting steps",
+                                changes=(("init", "{runs}/latent-hint-task-500.pth"),),
+                                hint_steps=500),
     "latent-hint-task-300": Row("latent-hint-task with 300 fitting steps (what the demo's "
                                 "wall time can pay)",
                                 changes=(("init", "{runs}/latent-hint-task-300.pth"),),
