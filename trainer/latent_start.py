@@ -9,7 +9,8 @@ before any task. The trunk (conv_3x..conv_5x) is the procedural backbone's, unto
 file holds the branches alone (136 KiB) and names the trunk they sit on: `--init FILE` gives
 the whole cResNet-39 without fc (an experiment's latent_init). The branches fit one codec's
 latents: the shipped start (`--init latent-hint-demo`, backbones/latent-hint-demo) the demo
-codecs'.
+codecs'. An experiment's `latent_hint_steps` runs the same fit from its latent start on the
+task's own training latents (still no label) before Comp. trains.
 
     python -m trainer.latent_start data/latent-hint-shards/demo/procedural-256-16 --rates 1 4 8 \
         --out backbones/latent-hint-demo/branches.pth
@@ -94,10 +95,11 @@ def held_batches(shard_set, config: TrainConfig, seed: int = 0) -> Iterator[tupl
     return batches()
 
 
-def held_out_error(model, teacher: nn.Module, shard_set, config: TrainConfig) -> float:
+def held_out_error(model, teacher: nn.Module, shard_set, config: TrainConfig) -> str:
     """The hint error on the shards' validation split, each sample once (the evaluation
     transform: centre crop, no flip), in eval mode: the mean over batches of 64 weighted by
-    their size. The training batches' error alone cannot show a fit that learned its images."""
+    their size, printed ("none" without a validation split). The training batches' error
+    alone cannot show a fit that learned its images."""
     stream = EvalStream(shard_set.shards("validate"),
                         SampleTransform(shard_set, False, *config.input_sizes, hint=True), 0, 1)
     model.eval()
@@ -107,9 +109,7 @@ def held_out_error(model, teacher: nn.Module, shard_set, config: TrainConfig) ->
             total += hint_error(model.features(latent), teacher(image)).item() * len(latent)
             count += len(latent)
     model.train()
-    if not count:
-        raise ValueError(f"{shard_set.directory}: no validation samples to measure the hint on")
-    return total / count
+    return f"{total / count:.3f}" if count else "none"
 
 
 def fit_file(shards, rates: tuple[int, ...], trunk: str, steps: int, out: Path) -> None:
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     teacher = backbone_stem(args.teacher)
     model = build_model(shard_set, config, initial_state(config.init))
     before = held_out_error(model, teacher, shard_set, config)
-    print(f"hint error on the validation split before the fit: {before:.3f}", flush=True)
+    print(f"hint error on the validation split before the fit: {before}", flush=True)
     held = held_batches(shard_set, config)
     if held is not None:
         errors = fit(model, teacher, held, args.steps, args.lr, args.log_every)
@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                                codecs=shard_set.codec_weights())
     print(f"wrote {args.out}: {size / 2**10:.0f} KiB, sha256 {digest}; hint error "
           f"{errors[0]:.3f} over the first {min(args.log_every, args.steps)} steps, "
-          f"{errors[-1]:.3f} over the last; on the validation split {before:.3f} before the "
-          f"fit, {after:.3f} after")
+          f"{errors[-1]:.3f} over the last; on the validation split {before} before the fit, "
+          f"{after} after")
     return 0
 
 
