@@ -46,7 +46,7 @@ from pipeline.experiment import Experiment
 from prep.datasets.listing import dataset_name
 from prep.job import driver
 from prep.job.config import PrepConfig
-from trainer import checkpoint, latent_start
+from trainer import checkpoint, latent_start, precision
 from trainer.config import TrainConfig
 from trainer.domains import COMP_INPUTS, DECODED, LATENT, METHOD_ORDER, ORIGINAL
 from trainer.models import initial_state
@@ -135,8 +135,8 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                        init=e.init, epochs=e.epochs, batch_size=e.batch_size, lr=e.lr,
                        lr_steps=e.lr_steps, max_steps=e.max_steps, resize=e.resize, crop=e.crop,
                        latent_resize=e.latent_resize, latent_crop=e.latent_crop,
-                       workers=e.loader_workers, device=e.device, resume=True,
-                       experiment=experiment)
+                       workers=e.loader_workers, device=e.device, precision=e.precision,
+                       resume=True, experiment=experiment)
     inputs = tuple(COMP_INPUTS) if e.ablations else ("both",)
     hint = task_hint(e, runs)
     latent = replace(base, domain=LATENT.name,
@@ -149,6 +149,9 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                   for s in e.classical])
     if e.seeds < 1:
         raise ValueError(f"--seeds {e.seeds}: give 1 or more (the classifiers trained per cell)")
+    if e.precision not in precision.PRECISIONS:
+        raise ValueError(f"--precision {e.precision}: give one of "
+                         f"{', '.join(precision.PRECISIONS)}")
     found = [replace(c, seed=seed, out=str(runs / c.run_name) + seeds.suffix(seed))
              for c in configs for seed in range(e.seeds)]
     return [with_teacher(c, found) for c in found] if e.distill else found

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from foundation import storage
 from foundation.cli import stage_main
 from pipeline import experiment
 from pipeline.experiment import Experiment, load, to_toml
-from pipeline.run import experiment_from
+from pipeline.run import experiment_from, train_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,6 +90,15 @@ def test_command_line_flags_win_over_the_file(tmp_path):
                          "--jpeg-qualities", "--lr", "0.5"])
     assert (e.epochs, e.ablations, e.jpeg_qualities, e.lr, e.init) == (2, False, (), 0.5,
                                                                         "procedural")
+
+
+def test_the_precision_reaches_every_classifier_and_a_wrong_one_is_refused(tmp_path):
+    e = experiment_from(["--experiment", "demo", "--precision", "fp32"])
+    configs = train_configs(e, storage.location(tmp_path / "s"), tmp_path, "x")
+    assert len(configs) == 9 and {c.precision for c in configs} == {"fp32"}
+    with pytest.raises(ValueError, match=r"^--precision fp16: give one of auto, fp32, bf16$"):
+        train_configs(replace(e, precision="fp16"), storage.location(tmp_path / "s"), tmp_path,
+                      "x")
 
 
 def test_the_pipeline_names_a_missing_experiment_in_one_line():
