@@ -55,6 +55,10 @@ class Row:
     changes: tuple[tuple[str, object], ...] = ()
     every_rate: bool = False  # one classifier on every quality's latents, evaluated on each
     hint_steps: int = 0  # >0: its init, latent_init fitted on the task's latents (fit_task_hint)
+    # with hint_steps: the fit's teacher and trunk ({runs}, {q}), one fit per quality on that
+    # quality's latents, its branches starting from the fitted start of the row hint_from
+    hint_teacher: str = ""
+    hint_from: str = ""
 
     def config(self, base: TrainConfig, quality: int, runs: Path, latent_init: str
                ) -> TrainConfig:
@@ -64,6 +68,7 @@ class Row:
 
 
 ANCHOR2_OF_SEED = "{runs}/anchor2/q{q}/seed{seed}/checkpoint.pth"
+ANCHOR2_SEED0 = "{runs}/anchor2/q{q}/seed0/checkpoint.pth"
 TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
 LATENT_START = "latent-start-q4.pth"  # docs/comp-study/README.md says how it is made
 ROWS = {
@@ -76,7 +81,7 @@ ROWS = {
     "trunk-anchor3": Row("the trunk from the trained Anchor 3 (seed 0)",
                          changes=(("init", "{runs}/anchor3/original/seed0/checkpoint.pth"),)),
     "trunk-anchor2": Row("the trunk from the trained Anchor 2 of the same quality (seed 0)",
-                         changes=(("init", "{runs}/anchor2/q{q}/seed0/checkpoint.pth"),)),
+                         changes=(("init", ANCHOR2_SEED0),)),
     "latent-whole": Row("the whole latent (16 of 16, no crop)",
                         changes=(("latent_resize", 16), ("latent_crop", 16))),
     "latent-up": Row("the latent upsampled 2x, then cropped (32, crop 28, as the paper's 23 "
@@ -134,6 +139,13 @@ ROWS = {
                                 "wall time can pay)",
                                 changes=(("init", "{runs}/latent-hint-task-300.pth"),),
                                 hint_steps=300),
+    "transplant-anchor2": Row("the trained Anchor 2 of the quality (seed 0) carried to the "
+                              "latent: latent-hint-task's branches fitted further, without "
+                              "labels, to its conv_2x on that quality's training latents "
+                              "(1,000 steps), under its trunk and fc",
+                              changes=(("init", "{runs}/transplant-anchor2/q{q}.pth"),),
+                              hint_steps=1000, hint_teacher=ANCHOR2_SEED0,
+                              hint_from="latent-hint-task"),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
@@ -142,7 +154,7 @@ ROWS = {
 }
 # the trunk rows read these runs' checkpoints
 NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anchor2": "anchor2",
-         "distill": "anchor2", "distill-anchor2": "anchor2"}
+         "distill": "anchor2", "distill-anchor2": "anchor2", "transplant-anchor2": "anchor2"}
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
@@ -180,15 +192,14 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
     return found
 
 
-def train(all_cells: list[tuple], e: Experiment) -> None:
-    """Train every cell without a test result, the preset's lanes at a time: first the rows
-    others start from, then the rest; each run's wall time goes beside its test result."""
-    for phase in (True, False):
-        jobs = [(config, f"{row} {set_name} seed {seed}")
-                for row, set_name, _, seed, config in all_cells
-                if (row in NEEDS.values()) == phase
-                and not (Path(config.out) / TEST_RESULT).is_file()]
-        train_jobs(jobs, e.nproc, e.lanes)
+def train(all_cells: list[tuple], e: Experiment, needed: bool) -> None:
+    """Train every cell without a test result, the preset's lanes at a time: the rows others
+    start from (`needed`), or the rest; each run's wall time goes beside its test result."""
+    jobs = [(config, f"{row} {set_name} seed {seed}")
+            for row, set_name, _, seed, config in all_cells
+            if (row in NEEDS.values()) == needed
+            and not (Path(config.out) / TEST_RESULT).is_file()]
+    train_jobs(jobs, e.nproc, e.lanes)
 
 
 def test_top1(config: TrainConfig, quality: int | None, catalogue: Catalogue, cache: str,
@@ -287,14 +298,29 @@ def write_trunk_start(init: str, path: Path) -> None:
 
 
 def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
-    """Each task-hint row's start that is not there yet: the experiment's latent_init fitted
-    further to the pixel start's conv_2x on the training latents of its qualities, for the
-    row's steps (trainer.latent_start: no label is read)."""
-    for row in dict.fromkeys(c[0] for c in all_cells if ROWS[c[0]].hint_steps):
-        path = Path(dict(ROWS[row].changes)["init"].format(runs=runs))
-        if not path.is_file():
-            latent_start.fit_file(storage.join(e.out, e.dataset), e.qualities, e.latent_init,
-                                  ROWS[row].hint_steps, path)
+    """Each task-hint row's start that is not there yet (trainer.latent_start: no label is
+    read), for the row's steps: the experiment's latent_init fitted further to the pixel
+    start's conv_2x on the training latents of its qualities pooled; or, for a row with a
+    hint_teacher, per quality its hint_from row's branches fitted to that teacher's conv_2x on
+    the quality's latents, under the teacher's trunk."""
+    shards = storage.join(e.out, e.dataset)
+
+    def fitted(row: str, quality: int | None = None) -> Path:
+        spec = ROWS[row]
+        path = Path(dict(spec.changes)["init"].format(runs=runs, q=quality))
+        if path.is_file():
+            return path
+        if not spec.hint_teacher:
+            latent_start.fit_file(shards, e.qualities, e.latent_init, spec.hint_steps, path)
+            return path
+        teacher = Path(spec.hint_teacher.format(runs=runs, q=quality))
+        latent_start.fit_file(shards, (quality,), str(teacher), spec.hint_steps, path,
+                              teacher=teacher, branches=str(fitted(spec.hint_from)))
+        return path
+
+    for row, quality in dict.fromkeys((c[0], c[2] if ROWS[c[0]].hint_teacher else None)
+                                      for c in all_cells if ROWS[c[0]].hint_steps):
+        fitted(row, quality)
 
 
 def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: bool = True
@@ -309,8 +335,9 @@ def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: b
     if train_missing:
         learned = replace(e, jpeg_qualities=(), webp_qualities=())  # no classical rows
         prep(all_prep_configs(learned, storage.location(e.out), e.splits[0]))  # done: skipped
+        train(all_cells, e, needed=True)  # the rows others start from: a fit may read them
         fit_task_hints(e, all_cells, runs)
-        train(all_cells, e)
+        train(all_cells, e, needed=False)
     bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
     return collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)),
                    Catalogue(extra) if extra is not None else None)

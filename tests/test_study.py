@@ -71,3 +71,12 @@ def test_a_distilled_run_learns_from_the_anchor2_of_its_own_seed(tmp_path):
         teacher = str(runs / "anchor2" / "q4" / f"seed{seed}" / "checkpoint.pth")
         assert config.distill == config.init == teacher
         assert ["--distill", teacher] == config.to_argv()[config.to_argv().index("--distill"):][:2]
+
+
+def test_a_transplant_starts_from_its_fit_per_quality_after_anchor2(tmp_path):
+    cells = study.cells(replace(DEMO, qualities=(1, 8)), ["transplant-anchor2", "anchor2"], 1,
+                        tmp_path)
+    assert [(c[0], c[2]) for c in cells] == [("anchor2", 1), ("anchor2", 8),
+                                             ("transplant-anchor2", 1), ("transplant-anchor2", 8)]
+    assert cells[-1][4].init == str(tmp_path / "transplant-anchor2" / "q8.pth")
+

@@ -28,19 +28,29 @@ def test_distillation_and_every_rate_run_and_are_scored(synthetic_small, tmp_pat
                 codecs=str(CODECS), epochs=1, max_steps=2, batch_size=8, resize=40, crop=32,
                 jpeg_qualities=(), loader_workers=1, shard_size=8, prep_workers=2)
     runs = tmp_path / "runs"
-    monkeypatch.setitem(study.ROWS, "latent-hint-task",
-                        replace(study.ROWS["latent-hint-task"], hint_steps=3))
-    results = study.run(e, ["distill-anchor2", "every-rate", "latent-hint-task"], 1, runs)
+    for row in ("latent-hint-task", "transplant-anchor2"):
+        monkeypatch.setitem(study.ROWS, row, replace(study.ROWS[row], hint_steps=3))
+    results = study.run(e, ["distill-anchor2", "every-rate", "latent-hint-task",
+                            "transplant-anchor2"], 1, runs)
     assert sorted(zip(results["row"], results["set"], strict=True)) == [
         ("anchor2", "q1"), ("anchor2", "q8"), ("distill-anchor2", "q1"),
         ("distill-anchor2", "q8"), ("every-rate", "q1"), ("every-rate", "q8"),
-        ("latent-hint-task", "q1"), ("latent-hint-task", "q8")]
+        ("latent-hint-task", "q1"), ("latent-hint-task", "q8"), ("transplant-anchor2", "q1"),
+        ("transplant-anchor2", "q8")]
     # the task's hint: fitted once, before its runs, over the experiment's latent start
     hint = torch.load(runs / "latent-hint-task.pth", weights_only=True)
     assert hint["trunk"] == DEMO.latent_init and set(hint["codecs"]) == {
         storage.sha256(CODECS / f"codec-q{q}.pth") for q in (1, 8)}
     assert read_classifier(runs / "latent-hint-task" / "q1" / "seed0" / "checkpoint.pth"
                            ).config.init == str(runs / "latent-hint-task.pth")
+    # the transplant: per quality, latent-hint-task's branches fitted further to that
+    # quality's trained Anchor 2, whose trunk and fc the start names
+    task_branches = {k: v for k, v in hint["model"].items() if k.startswith("branches.")}
+    for q in (1, 8):
+        start = torch.load(runs / "transplant-anchor2" / f"q{q}.pth", weights_only=True)
+        assert start["trunk"] == str(runs / "anchor2" / f"q{q}" / "seed0" / "checkpoint.pth")
+        assert set(start["model"]) == set(hint["model"]) and any(
+            not torch.equal(start["model"][k], v) for k, v in task_branches.items())
     assert (results["samples"] == 4).all() and results["val_top1"].between(0, 1).all()
     student = read_classifier(runs / "distill-anchor2" / "q8" / "seed0" / "checkpoint.pth")
     teacher = str(runs / "anchor2" / "q8" / "seed0" / "checkpoint.pth")

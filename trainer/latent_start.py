@@ -38,13 +38,16 @@ from trainer.distill import adaptation_steps, frozen_stem, hint_error
 from trainer.models import NAMED_FILES, initial_state, resnet50_deep_stem
 from trainer.train import build_model, init_process_group, load_data
 
+ADAPTATION_PARTS = ("branches.", "adapter.")  # cResNet39.adaptation_state's tensors
 MAX_HELD = 8192  # training samples held decoded by a fit (about 250 KB each at 256 px)
 
 
 def backbone_stem(path: Path) -> nn.Module:
-    """A pixel backbone file's (no fc) deep stem and conv_2x, frozen, in eval mode."""
+    """The deep stem and conv_2x of a pixel backbone file or of a trained pixel classifier's
+    checkpoint (its fc is not read), frozen, in eval mode."""
     model = resnet50_deep_stem(1)
-    missing = model.load_state_dict(initial_state(str(path)), strict=False).missing_keys
+    state = {k: v for k, v in initial_state(str(path)).items() if not k.startswith("fc.")}
+    missing = model.load_state_dict(state, strict=False).missing_keys
     if any(not k.startswith("fc.") for k in missing):
         raise ValueError(f"--teacher {path}: not a deep-stem ResNet-50 backbone (missing "
                          f"{', '.join(k for k in missing if not k.startswith('fc.'))[:200]})")
@@ -112,11 +115,13 @@ def held_out_error(model, teacher: nn.Module, shard_set, config: TrainConfig) ->
     return f"{total / count:.3f}" if count else "none"
 
 
-def fit_file(shards, rates: tuple[int, ...], trunk: str, steps: int, out: Path) -> None:
+def fit_file(shards, rates: tuple[int, ...], trunk: str, steps: int, out: Path,
+             teacher: Path | None = None, branches: str | None = None) -> None:
     """This command in-process (the pipeline's and the study's fit on a task's latents); a
     RuntimeError where it failed, after its own one-line error."""
     argv = [str(shards), "--rates", *map(str, rates), "--trunk", trunk, "--steps", str(steps),
-            "--out", str(out)]
+            "--out", str(out), *(["--teacher", str(teacher)] if teacher else []),
+            *(["--branches", branches] if branches else [])]
     if main(argv):
         raise RuntimeError(f"the latent branches were not fitted (python -m trainer.latent_start "
                            f"{' '.join(argv)}): see its error above")
@@ -130,10 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rates", type=int, nargs="+", required=True, metavar="Q",
                    help="the qualities whose latents are pooled")
     p.add_argument("--teacher", type=Path, default=NAMED_FILES["procedural"],
-                   help="the pixel backbone whose stem and conv_2x are the hint")
+                   help="the pixel backbone (or a trained pixel classifier's checkpoint.pth) "
+                        "whose stem and conv_2x are the hint")
     p.add_argument("--trunk", default="procedural",
-                   help="where conv_3x..conv_5x come from (a start's name or file; named in "
-                        "the output, which holds the branches alone)")
+                   help="where conv_3x..conv_5x (and the fc, where it fits) come from (a "
+                        "start's name or file; named in the output, which holds the branches "
+                        "alone)")
+    p.add_argument("--branches", default=None, metavar="START",
+                   help="where the latent branches start (a start's name or file that holds "
+                        "them); default: --trunk's, fresh where it has none")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=32)
@@ -148,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
                          distill=str(args.teacher), quality=args.rates[0])
     shard_set = open_rates(config.shards, config.rates)
     teacher = backbone_stem(args.teacher)
-    model = build_model(shard_set, config, initial_state(config.init))
+    start = initial_state(config.init)
+    if args.branches:
+        start = {**(start or {}), **{k: v for k, v in initial_state(args.branches).items()
+                                     if k.startswith(ADAPTATION_PARTS)}}
+    model = build_model(shard_set, config, start)
     before = held_out_error(model, teacher, shard_set, config)
     print(f"hint error on the validation split before the fit: {before}", flush=True)
     held = held_batches(shard_set, config)
