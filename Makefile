@@ -55,9 +55,11 @@ browser:  ## Debian's Chromium for the MLflow UI test (needs root and apt; the t
 	command -v chromium >/dev/null || (apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# two pytest workers, a test file each: one's subprocesses start up (imports, Ray, torchrun)
+# while the other's compute
 test: $(PY)  ## run the test suite (first tries to install Chromium for the MLflow UI test)
 	@$(MAKE) --no-print-directory browser || echo "Chromium could not be installed: the MLflow UI test will skip"
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-fast: $(PY)  ## the edit-test loop: every test not marked slow (unit and small integration)
 	$(PY) -m pytest -q -m "not slow"
