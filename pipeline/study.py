@@ -142,9 +142,9 @@ ROWS = {
     "transplant-anchor2": Row("the trained Anchor 2 of the quality (seed 0) carried to the "
                               "latent: latent-hint-task's branches fitted further, without "
                               "labels, to its conv_2x on that quality's training latents "
-                              "(1,000 steps), under its trunk and fc",
+                              "(300 steps), under its trunk and fc",
                               changes=(("init", "{runs}/transplant-anchor2/q{q}.pth"),),
-                              hint_steps=1000, hint_teacher=ANCHOR2_SEED0,
+                              hint_steps=300, hint_teacher=ANCHOR2_SEED0,
                               hint_from="latent-hint-task"),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
