@@ -68,7 +68,7 @@ class Row:
 
 
 ANCHOR2_OF_SEED = "{runs}/anchor2/q{q}/seed{seed}/checkpoint.pth"
-ANCHOR2_SEED0 = "{runs}/anchor2/q{q}/seed0/checkpoint.pth"
+ANCHOR2_SEED0 = ANCHOR2_OF_SEED.replace("{seed}", "0")
 TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
 LATENT_START = "latent-start-q4.pth"  # docs/comp-study/README.md says how it is made
 ROWS = {

@@ -79,4 +79,3 @@ def test_a_transplant_starts_from_its_fit_per_quality_after_anchor2(tmp_path):
     assert [(c[0], c[2]) for c in cells] == [("anchor2", 1), ("anchor2", 8),
                                              ("transplant-anchor2", 1), ("transplant-anchor2", 8)]
     assert cells[-1][4].init == str(tmp_path / "transplant-anchor2" / "q8.pth")
-

@@ -35,10 +35,9 @@ from trainer.backbone import write_start
 from trainer.config import TrainConfig
 from trainer.data import EvalStream, SampleTransform, loader, open_rates
 from trainer.distill import adaptation_steps, frozen_stem, hint_error
-from trainer.models import NAMED_FILES, initial_state, resnet50_deep_stem
+from trainer.models import ADAPTATION_PARTS, NAMED_FILES, initial_state, resnet50_deep_stem
 from trainer.train import build_model, init_process_group, load_data
 
-ADAPTATION_PARTS = ("branches.", "adapter.")  # cResNet39.adaptation_state's tensors
 MAX_HELD = 8192  # training samples held decoded by a fit (about 250 KB each at 256 px)
 
 
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     start = initial_state(config.init)
     if args.branches:
         start = {**(start or {}), **{k: v for k, v in initial_state(args.branches).items()
-                                     if k.startswith(ADAPTATION_PARTS)}}
+                                     if k.split(".")[0] in ADAPTATION_PARTS}}
     model = build_model(shard_set, config, start)
     before = held_out_error(model, teacher, shard_set, config)
     print(f"hint error on the validation split before the fit: {before}", flush=True)

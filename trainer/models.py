@@ -31,6 +31,7 @@ INITS = ("none", "imagenet", *NAMED_FILES)  # or a path to a state dict
 IMAGENET_URL = ResNet50_Weights.IMAGENET1K_V1.url  # resnet50-0676ba61.pth
 SIGMA_INPUTS = ("linear", "log")  # how cResNet-39 reads sigma_hat
 ADAPTERS = ("none", "se")  # between cResNet-39's latent branches and its trunk
+ADAPTATION_PARTS = ("branches", "adapter")  # cResNet-39's modules between latent and trunk
 
 
 def imagenet_state_dict() -> dict[str, torch.Tensor]:
@@ -156,7 +157,7 @@ class CResNet39(nn.Module):
 
     def adaptation_state(self) -> dict[str, torch.Tensor]:
         """adaptation()'s tensors, buffers included, named as in state_dict()."""
-        return {f"{part}.{k}": v for part in ("branches", "adapter")
+        return {f"{part}.{k}": v for part in ADAPTATION_PARTS
                 for k, v in getattr(self, part).state_dict().items()}
 
     def forward(self, x: torch.Tensor, hint: bool = False):
