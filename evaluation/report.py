@@ -29,6 +29,7 @@ from foundation.cli import stage_main
 from foundation.device import resolve_device
 from foundation.storage import Location
 from trainer.domains import ORIGINAL
+from trainer.latent_start import TRANSPLANT
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,9 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
     inits = defaultdict(set)  # start -> the methods trained from it
     for c in classifiers:
         if not c.config.distill:
-            inits[c.config.init].add(c.trained_method)
+            inits[start_name(c.config.init)].add(c.trained_method)
     taught = any(c.config.distill for c in classifiers)
+    transplanted = any(Path(c.config.init).parent.name == TRANSPLANT for c in classifiers)
     original = catalogue.shard_set(ORIGINAL.name)
     names = list(original.info["categories"])
     own = _evaluate(catalogue, classifiers, out, device, names)
@@ -69,7 +71,8 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
     cost.to_csv(out / "efficiency.csv", index=False)
     table = tables.table2(cells, dataset, _present(catalogue, original), len(names))
     sections = [f"# Report: {dataset}\n", table,
-                tables.pattern(cells, inits, bd_results, taught=taught),
+                tables.pattern(cells, inits, bd_results, taught=taught,
+                               transplanted=transplanted),
                 "![Figure 3, Top-1](figure3_top1.png)\n\n![Figure 3, Top-5](figure3_top5.png)\n"
                 + figures.SEEDS_NOTE * bool(cells["seeds"].max() > 1),
                 tables.bd_markdown(bd_results)]
@@ -83,7 +86,7 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
         extra_table = tables.table2(held_out[TABLE], dataset, present, len(names), where)
         (out / EXTRA / "table2.md").write_text(extra_table)
         sections += [extra_table, tables.pattern(held_out[TABLE], inits, held_out[BD_RESULTS],
-                                                 where, taught),
+                                                 where, taught, transplanted),
                      tables.bd_markdown(held_out[BD_RESULTS], where)]
     sections.append(tables.efficiency_markdown(cost, efficiency.device_name(torch.device(device))))
     if examples:
@@ -103,6 +106,13 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
         if run_id:
             print(f"MLflow: parent run {run_id} in experiment {experiment!r}")
     return report
+
+
+def start_name(init: str) -> str:
+    """A start as the report names it: the transplanted Comp.'s starts, one per set and seed,
+    as one (`.../transplant/<set>.pth`)."""
+    path = Path(init)
+    return str(path.parent / "<set>.pth") if path.parent.name == TRANSPLANT else init
 
 
 def _present(catalogue: Catalogue, original) -> int:

@@ -120,11 +120,14 @@ def _pct(row: pd.Series) -> str:
 
 
 def pattern(results: pd.DataFrame, inits: dict[str, set[str]],
-            bd_results: pd.DataFrame | None = None, where: str = "", taught: bool = False) -> str:
+            bd_results: pd.DataFrame | None = None, where: str = "", taught: bool = False,
+            transplanted: bool = False) -> str:
     """The paper's three findings, each checked against these results: the cells the table
     prints, their gaps with intervals and the BD-accuracy of Comp. against Anchor 2 (the rule:
     evaluation.verdicts). inits: each start (`--init`) and the methods that started from it;
-    taught: Comp. learned from, and started from, the Anchor 2 of its set (`--distill`)."""
+    taught: Comp. learned from, and started from, the Anchor 2 of its set (`--distill`);
+    transplanted: Comp. started from the Anchor 2 of its set carried to the latent
+    (`transplant_steps`)."""
     results = _learned(results)
     qualities = sorted(int(q) for q in results["quality"].dropna().unique())
     if not qualities:
@@ -171,7 +174,12 @@ def pattern(results: pd.DataFrame, inits: dict[str, set[str]],
                 "conv_2x map on the decoded image was a hint for its latent branches "
                 "(`--distill`, trainer/distill.py): not in the paper, so Comp. here needs "
                 "Anchor 2 to be trained first, though never decodes at inference." if taught
-                else "") + "\n")
+                else "") + (
+                " Comp. started from the trained Anchor 2 of its set and seed carried to the "
+                "latent: its latent branches fitted, without labels, to that Anchor 2's conv_2x "
+                "map on the training latents, under its trunk and fc (`transplant_steps`): not "
+                "in the paper, so Comp. here needs Anchor 2 to be trained first, though never "
+                "decodes at inference." if transplanted else "") + "\n")
 
 
 def _finding3_overall(bd_results: pd.DataFrame | None) -> str:

@@ -53,6 +53,11 @@ class Experiment:
     # run's own training latents (its qualities pooled) for these steps before Comp. trains
     # (trainer.latent_start; docs/comp-study, rows latent-hint-task)
     latent_hint_steps: int = 0
+    # >0: each Comp. starts from the trained Anchor 2 of its set and seed carried to the
+    # latent: its latent branches (from the start above) fitted, without labels, for these
+    # steps to that Anchor 2's conv_2x on the quality's training latents, under its trunk and
+    # fc (pipeline.run.transplant_fit; docs/comp-study, row transplant-anchor2)
+    transplant_steps: int = 0
     nproc: int = 2  # processes of each trainer (torchrun --nproc_per_node)
     lanes: int = 1  # trainers at once, the node's cores shared out among them as threads
     loader_workers: int | None = None  # per trainer process; None: the trainer's default

@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +49,7 @@ from prep.job.config import PrepConfig
 from trainer import checkpoint, latent_start, precision
 from trainer.config import TrainConfig
 from trainer.domains import COMP_INPUTS, DECODED, LATENT, METHOD_ORDER, ORIGINAL
+from trainer.latent_start import TRANSPLANT
 from trainer.models import initial_state
 from trainer.train import TEST_RESULT
 
@@ -138,9 +139,7 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                        workers=e.loader_workers, device=e.device, precision=e.precision,
                        resume=True, experiment=experiment)
     inputs = tuple(COMP_INPUTS) if e.ablations else ("both",)
-    hint = task_hint(e, runs)
-    latent = replace(base, domain=LATENT.name,
-                     init=str(hint) if hint else e.latent_init or e.init)
+    latent = replace(base, domain=LATENT.name, init=latent_branches(e, runs))
     configs = ([base] + [replace(base, domain=DECODED.name, quality=q) for q in e.qualities]
                + [replace(latent, quality=q, inputs=i) for q in e.qualities for i in inputs]
                + ([replace(latent, quality=e.qualities[0], rates=e.qualities)]
@@ -152,9 +151,25 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
     if e.precision not in precision.PRECISIONS:
         raise ValueError(f"--precision {e.precision}: give one of "
                          f"{', '.join(precision.PRECISIONS)}")
+    if e.transplant_steps and e.distill:
+        raise ValueError(f"--distill with --transplant-steps {e.transplant_steps}: each starts "
+                         "Comp. from its Anchor 2 in its own way; choose one (--transplant-steps "
+                         "0 for --distill)")
     found = [replace(c, seed=seed, out=str(runs / c.run_name) + seeds.suffix(seed))
              for c in configs for seed in range(e.seeds)]
-    return [with_teacher(c, found) for c in found] if e.distill else found
+    if e.distill:
+        return [with_teacher(c, found) for c in found]
+    if e.transplant_steps:
+        return [replace(c, init=str(transplant_start(c, e, runs)))
+                if transplanted(c) else c for c in found]
+    return found
+
+
+def latent_branches(e: Experiment, runs: Path) -> str:
+    """Where Comp.'s latent branches start: the fit on the run's own training latents
+    (latent_hint_steps), else the experiment's latent start, else the pixel start."""
+    hint = task_hint(e, runs)
+    return str(hint) if hint else e.latent_init or e.init
 
 
 def task_hint(e: Experiment, runs: Path) -> Path | None:
@@ -174,12 +189,44 @@ def fit_task_hint(e: Experiment, out: Location, runs: Path) -> None:
         print(f"==> {what}: done ({path})")
         return
     shards, trunk = storage.join(out, e.dataset), e.latent_init or e.init
-    print(f"\n==> {what}\n    python -m trainer.latent_start {shards} --rates "
-          f"{' '.join(map(str, e.qualities))} --trunk {trunk} --steps {e.latent_hint_steps} "
-          f"--out {path}", flush=True)
+    argv = latent_start.fit_argv(shards, e.qualities, trunk, e.latent_hint_steps, path,
+                                 arithmetic=e.precision)
+    print(f"\n==> {what}\n    python -m trainer.latent_start {' '.join(argv)}", flush=True)
     start = time.perf_counter()
-    latent_start.fit_file(shards, e.qualities, trunk, e.latent_hint_steps, path)
+    latent_start.fit_file(shards, e.qualities, trunk, e.latent_hint_steps, path,
+                          arithmetic=e.precision)
     STAGES.append((what, time.perf_counter() - start))
+
+
+def transplanted(config: TrainConfig) -> bool:
+    """Whether `transplant_steps` starts this classifier from its Anchor 2: Comp. on both
+    inputs at one quality (an ablation's branches differ; every rate has no one Anchor 2)."""
+    return config.reader.latent and config.inputs == "both" and not config.rates
+
+
+def transplant_start(config: TrainConfig, e: Experiment, runs: Path) -> Path:
+    """Where a transplanted Comp.'s start goes: beside its dataset's runs, one per quality
+    and seed (q4.pth, q4-seed1.pth)."""
+    return runs / e.dataset / TRANSPLANT / f"{Path(config.out).name}.pth"
+
+
+def transplant_fit(config: TrainConfig, configs: list[TrainConfig], e: Experiment,
+                   runs: Path) -> tuple[Path, list[str], str]:
+    """(Anchor 2's run folder, the fit's command, what it does) for a transplanted Comp.: the
+    Anchor 2 of its set and seed carried to the latent, its latent branches (from
+    latent_branches) fitted without labels for transplant_steps to that Anchor 2's conv_2x on
+    the quality's training latents, under its trunk and fc (docs/comp-study, row
+    transplant-anchor2)."""
+    teacher = next(c for c in configs if c.domain == DECODED.name and c.quality == config.quality
+                   and c.codec == config.codec and c.seed == config.seed)
+    weights = Path(teacher.out) / checkpoint.CHECKPOINT
+    argv = latent_start.fit_argv(config.shards, (config.quality,), str(weights),
+                                 e.transplant_steps, Path(config.init), teacher=weights,
+                                 branches=latent_branches(e, runs), seed=config.seed,
+                                 arithmetic=e.precision)
+    what = (f"fit {config.set_id}'s latent branches to its Anchor 2 seed {config.seed} "
+            f"({e.transplant_steps} steps)")
+    return Path(teacher.out), [sys.executable, "-m", "trainer.latent_start", *argv], what
 
 
 def with_teacher(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig:
@@ -193,9 +240,28 @@ def with_teacher(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig
     return replace(config, distill=weights, init=weights)
 
 
-def waits_for(config: TrainConfig) -> list[Path]:
-    """The run folders whose finished classifier this one reads (its teacher)."""
-    return [Path(config.distill).parent] if config.distill else []
+@dataclass(frozen=True)
+class Job:
+    """A classifier to train in a lane: the run folders whose test result it waits for (its
+    teacher's) and the commands its lane runs first (the fit of its start), as (command,
+    what); a start that is there already is not fitted again."""
+
+    config: TrainConfig
+    what: str
+    waits: tuple[Path, ...] = ()
+    before: tuple[tuple[tuple[str, ...], str], ...] = ()
+
+
+def job(config: TrainConfig, what: str, configs: list[TrainConfig] = (),
+        e: Experiment | None = None, runs: Path | None = None) -> Job:
+    """`config`'s Job: with `e`'s transplant_steps, a transplanted Comp. waits for its Anchor 2
+    (among `configs`) and fits its start first."""
+    waits = (Path(config.distill).parent,) if config.distill else ()
+    if e is None or not e.transplant_steps or not transplanted(config):
+        return Job(config, what, waits)
+    teacher, command, fit_what = transplant_fit(config, configs, e, runs)
+    before = () if Path(config.init).is_file() else ((tuple(command), fit_what),)
+    return Job(config, what, (*waits, teacher), before)
 
 
 def is_done(folder: Path, epochs: int) -> bool:
@@ -206,7 +272,8 @@ def is_done(folder: Path, epochs: int) -> bool:
 
 def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
     pending = []
-    for config in train_configs(e, out, runs, experiment):
+    configs = train_configs(e, out, runs, experiment)
+    for config in configs:
         folder = Path(config.out)
         what = f"train {config.domain}" + (f" {config.set_id}" if config.reader.coded else "") \
             + (f" ({config.inputs})" if config.inputs != "both" else "") \
@@ -215,7 +282,7 @@ def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
         if is_done(folder, e.epochs):
             print(f"==> {what}: done ({folder / TEST_RESULT})")
             continue
-        pending.append((config, what))
+        pending.append(job(config, what, configs, e, runs))
     train_jobs(pending, e.nproc, e.lanes)
 
 
@@ -224,13 +291,16 @@ def trainer_command(config: TrainConfig, nproc: int) -> list[str]:
             f"--nproc_per_node={nproc}", str(TRAINER), *config.to_argv()]
 
 
-def train_jobs(jobs: list[tuple[TrainConfig, str]], nproc: int, lanes: int) -> None:
-    """Train every (config, what) of `jobs`, `lanes` at a time; each finished run's wall time,
-    start-up included, goes into its folder (WALL_TIME)."""
+def train_jobs(jobs: list[Job], nproc: int, lanes: int) -> None:
+    """Train every Job, `lanes` at a time; each finished run's wall time, start-up and the
+    fit of its start included, goes into its folder (WALL_TIME)."""
     if lanes == 1:  # in order: a teacher (Anchor 2) is listed before its student
-        for config, what in jobs:
-            _call(trainer_command(config, nproc), what)
-            _record_wall_time(config, STAGES[-1][1])
+        for job in jobs:
+            start = time.perf_counter()
+            for command, what in job.before:
+                _call(list(command), what)
+            _call(trainer_command(job.config, nproc), job.what)
+            _record_wall_time(job.config, time.perf_counter() - start)
     else:
         train_in_lanes(jobs, nproc, lanes)
 
@@ -239,46 +309,56 @@ def _record_wall_time(config: TrainConfig, seconds: float) -> None:
     (Path(config.out) / WALL_TIME).write_text(json.dumps(seconds))
 
 
-def train_in_lanes(jobs: list[tuple[TrainConfig, str]], nproc: int, lanes: int) -> None:
+def train_in_lanes(jobs: list[Job], nproc: int, lanes: int) -> None:
     """`lanes` trainers at once, each with its share of the node's cores as threads: on a CPU
     node two 1-process trainers keep both cores busy without DDP's gradient all-reduce, and
-    one trainer's start-up overlaps the other's steps. Each writes train.log in its run
+    one trainer's start-up overlaps the other's steps. A job starts once what it waits for is
+    done; its lane runs its fit first, then its trainer. Each writes train.log in its run
     folder; a failure lets the running ones finish, starts no more, and names its log."""
     threads = max(1, (os.cpu_count() or 1) // (lanes * nproc))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    for name in {config.experiment for config, _ in jobs}:  # a new SQLite store's migrations
+    for name in {job.config.experiment for job in jobs}:  # a new SQLite store's migrations
         experiment_id(name)  # and the experiment, once: lanes starting together race on them
     queue, running, failed = list(jobs), {}, []
+
+    def launch(job: Job, steps: list, sink, job_start: float) -> None:
+        command, what = steps[0]
+        print(f"\n==> {what} ({lanes} at once, {threads} thread(s) each; log {sink.name})"
+              f"\n    {' '.join(command)}", flush=True)
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        running[process] = (job, steps, sink, job_start, time.perf_counter())
+
     while (queue and not failed) or running:
         while len(running) < lanes and not failed:
-            ready = [job for job in queue if all((folder / TEST_RESULT).is_file()
-                                                 for folder in waits_for(job[0]))]
+            ready = [j for j in queue if all((folder / TEST_RESULT).is_file()
+                                             for folder in j.waits)]
             if not ready:
                 if not running and queue:  # nothing left that could write what they wait for
-                    raise RuntimeError(f"{queue[0][1]} waits for "
-                                       f"{', '.join(map(str, waits_for(queue[0][0])))}, which "
+                    raise RuntimeError(f"{queue[0].what} waits for "
+                                       f"{', '.join(map(str, queue[0].waits))}, which "
                                        f"no job of this run trains")
                 break
-            config, what = ready[0]
-            queue.remove(ready[0])
-            log_file = Path(config.out) / "train.log"
+            job = ready[0]
+            queue.remove(job)
+            log_file = Path(job.config.out) / "train.log"
             log_file.parent.mkdir(parents=True, exist_ok=True)
-            command = trainer_command(config, nproc)
-            print(f"\n==> {what} ({lanes} at once, {threads} thread(s) each; log {log_file})"
-                  f"\n    {' '.join(command)}", flush=True)
-            sink = log_file.open("ab")
-            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
-            running[process] = (config, what, log_file, sink, time.perf_counter())
+            steps = [*job.before, (trainer_command(job.config, nproc), job.what)]
+            launch(job, steps, log_file.open("ab"), time.perf_counter())
         time.sleep(0.2)
         for process in [p for p in running if p.poll() is not None]:
-            config, what, log_file, sink, start = running.pop(process)
-            sink.close()
+            job, steps, sink, job_start, start = running.pop(process)
+            what = steps[0][1]
             STAGES.append((what, time.perf_counter() - start))
+            if not process.returncode and len(steps) > 1:  # its trainer next, in this lane
+                print(f"==> {what}: done in {time.perf_counter() - start:.0f} s", flush=True)
+                launch(job, steps[1:], sink, job_start)
+                continue
+            sink.close()
             if process.returncode:
-                failed.append(f"{what} failed (exit {process.returncode}): see {log_file}")
+                failed.append(f"{what} failed (exit {process.returncode}): see {sink.name}")
             else:
-                _record_wall_time(config, STAGES[-1][1])
-            lines = log_file.read_text(errors="replace").splitlines()
+                _record_wall_time(job.config, time.perf_counter() - job_start)
+            lines = Path(sink.name).read_text(errors="replace").splitlines()
             last = next((ln for ln in reversed(lines) if ln.startswith("test:")), "")
             print(f"==> {what}: {'failed' if process.returncode else 'done'} in "
                   f"{time.perf_counter() - start:.0f} s. {last}", flush=True)

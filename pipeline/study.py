@@ -33,7 +33,15 @@ from foundation.cli import stage_main
 from foundation.sets import LEARNED, SetId
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment
-from pipeline.run import WALL_TIME, all_prep_configs, extra_set, prep, train_configs, train_jobs
+from pipeline.run import (
+    WALL_TIME,
+    all_prep_configs,
+    extra_set,
+    job,
+    prep,
+    train_configs,
+    train_jobs,
+)
 from trainer import checkpoint, latent_start
 from trainer.config import TrainConfig
 from trainer.domains import DECODED, LATENT, ORIGINAL
@@ -195,7 +203,7 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
 def train(all_cells: list[tuple], e: Experiment, needed: bool) -> None:
     """Train every cell without a test result, the preset's lanes at a time: the rows others
     start from (`needed`), or the rest; each run's wall time goes beside its test result."""
-    jobs = [(config, f"{row} {set_name} seed {seed}")
+    jobs = [job(config, f"{row} {set_name} seed {seed}")
             for row, set_name, _, seed, config in all_cells
             if (row in NEEDS.values()) == needed
             and not (Path(config.out) / TEST_RESULT).is_file()]

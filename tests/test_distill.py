@@ -14,7 +14,7 @@ from PIL import Image
 from foundation import storage
 from foundation.sets import SetId
 from pipeline.experiment import load
-from pipeline.run import train_configs, waits_for
+from pipeline.run import job, train_configs
 from tests.conftest import DEMO_CODEC_Q4
 from trainer import checkpoint, distill
 from trainer.config import TrainConfig
@@ -107,16 +107,17 @@ def test_a_teacher_must_be_an_anchor_2(tmp_path):
 
 
 def test_distill_pairs_each_comp_run_with_the_anchor2_of_its_set_and_seed(tmp_path):
-    e = replace(DEMO, qualities=(1, 8), seeds=2, distill=True, jpeg_qualities=(5,))
+    e = replace(DEMO, qualities=(1, 8), seeds=2, distill=True, jpeg_qualities=(5,),
+                transplant_steps=0)  # the demo's own way from Anchor 2 (tests/test_transplant)
     configs = train_configs(e, storage.location(tmp_path / "shards"), tmp_path / "runs", "x")
     latent = [c for c in configs if c.domain == "latent"]
     assert len(latent) == 4
     for c in latent:
-        [folder] = waits_for(c)
+        [folder] = job(c, "x").waits
         teacher = next(t for t in configs if Path(t.out) == folder)
         assert (teacher.domain, teacher.set_id, teacher.seed) == ("decoded", c.set_id, c.seed)
         assert c.init == c.distill == str(folder / "checkpoint.pth")
-    assert not any(waits_for(c) for c in configs if c.domain != "latent")
+    assert not any(job(c, "x").waits for c in configs if c.domain != "latent")
 
 
 def test_fresh_tensors_learn_at_their_own_rate_and_the_scheduler_divides_both():

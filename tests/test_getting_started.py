@@ -24,7 +24,7 @@ SMALL = {
                      "--fractions 0.6 0.2 0.2 --seed 1",
     "PIPELINE_ARGS": "--qualities 4 --jpeg-qualities --epochs 1 --max-steps 2 --batch-size 8 "
                      "--resize 40 --crop 32 --shard-size 8 --prep-workers 1 --min-seconds 0.05 "
-                     "--latent-hint-steps 3",
+                     "--latent-hint-steps 3 --transplant-steps 3",
 }
 CLASSES = ("brick", "carpet", "ceramic")
 

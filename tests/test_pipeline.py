@@ -36,7 +36,8 @@ def pipeline(root: Path, data: Path, *more: str) -> subprocess.CompletedProcess:
                "--epochs", "1", "--max-steps", "2", "--batch-size", "8",
                "--resize", "40", "--crop", "32", "--nproc", "2", "--loader-workers", "1",
                "--shard-size", "8", "--prep-workers", "2", "--min-seconds", "0.05",
-               "--jpeg-qualities", "5", "60", "--latent-hint-steps", "3", *more]
+               "--jpeg-qualities", "5", "60", "--latent-hint-steps", "3",
+               "--transplant-steps", "3", *more]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     return subprocess.run(command, cwd=Path(__file__).resolve().parents[1], env=env,
                           capture_output=True, text=True, timeout=900)
@@ -196,10 +197,18 @@ def test_the_mlflow_parent_run_holds_the_report(demo):
     # Comp. from the latent branches fitted to it on the demo codecs' latents (demo.toml)
     every_run = client.search_runs([experiment.experiment_id], "tags.domain != ''")
     assert len(every_run) == 7
-    hint = demo["root"] / "runs" / demo["data"].name / "latent-hint-task-3.pth"
+    runs = demo["root"] / "runs" / demo["data"].name
+    hint, transplant = runs / "latent-hint-task-3.pth", runs / "transplant"
     assert {(r.data.tags["domain"] == "latent", r.data.params["init"]) for r in every_run} == {
-        (False, "procedural"), (True, str(hint))}
+        (False, "procedural"), (True, str(transplant / "q1.pth")),
+        (True, str(transplant / "q8.pth"))}
     assert torch.load(hint, weights_only=True)["trunk"] == "latent-hint-demo"
+    # each Comp. from its Anchor 2 carried to the latent: that run's weights under the branches
+    for q in (1, 8):
+        start = torch.load(transplant / f"q{q}.pth", weights_only=True)
+        assert start["trunk"] == str(runs / "decoded" / f"q{q}" / "checkpoint.pth")
+        assert start["model"] and all(k.split(".")[0] == "branches" for k in start["model"])
+    assert "transplant/<set>.pth` (Comp.)" in (demo["report"] / "README.md").read_text()
     bd = pd.read_csv(demo["report"] / "bd_accuracy.csv")
     metrics = client.get_run(parent.info.run_id).data.metrics
     for row in bd.dropna(subset=["bd_top1"]).itertuples():

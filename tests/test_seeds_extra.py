@@ -61,7 +61,8 @@ def seeded(synthetic_small, tmp_path_factory):
                "--epochs", "1", "--max-steps", "1", "--batch-size", "8", "--resize", "40",
                "--crop", "32", "--nproc", "1", "--loader-workers", "1", "--shard-size", "8",
                "--prep-workers", "2", "--min-seconds", "0.02", "--seeds", "2", "--ablations",
-               "--extra-test", str(extra), "--latent-hint-steps", "3"]
+               "--extra-test", str(extra), "--latent-hint-steps", "3",
+               "--transplant-steps", "3"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=3600)  # 10 trainings: minutes, more on a loaded machine

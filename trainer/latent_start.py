@@ -38,6 +38,7 @@ from trainer.distill import adaptation_steps, frozen_stem, hint_error
 from trainer.models import ADAPTATION_PARTS, NAMED_FILES, initial_state, resnet50_deep_stem
 from trainer.train import build_model, init_process_group, load_data
 
+TRANSPLANT = "transplant"  # the folder of a run's Comp. starts carried from its Anchor 2s
 MAX_HELD = 8192  # training samples held decoded by a fit (about 250 KB each at 256 px)
 
 
@@ -53,15 +54,15 @@ def backbone_stem(path: Path) -> nn.Module:
     return frozen_stem(model)
 
 
-def fit(model, teacher: nn.Module, batches, steps: int, lr: float, log_every: int = 100
-        ) -> list[float]:
-    """trainer.distill's adaptation steps on the CPU, the learning rate cosine-decayed over
-    `steps`; the mean hint error of each `log_every` steps (1: as far from the teacher as a
-    map of zeros)."""
+def fit(model, teacher: nn.Module, batches, steps: int, lr: float, log_every: int = 100,
+        arithmetic: str = "fp32") -> list[float]:
+    """trainer.distill's adaptation steps on the CPU in `arithmetic` (a resolved precision),
+    the learning rate cosine-decayed over `steps`; the mean hint error of each `log_every`
+    steps (1: as far from the teacher as a map of zeros)."""
     cpu = torch.device("cpu")
     errors, window, start = [], [], time.perf_counter()
     steps_run = adaptation_steps(model, teacher, batches, steps, cpu,
-                                 precision.autocast(cpu, "fp32"), lr, cosine=True)
+                                 precision.autocast(cpu, arithmetic), lr, cosine=True)
     for step, error in enumerate(steps_run, 1):
         window.append(error)
         if step % log_every == 0 or step == steps:
@@ -114,13 +115,20 @@ def held_out_error(model, teacher: nn.Module, shard_set, config: TrainConfig) ->
     return f"{total / count:.3f}" if count else "none"
 
 
-def fit_file(shards, rates: tuple[int, ...], trunk: str, steps: int, out: Path,
-             teacher: Path | None = None, branches: str | None = None) -> None:
-    """This command in-process (the pipeline's and the study's fit on a task's latents); a
-    RuntimeError where it failed, after its own one-line error."""
-    argv = [str(shards), "--rates", *map(str, rates), "--trunk", trunk, "--steps", str(steps),
+def fit_argv(shards, rates: tuple[int, ...], trunk: str, steps: int, out: Path,
+             teacher: Path | None = None, branches: str | None = None, seed: int = 0,
+             arithmetic: str = "auto") -> list[str]:
+    """This command's arguments (after `python -m trainer.latent_start`)."""
+    return [str(shards), "--rates", *map(str, rates), "--trunk", trunk, "--steps", str(steps),
             "--out", str(out), *(["--teacher", str(teacher)] if teacher else []),
-            *(["--branches", branches] if branches else [])]
+            *(["--branches", branches] if branches else []), "--seed", str(seed),
+            "--precision", arithmetic]
+
+
+def fit_file(*args, **kwargs) -> None:
+    """This command in-process (fit_argv's arguments: the pipeline's and the study's fit on a
+    task's latents); a RuntimeError where it failed, after its own one-line error."""
+    argv = fit_argv(*args, **kwargs)
     if main(argv):
         raise RuntimeError(f"the latent branches were not fitted (python -m trainer.latent_start "
                            f"{' '.join(argv)}): see its error above")
@@ -148,11 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--latent-resize", type=int, default=16)
     p.add_argument("--latent-crop", type=int, default=14)
+    p.add_argument("--seed", type=int, default=0, help="the draws, crops and flips of the fit")
+    p.add_argument("--precision", default="auto", choices=precision.PRECISIONS,
+                   help="the fit's autocast (trainer.precision; auto: bf16 where faster)")
     p.add_argument("--log-every", type=int, default=100, help="steps per printed hint error")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     config = TrainConfig(domain="latent", shards=args.shards, rates=tuple(args.rates),
-                         init=args.trunk, batch_size=args.batch_size,
+                         init=args.trunk, batch_size=args.batch_size, seed=args.seed,
                          latent_resize=args.latent_resize, latent_crop=args.latent_crop,
                          distill=str(args.teacher), quality=args.rates[0])
     shard_set = open_rates(config.shards, config.rates)
@@ -164,15 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(shard_set, config, start)
     before = held_out_error(model, teacher, shard_set, config)
     print(f"hint error on the validation split before the fit: {before}", flush=True)
-    held = held_batches(shard_set, config)
+    arithmetic = precision.resolve(args.precision, torch.device("cpu"))
+    held = held_batches(shard_set, config, args.seed)
     if held is not None:
-        errors = fit(model, teacher, held, args.steps, args.lr, args.log_every)
+        errors = fit(model, teacher, held, args.steps, args.lr, args.log_every, arithmetic)
     else:
         init_process_group("gloo")  # the trainer's loaders shard by rank
         try:
             data = load_data(shard_set, config, 0, config.batch_size, torch.device("cpu"))
             epochs = chain.from_iterable(data.train_epoch(e) for e in count())
-            errors = fit(model, teacher, epochs, args.steps, args.lr, args.log_every)
+            errors = fit(model, teacher, epochs, args.steps, args.lr, args.log_every, arithmetic)
         finally:
             dist.destroy_process_group()
     after = held_out_error(model, teacher, shard_set, config)

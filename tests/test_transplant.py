@@ -1,0 +1,86 @@
+"""transplant_steps: each Comp. starts from the Anchor 2 of its set and seed carried to the
+latent; its lane fits that start after the Anchor 2 and before the trainer."""
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from foundation import storage
+from pipeline import run as pipeline_run
+from pipeline.experiment import load
+from pipeline.run import job, train_configs, train_in_lanes
+from trainer.config import TrainConfig
+from trainer.train import TEST_RESULT
+
+DEMO = load("demo")
+
+
+def test_each_comp_is_fitted_to_the_anchor2_of_its_set_and_seed(tmp_path):
+    e = replace(DEMO, qualities=(1, 8), seeds=2, transplant_steps=7, ablations=True,
+                every_rate=True, jpeg_qualities=(5,))
+    runs = tmp_path / "runs"
+    configs = train_configs(e, storage.location(tmp_path / "shards"), runs, "x")
+    hint = str(runs / "demo-textures" / "latent-hint-task-1000.pth")
+    transplanted = [c for c in configs if c.domain == "latent" and c.inputs == "both"
+                    and not c.rates]
+    assert len(transplanted) == 4
+    for c in transplanted:
+        start = Path(c.init)
+        assert start.parent == runs / "demo-textures" / "transplant"
+        assert start.name == Path(c.out).name + ".pth"  # q1.pth, q1-seed1.pth
+        planned = job(c, "x", configs, e, runs)
+        [folder] = planned.waits
+        teacher = next(t for t in configs if Path(t.out) == folder)
+        assert (teacher.domain, teacher.set_id, teacher.seed) == ("decoded", c.set_id, c.seed)
+        [(command, what)] = planned.before
+        argv = list(command)
+        weights = str(folder / "checkpoint.pth")
+        assert argv[1:3] == ["-m", "trainer.latent_start"]
+        for flag, value in (("--teacher", weights), ("--trunk", weights), ("--branches", hint),
+                            ("--rates", str(c.quality)), ("--steps", "7"),
+                            ("--seed", str(c.seed)), ("--out", c.init)):
+            assert argv[argv.index(flag) + 1] == value, flag
+        assert f"seed {c.seed}" in what
+    # the ablations and the every-rate classifier keep the branches' start, wait for nothing
+    for c in configs:
+        if c.domain == "latent" and c not in transplanted:
+            assert c.init == hint and job(c, "x", configs, e, runs) == job(c, "x")
+    # a start already fitted is not fitted again
+    start = Path(transplanted[0].init)
+    start.parent.mkdir(parents=True)
+    start.write_bytes(b"")
+    assert job(transplanted[0], "x", configs, e, runs).before == ()
+    with pytest.raises(ValueError, match="choose one"):
+        train_configs(replace(e, distill=True), storage.location(tmp_path), runs, "x")
+
+
+def test_a_lane_fits_a_start_after_what_it_waits_for_and_before_its_trainer(tmp_path,
+                                                                           monkeypatch):
+    """Real subprocesses in 2 lanes: the student's fit starts once the teacher's test result is
+    there, its trainer after its fit, in the same lane; its wall time covers both."""
+    order = tmp_path / "order.txt"
+
+    def step(name: str, folder: Path | None = None) -> list[str]:
+        code = (f"import pathlib, time; time.sleep(0.3); "
+                f"open({str(order)!r}, 'a').write({name!r} + '\\n')")
+        if folder is not None:
+            code += f"; pathlib.Path({str(folder / TEST_RESULT)!r}).write_text('{{}}')"
+        return [sys.executable, "-c", code]
+
+    monkeypatch.setattr(pipeline_run, "experiment_id", lambda name: None)
+    monkeypatch.setattr(pipeline_run, "trainer_command",
+                        lambda config, nproc: step(f"train {config.domain}", Path(config.out)))
+    teacher = TrainConfig(domain="decoded", shards="s", quality=4, out=str(tmp_path / "a2"))
+    student = TrainConfig(domain="latent", shards="s", quality=4, out=str(tmp_path / "comp"))
+    other = TrainConfig(domain="original", shards="s", out=str(tmp_path / "a3"))
+    jobs = [pipeline_run.Job(student, "student", (tmp_path / "a2",),
+                             ((tuple(step("fit latent")), "fit"),)),
+            pipeline_run.Job(teacher, "teacher"), pipeline_run.Job(other, "other")]
+    train_in_lanes(jobs, 1, 2)
+    lines = order.read_text().splitlines()
+    assert lines.index("train decoded") < lines.index("fit latent") < lines.index("train latent")
+    assert sorted(lines) == ["fit latent", "train decoded", "train latent", "train original"]
+    assert json.loads((tmp_path / "comp" / pipeline_run.WALL_TIME).read_text()) >= 0.6
