@@ -154,6 +154,21 @@ ROWS = {
                               changes=(("init", "{runs}/transplant-anchor2/q{q}.pth"),),
                               hint_steps=300, hint_teacher=ANCHOR2_SEED0,
                               hint_from="latent-hint-task"),
+    "transplant-anchor2-seed": Row("transplant-anchor2 with the Anchor 2 of the quality and "
+                                   "the run's own seed, one fit a run (the demo's recipe: "
+                                   "transplant_steps)",
+                                   changes=(("init", "{runs}/transplant-anchor2-seed/"
+                                                     "q{q}-seed{seed}.pth"),),
+                                   hint_steps=300, hint_teacher=ANCHOR2_OF_SEED,
+                                   hint_from="latent-hint-task"),
+    "transplant-kd": Row("transplant-anchor2-seed, and that Anchor 2's class probabilities "
+                         "(temperature 4) on the same view of the decoded image a target beside "
+                         "the labels in fine-tuning (Hinton et al.'s distillation, weight 1)",
+                         changes=(("init", "{runs}/transplant-anchor2-seed/q{q}-seed{seed}.pth"),
+                                  ("distill", ANCHOR2_OF_SEED), ("distill_weight", 0.0),
+                                  ("kd_weight", 1.0)),
+                         hint_steps=300, hint_teacher=ANCHOR2_OF_SEED,
+                         hint_from="latent-hint-task"),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
@@ -162,7 +177,8 @@ ROWS = {
 }
 # the trunk rows read these runs' checkpoints
 NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anchor2": "anchor2",
-         "distill": "anchor2", "distill-anchor2": "anchor2", "transplant-anchor2": "anchor2"}
+         "distill": "anchor2", "distill-anchor2": "anchor2", "transplant-anchor2": "anchor2",
+         "transplant-anchor2-seed": "anchor2", "transplant-kd": "anchor2"}
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
@@ -313,22 +329,30 @@ def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
     the quality's latents, under the teacher's trunk."""
     shards = storage.join(e.out, e.dataset)
 
-    def fitted(row: str, quality: int | None = None) -> Path:
+    def fitted(row: str, quality: int | None = None, seed: int = 0) -> Path:
         spec = ROWS[row]
-        path = Path(dict(spec.changes)["init"].format(runs=runs, q=quality))
+        path = Path(dict(spec.changes)["init"].format(runs=runs, q=quality, seed=seed))
         if path.is_file():
             return path
         if not spec.hint_teacher:
-            latent_start.fit_file(shards, e.qualities, e.latent_init, spec.hint_steps, path)
+            latent_start.fit_file(shards, e.qualities, e.latent_init, spec.hint_steps, path,
+                                  arithmetic=e.precision)
             return path
-        teacher = Path(spec.hint_teacher.format(runs=runs, q=quality))
+        teacher = Path(spec.hint_teacher.format(runs=runs, q=quality, seed=seed))
         latent_start.fit_file(shards, (quality,), str(teacher), spec.hint_steps, path,
-                              teacher=teacher, branches=str(fitted(spec.hint_from)))
+                              teacher=teacher, branches=str(fitted(spec.hint_from)), seed=seed,
+                              arithmetic=e.precision)
         return path
 
-    for row, quality in dict.fromkeys((c[0], c[2] if ROWS[c[0]].hint_teacher else None)
-                                      for c in all_cells if ROWS[c[0]].hint_steps):
-        fitted(row, quality)
+    def fit_of(row: str, quality: int | None, seed: int) -> tuple:
+        """The fit a run needs: one per row, per quality (a teacher), or per quality and seed
+        (a teacher of the run's seed)."""
+        spec = ROWS[row]
+        per_seed = "{seed}" in dict(spec.changes)["init"]
+        return row, quality if spec.hint_teacher else None, seed if per_seed else 0
+
+    for fit in dict.fromkeys(fit_of(c[0], c[2], c[3]) for c in all_cells if ROWS[c[0]].hint_steps):
+        fitted(*fit)
 
 
 def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: bool = True

@@ -100,6 +100,35 @@ def test_the_hint_trains_the_student_and_leaves_the_teacher(tmp_path):
     assert student.branches["y"][1].conv1.weight.grad.abs().sum() > 0
 
 
+def test_soft_targets_are_the_whole_teachers_on_the_same_view(tmp_path):
+    path, model = teacher_file(tmp_path)
+    teacher = distill.teacher_network(path)
+    taught = distill.Taught(teacher, 0.0, 1.0, 4.0)
+    image = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        expected = model.eval()(image)
+    recorded = []
+    real = distill.soft_target_loss
+    distill.soft_target_loss = lambda s, t, temp: recorded.append(t) or real(s, t, temp)
+    try:
+        student = cresnet39(M, 6)
+        latent = torch.randn(2, 2 * M, CROP, CROP).abs() + 0.1
+        y = torch.tensor([0, 1])
+        logits, loss = taught(student, (latent, image), y)
+    finally:
+        distill.soft_target_loss = real
+    assert torch.allclose(recorded[0], expected, atol=1e-5)  # the teacher's own logits
+    plain = distill.Supervised()(student, latent, y)[1]
+    assert loss > plain  # the soft targets add
+    loss.backward()
+    assert student.fc.weight.grad.abs().sum() > 0 and all(p.grad is None
+                                                          for p in teacher.parameters())
+    # T^2 KL: zero where the student's softened distribution is the teacher's, positive else
+    logits = torch.randn(4, 6)
+    assert distill.soft_target_loss(logits, logits, 4.0).abs() < 1e-6
+    assert distill.soft_target_loss(logits, logits.flip(0), 4.0) > 0
+
+
 def test_a_teacher_must_be_an_anchor_2(tmp_path):
     path, _ = teacher_file(tmp_path, domain="original")
     with pytest.raises(ValueError, match="decoded-domain classifier"):

@@ -79,3 +79,29 @@ def test_a_transplant_starts_from_its_fit_per_quality_after_anchor2(tmp_path):
     assert [(c[0], c[2]) for c in cells] == [("anchor2", 1), ("anchor2", 8),
                                              ("transplant-anchor2", 1), ("transplant-anchor2", 8)]
     assert cells[-1][4].init == str(tmp_path / "transplant-anchor2" / "q8.pth")
+
+
+def test_a_transplant_of_the_runs_own_seed_fits_once_per_quality_and_seed(tmp_path,
+                                                                         monkeypatch):
+    e = replace(DEMO, qualities=(1, 8))
+    cells = study.cells(e, ["transplant-anchor2-seed"], 2, tmp_path)
+    fits = []
+
+    def fit_file(shards, rates, trunk, steps, out, teacher=None, branches=None, seed=0,
+                 arithmetic="auto"):
+        fits.append((rates, Path(trunk).parent.name, Path(out).name, seed, steps, branches))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"")
+
+    monkeypatch.setattr(study.latent_start, "fit_file", fit_file)
+    study.fit_task_hints(e, cells, tmp_path)
+    hint = str(tmp_path / "latent-hint-task.pth")
+    assert fits[0][2] == "latent-hint-task.pth" and fits[0][4] == 1000  # the pooled fit first
+    assert sorted(fits[1:]) == [((q,), f"seed{k}", f"q{q}-seed{k}.pth", k, 300, hint)
+                                for q in (1, 8) for k in (0, 1)]
+    latent = [c[4] for c in cells if c[0] == "transplant-anchor2-seed"]
+    assert {c.init for c in latent} == {
+        str(tmp_path / "transplant-anchor2-seed" / f"q{q}-seed{k}.pth") for q in (1, 8)
+        for k in (0, 1)}
+    study.fit_task_hints(e, cells, tmp_path)  # every start there: nothing fitted again
+    assert len(fits) == 5

@@ -40,6 +40,30 @@ def test_training_stream_is_seeded_and_endless(trainer_shards):
     assert len(first) == 300 > 168  # more than the train split: it repeats
 
 
+@pytest.mark.parametrize("domain", ["decoded", "latent"])
+def test_a_held_training_stream_draws_the_same_inputs_every_epoch(trainer_shards, domain):
+    """Decoded once and held in the loader workers, the training split gives the tensors a
+    stream that decodes every sample every time gives: the same draws, the same augmentation,
+    in every epoch (persistent workers follow the epoch) and the cache is not changed by it."""
+    from trainer.data import Shared, loader
+
+    shard_set = open_shard_set(trainer_shards, domain, SetId.of(4))
+    transform = SampleTransform(shard_set, True, 48, 40, 8, 6)
+    streams = {hold: TrainStream(shard_set.shards("train"), transform, 0, 1, seed=5,
+                                 epoch=Shared(0), buffer=8, hold=hold) for hold in (False, True)}
+    batches = {}
+    for hold, stream in streams.items():
+        data = loader(stream, 8, 2, 0, persistent=True)
+        batches[hold] = []
+        for epoch in (0, 1):
+            stream.epoch.set(epoch)
+            batches[hold] += list(islice(data, 30))  # 240 draws of 168 samples, 2 workers
+    assert len(batches[True]) == len(batches[False]) == 60
+    for (x, y), (x_held, y_held) in zip(batches[False], batches[True], strict=True):
+        assert torch.equal(x, x_held) and torch.equal(y, y_held)
+    assert not torch.equal(batches[True][0][0], batches[True][30][0])  # epochs differ
+
+
 def test_latent_sample_is_y_then_sigma_at_28px(trainer_shards):
     shard_set = open_shard_set(trainer_shards, "latent", SetId.of(4))
     [raw] = islice(schema.iter_raw_shard(shard_set.shards("validate")[0]), 1)

@@ -31,6 +31,10 @@ class TrainConfig:
     rates: tuple[int, ...] = ()
     distill: str | None = None  # latent domain: a trained Anchor 2's checkpoint (trainer.distill)
     distill_weight: float = 1.0  # the conv_2x hint's weight beside the cross-entropy
+    # with distill: the weight of the teacher's softened class probabilities (its logits over
+    # kd_temperature) as a target beside the labels, Hinton et al.'s distillation; 0: none
+    kd_weight: float = 0.0
+    kd_temperature: float = 4.0
     hint_steps: int = 0  # with distill: batches that fit the latent branches to the hint first
     no_latent_flip: bool = False  # latent domain: no random flip in training (LatentTransform)
     init: str = "imagenet"
@@ -166,6 +170,11 @@ def parser() -> argparse.ArgumentParser:
                    "conv_2x output on the decoded image the latent branches learn to match")
     p.add_argument("--distill-weight", type=float, default=d.distill_weight,
                    help="weight of that feature hint beside the cross-entropy")
+    p.add_argument("--kd-weight", type=float, default=d.kd_weight,
+                   help="with --distill: weight of the teacher's softened class probabilities on "
+                   "the same view of the decoded image as a target (Hinton et al. 2015)")
+    p.add_argument("--kd-temperature", type=float, default=d.kd_temperature,
+                   help="the temperature that softens both classifiers' logits for --kd-weight")
     p.add_argument("--hint-steps", type=int, default=d.hint_steps,
                    help="with --distill: batches that train the latent branches alone on the "
                    "hint (Adam, the trunk not run) before the first epoch, FitNets' first stage")

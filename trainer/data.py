@@ -24,6 +24,8 @@ from foundation.sets import SetId
 from trainer import domains
 from trainer.transforms import PAPER_SIZES, InputSizes
 
+HELD_SAMPLES = 2048  # a training split of at most this many is held decoded (TrainStream)
+
 
 @dataclass(frozen=True)
 class ShardSet:
@@ -132,9 +134,16 @@ class SampleTransform:
                                       InputSizes(resize, crop, latent_resize, latent_crop), hint,
                                       latent_flip)
 
-    def __call__(self, raw: dict) -> tuple[torch.Tensor, int]:
-        sample = schema.decode_sample(raw, only=self.members)
+    def decode(self, raw: dict) -> dict:
+        """The members the domain reads, decoded: no random draw (a TrainStream may hold it)."""
+        return schema.decode_sample(raw, only=self.members)
+
+    def apply(self, sample: dict) -> tuple[torch.Tensor, int]:
+        """A decoded sample's input (the augmentation draws here; `sample` is not changed)."""
         return self.input(sample), sample[schema.LABEL]
+
+    def __call__(self, raw: dict) -> tuple[torch.Tensor, int]:
+        return self.apply(self.decode(raw))
 
 
 class KeyedTransform:
@@ -189,12 +198,25 @@ class TrainStream(IterableDataset):
 
     `epoch` may be a Shared: persistent workers then follow the epoch the trainer sets, and
     each iteration reseeds a worker's random state from (seed, epoch, slot), so the stream does
-    not depend on how long the worker has lived (a resumed run sees the same samples)."""
+    not depend on how long the worker has lived (a resumed run sees the same samples).
+
+    `hold` (a SampleTransform's decode and apply): each shard's samples are decoded once and
+    held in the worker, then drawn again every epoch: the same stream, without decoding a
+    small split's images (most of a pixel loader's time) every epoch."""
 
     def __init__(self, shards: list[str], transform, rank: int, world: int, seed: int,
-                 epoch: int | Shared, buffer: int = 256):
+                 epoch: int | Shared, buffer: int = 256, hold: bool = False):
         self.shards, self.transform, self.rank, self.world = shards, transform, rank, world
-        self.seed, self.epoch, self.buffer = seed, epoch, buffer
+        self.seed, self.epoch, self.buffer, self.hold = seed, epoch, buffer, hold
+        self.held: dict[str, list[dict]] = {}  # shard -> decoded samples, in this process
+
+    def samples(self, shard: str) -> Iterator:
+        """A shard's samples, each ready for the transform's draw (decoded where held)."""
+        if not self.hold:
+            return schema.iter_raw_shard(shard)
+        if shard not in self.held:
+            self.held[shard] = [self.transform.decode(raw) for raw in schema.iter_raw_shard(shard)]
+        return iter(self.held[shard])
 
     def __iter__(self) -> Iterator:
         slot, _ = _slot(self.rank, self.world)
@@ -206,11 +228,12 @@ class TrainStream(IterableDataset):
             random.seed(state)
             np.random.seed(state % 2**32)
         pool: list = []
+        draw = self.transform.apply if self.hold else self.transform
         while True:
-            for raw in schema.iter_raw_shard(rng.choice(self.shards)):
-                pool.append(raw)
+            for sample in self.samples(rng.choice(self.shards)):
+                pool.append(sample)
                 if len(pool) >= self.buffer:
-                    yield self.transform(pool.pop(rng.randrange(len(pool))))
+                    yield draw(pool.pop(rng.randrange(len(pool))))
 
 
 class EvalStream(IterableDataset):

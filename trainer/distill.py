@@ -26,9 +26,9 @@ from trainer import checkpoint, precision
 from trainer.models import resnet50_deep_stem
 
 
-def teacher_stem(path: str) -> nn.Module:
-    """A decoded-domain classifier's stem and conv_2x from its checkpoint, frozen, in eval
-    mode. Errors name the file and say what it must be."""
+def teacher_network(path: str) -> nn.Module:
+    """A decoded-domain classifier from its checkpoint, frozen, in eval mode. Errors name the
+    file and say what it must be."""
     state = checkpoint.load(Path(path))
     if state["config"].get("domain") != "decoded":
         raise ValueError(f"--distill {path}: a teacher must be a decoded-domain classifier "
@@ -36,7 +36,12 @@ def teacher_stem(path: str) -> nn.Module:
     weights = state["model"]
     model = resnet50_deep_stem(weights["fc.weight"].shape[0])
     model.load_state_dict(weights)
-    return frozen_stem(model)
+    return model.eval().requires_grad_(False)
+
+
+def teacher_stem(path: str) -> nn.Module:
+    """A decoded-domain classifier's stem and conv_2x (teacher_network's), frozen."""
+    return frozen_stem(teacher_network(path))
 
 
 def frozen_stem(model: nn.Module) -> nn.Module:
@@ -61,14 +66,46 @@ class FeatureHint(Supervised):
 
     def __init__(self, teacher: nn.Module, weight: float):
         super().__init__()
-        self.teacher, self.weight = teacher, weight
+        self.stem, self.weight = teacher, weight  # teacher: a frozen_stem
 
     def __call__(self, model: nn.Module, x, y: torch.Tensor):
         latent, image = x
         logits, features = model(latent, hint=True)
         with torch.no_grad():
-            target = self.teacher(image)
+            target = self.stem(image)
         return logits, self.criterion(logits, y) + self.weight * hint_error(features, target)
+
+
+class Taught(Supervised):
+    """Cross-entropy, plus `hint_weight` times the teacher's conv_2x hint (as FeatureHint),
+    plus `kd_weight` times Hinton et al.'s distillation: the KL divergence from the teacher's
+    class probabilities to the student's, both at `temperature`, times its square (the
+    gradient's scale stays that of the cross-entropy). The teacher (the whole Anchor 2) sees
+    the view of the decoded image that the latent is cut to, so both classify one view."""
+
+    def __init__(self, teacher: nn.Module, hint_weight: float, kd_weight: float,
+                 temperature: float):
+        super().__init__()
+        self.teacher, self.stem = teacher, frozen_stem(teacher)
+        self.hint_weight, self.kd_weight, self.temperature = hint_weight, kd_weight, temperature
+
+    def __call__(self, model: nn.Module, x, y: torch.Tensor):
+        latent, image = x
+        logits, features = model(latent, hint=True)
+        with torch.no_grad():
+            target = self.stem(image)
+            t = self.teacher
+            taught = t.fc(torch.flatten(t.avgpool(t.layer4(t.layer3(t.layer2(target)))), 1))
+        loss = self.criterion(logits, y) + self.hint_weight * hint_error(features, target)
+        return logits, loss + self.kd_weight * soft_target_loss(logits, taught, self.temperature)
+
+
+def soft_target_loss(logits: torch.Tensor, teacher: torch.Tensor, temperature: float
+                     ) -> torch.Tensor:
+    """T^2 KL(softmax(teacher / T) || softmax(logits / T)), the batch's mean."""
+    student = torch.log_softmax(logits.float() / temperature, dim=1)
+    target = torch.softmax(teacher.float() / temperature, dim=1)
+    return temperature ** 2 * nn.functional.kl_div(student, target, reduction="batchmean")
 
 
 def hint_error(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

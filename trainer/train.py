@@ -26,6 +26,7 @@ from foundation.storage import write_atomic
 from trainer import checkpoint, distill, precision
 from trainer.config import TrainConfig, parse
 from trainer.data import (
+    HELD_SAMPLES,
     EvalStream,
     KeyedTransform,
     SampleTransform,
@@ -155,7 +156,8 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
                         SampleTransform(shard_set, True, *config.input_sizes,
                                         hint=config.distill is not None,
                                         latent_flip=not config.no_latent_flip),
-                        rank, world, config.seed, epoch)
+                        rank, world, config.seed, epoch,
+                        hold=shard_set.counts["train"] <= HELD_SAMPLES)
     splits = SplitShards({s: shard_set.shards(s) for s in ("validate", "test")})
     evaluation = EvalStream(splits, KeyedTransform(SampleTransform(shard_set, False,
                                                                    *config.input_sizes)),
@@ -219,6 +221,9 @@ def check_inputs(config: TrainConfig) -> tuple[ShardSet, torch.device, dict | No
     the device, its precision and the starting point (`--init imagenet` is fetched here)."""
     shard_set = (open_rates(config.shards, config.rates) if config.rates else
                  open_shard_set(config.shards, config.domain, config.set_id))
+    if config.kd_weight and config.distill is None:
+        raise ValueError(f"--kd-weight {config.kd_weight}: the soft targets are a teacher's; give "
+                         f"--distill CHECKPOINT")
     if config.hint_steps and config.distill is None:
         raise ValueError(f"--hint-steps {config.hint_steps}: the hint is a teacher's; give "
                          f"--distill CHECKPOINT")
@@ -275,9 +280,7 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
     arithmetic = precision.resolve(config.precision, device)
     amp = precision.autocast(device, arithmetic)
     criterion = nn.CrossEntropyLoss()
-    objective = distill.Supervised() if config.distill is None else distill.FeatureHint(
-        distill.teacher_stem(config.distill).to(
-            device, memory_format=precision.memory_format(device)), config.distill_weight)
+    objective = distill.Supervised() if config.distill is None else objective_of(config, device)
     optimizer = torch.optim.SGD(parameter_groups(model, init, config.scaled_lr, config.fresh_lr),
                                 momentum=config.momentum,
                                 weight_decay=config.weight_decay)
@@ -298,7 +301,7 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
         print(f"{world} process(es) x {torch.get_num_threads()} thread(s) on {device}, "
               f"precision {arithmetic} (--precision {config.precision})", flush=True)
     if start_epoch == 0 and config.hint_steps:  # a resumed run has it in its checkpoint
-        error = distill.fit_adaptation(model, objective.teacher, data.train_epoch(HINT_EPOCH),
+        error = distill.fit_adaptation(model, objective.stem, data.train_epoch(HINT_EPOCH),
                                        config.hint_steps, device, amp)
         if is_main:
             print(f"hint: {config.hint_steps} steps fitted the latent branches to the teacher's "
@@ -329,6 +332,17 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
         print(f"test: top-1 {test['test_top1']:.4f}, top-5 {test['test_top5']:.4f} on "
               f"{test['test_samples']} samples (manifest: {shard_set.counts['test']})")
     return 0
+
+
+def objective_of(config: TrainConfig, device: torch.device):
+    """The loss of a run with a teacher: the conv_2x hint alone (FeatureHint, which runs the
+    teacher's stem only), or with --kd-weight the teacher's class probabilities too."""
+    layout = precision.memory_format(device)
+    if not config.kd_weight:
+        return distill.FeatureHint(distill.teacher_stem(config.distill).to(
+            device, memory_format=layout), config.distill_weight)
+    return distill.Taught(distill.teacher_network(config.distill).to(device, memory_format=layout),
+                          config.distill_weight, config.kd_weight, config.kd_temperature)
 
 
 def resume(config: TrainConfig, model, optimizer, scheduler, is_main: bool
