@@ -9,6 +9,9 @@ what bounds it. Everything is measured side by side in one run, on the same thre
               loader, the trainer's precision and memory format (trainer/precision.py)
   loader      the trainer's loader alone (read shards, decode, augment, batch)
 
+The trainer and loader rows are timed after an epoch where the trainer holds a small training
+split decoded (trainer.data.HELD_SAMPLES): the rate of every epoch but the first.
+
 Each row runs in the layout torchrun gives the trainer (P processes x T threads, gloo) and, for
 comparison, one process with every core. Targets (issue 20): trainer >= 0.9x the bare step of
 its settings; the trainer at >= 60% of the fp32 GEMM peak, or > 100% of it with bf16.
@@ -36,7 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from foundation.sets import SetId
 from trainer import precision
 from trainer.config import TrainConfig
-from trainer.data import open_shard_set
+from trainer.data import HELD_SAMPLES, open_shard_set
 from trainer.distill import Supervised
 from trainer.domains import DECODED, LATENT, ORIGINAL
 from trainer.train import build_model, load_data, train_one_epoch
@@ -110,9 +113,18 @@ def bare_step(model: nn.Module, shape: tuple, classes: int, steps: int,
     return steps * shape[0] / (time.perf_counter() - start)
 
 
+def steady_after(shard_set, batch: int, steps: int) -> int:
+    """Batches to run before timing: one epoch's where the trainer holds the training split
+    decoded (trainer.data.HELD_SAMPLES; the rate of every epoch after the first), else one
+    (worker start-up is not the steady rate)."""
+    held = shard_set.counts["train"] <= HELD_SAMPLES and steps > 1  # not --quick
+    return max(1, shard_set.counts["train"] // batch) if held else 1
+
+
 def loader_alone(shard_set, config, batch: int, batches: int) -> float:
     data = iter(load_data(shard_set, config, 0, batch, CPU).train_epoch(0))
-    next(data)  # worker start-up is not the steady rate
+    for _ in islice(data, steady_after(shard_set, batch, batches)):
+        pass
     start = time.perf_counter()
     for _ in islice(data, batches):
         pass
@@ -132,8 +144,8 @@ def trainer_loop(shard_set, config, batch: int, steps: int,
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     data = iter(load_data(shard_set, config, 0, batch, CPU).train_epoch(0))
     amp = precision.autocast(device, arithmetic)
-    train_one_epoch(ddp, Supervised(), optimizer, data, 1, device, amp, 0,
-                    False)  # warm-up and worker start-up
+    train_one_epoch(ddp, Supervised(), optimizer, data, steady_after(shard_set, batch, steps),
+                    device, amp, 0, False)  # warm-up, worker start-up, samples held
     _sync(device)
     start = time.perf_counter()
     train_one_epoch(ddp, Supervised(), optimizer, data, steps, device, amp, 0, False)
