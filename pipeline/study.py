@@ -169,6 +169,17 @@ ROWS = {
                                   ("kd_weight", 1.0)),
                          hint_steps=300, hint_teacher=ANCHOR2_OF_SEED,
                          hint_from="latent-hint-task"),
+    "latent-hint-task-res": Row("latent-hint-task with the residual adapter (two conv_2x "
+                                "bottleneck blocks after the branches), fitted with them",
+                                changes=(("init", "{runs}/latent-hint-task-res.pth"),
+                                         ("latent_adapter", "res")), hint_steps=1000),
+    "transplant-res": Row("transplant-anchor2-seed with the residual adapter: "
+                          "latent-hint-task-res's branches and adapter fitted to the Anchor 2 "
+                          "of the quality and seed",
+                          changes=(("init", "{runs}/transplant-res/q{q}-seed{seed}.pth"),
+                                   ("latent_adapter", "res")),
+                          hint_steps=300, hint_teacher=ANCHOR2_OF_SEED,
+                          hint_from="latent-hint-task-res"),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
@@ -178,7 +189,8 @@ ROWS = {
 # the trunk rows read these runs' checkpoints
 NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anchor2": "anchor2",
          "distill": "anchor2", "distill-anchor2": "anchor2", "transplant-anchor2": "anchor2",
-         "transplant-anchor2-seed": "anchor2", "transplant-kd": "anchor2"}
+         "transplant-anchor2-seed": "anchor2", "transplant-kd": "anchor2",
+         "transplant-res": "anchor2"}
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
@@ -334,14 +346,15 @@ def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
         path = Path(dict(spec.changes)["init"].format(runs=runs, q=quality, seed=seed))
         if path.is_file():
             return path
+        adapter = dict(spec.changes).get("latent_adapter", "none")  # fitted with the branches
         if not spec.hint_teacher:
             latent_start.fit_file(shards, e.qualities, e.latent_init, spec.hint_steps, path,
-                                  arithmetic=e.precision)
+                                  arithmetic=e.precision, adapter=adapter)
             return path
         teacher = Path(spec.hint_teacher.format(runs=runs, q=quality, seed=seed))
         latent_start.fit_file(shards, (quality,), str(teacher), spec.hint_steps, path,
                               teacher=teacher, branches=str(fitted(spec.hint_from)), seed=seed,
-                              arithmetic=e.precision)
+                              arithmetic=e.precision, adapter=adapter)
         return path
 
     def fit_of(row: str, quality: int | None, seed: int) -> tuple:

@@ -95,3 +95,18 @@ def test_imagenet_init_loads_every_matching_tensor(monkeypatch):
 def test_init_from_missing_file_is_explained():
     with pytest.raises(FileNotFoundError, match="choices: none, imagenet"):
         models.resnet50_deep_stem(23, init="nope.pth")
+
+
+def test_the_residual_adapter_starts_as_the_identity_and_is_fitted_with_the_branches():
+    torch.manual_seed(0)
+    plain = models.cresnet39(96, 6)
+    adapted = models.cresnet39(96, 6, adapter="res")
+    adapted.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.rand(2, 192, 14, 14) + 0.1
+    plain.eval(), adapted.eval()
+    assert torch.allclose(plain.features(x), adapted.features(x), atol=1e-6)
+    blocks = 2 * (256 * 64 + 64 * 9 * 64 + 64 * 256 + 2 * (64 + 64 + 256))
+    assert count(adapted) - count(plain) == blocks
+    fitted = {id(p) for p in adapted.adaptation()}
+    assert all(id(p) in fitted for p in adapted.adapter.parameters())
+    assert any(k.startswith("adapter.") for k in adapted.adaptation_state())

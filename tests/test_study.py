@@ -88,7 +88,7 @@ def test_a_transplant_of_the_runs_own_seed_fits_once_per_quality_and_seed(tmp_pa
     fits = []
 
     def fit_file(shards, rates, trunk, steps, out, teacher=None, branches=None, seed=0,
-                 arithmetic="auto"):
+                 arithmetic="auto", adapter="none"):
         fits.append((rates, Path(trunk).parent.name, Path(out).name, seed, steps, branches))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(b"")

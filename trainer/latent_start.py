@@ -35,7 +35,13 @@ from trainer.backbone import write_start
 from trainer.config import TrainConfig
 from trainer.data import EvalStream, SampleTransform, loader, open_rates
 from trainer.distill import adaptation_steps, frozen_stem, hint_error
-from trainer.models import ADAPTATION_PARTS, NAMED_FILES, initial_state, resnet50_deep_stem
+from trainer.models import (
+    ADAPTATION_PARTS,
+    ADAPTERS,
+    NAMED_FILES,
+    initial_state,
+    resnet50_deep_stem,
+)
 from trainer.train import build_model, init_process_group, load_data
 
 TRANSPLANT = "transplant"  # the folder of a run's Comp. starts carried from its Anchor 2s
@@ -117,12 +123,13 @@ def held_out_error(model, teacher: nn.Module, shard_set, config: TrainConfig) ->
 
 def fit_argv(shards, rates: tuple[int, ...], trunk: str, steps: int, out: Path,
              teacher: Path | None = None, branches: str | None = None, seed: int = 0,
-             arithmetic: str = "auto") -> list[str]:
+             arithmetic: str = "auto", adapter: str = "none") -> list[str]:
     """This command's arguments (after `python -m trainer.latent_start`)."""
     return [str(shards), "--rates", *map(str, rates), "--trunk", trunk, "--steps", str(steps),
             "--out", str(out), *(["--teacher", str(teacher)] if teacher else []),
             *(["--branches", branches] if branches else []), "--seed", str(seed),
-            "--precision", arithmetic]
+            "--precision", arithmetic, *(["--latent-adapter", adapter] if adapter != "none"
+                                         else [])]
 
 
 def fit_file(*args, **kwargs) -> None:
@@ -156,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--latent-resize", type=int, default=16)
     p.add_argument("--latent-crop", type=int, default=14)
+    p.add_argument("--latent-adapter", choices=ADAPTERS, default="none",
+                   help="cResNet-39's adapter between the branches and the trunk: fitted with "
+                   "the branches (fresh where the start has none)")
     p.add_argument("--seed", type=int, default=0, help="the draws, crops and flips of the fit")
     p.add_argument("--precision", default="auto", choices=precision.PRECISIONS,
                    help="the fit's autocast (trainer.precision; auto: bf16 where faster)")
@@ -164,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     config = TrainConfig(domain="latent", shards=args.shards, rates=tuple(args.rates),
                          init=args.trunk, batch_size=args.batch_size, seed=args.seed,
+                         latent_adapter=args.latent_adapter,
                          latent_resize=args.latent_resize, latent_crop=args.latent_crop,
                          distill=str(args.teacher), quality=args.rates[0])
     shard_set = open_rates(config.shards, config.rates)

@@ -30,7 +30,7 @@ NAMED_FILES = {"procedural": BACKBONES / "procedural" / "resnet50.pth",
 INITS = ("none", "imagenet", *NAMED_FILES)  # or a path to a state dict
 IMAGENET_URL = ResNet50_Weights.IMAGENET1K_V1.url  # resnet50-0676ba61.pth
 SIGMA_INPUTS = ("linear", "log")  # how cResNet-39 reads sigma_hat
-ADAPTERS = ("none", "se")  # between cResNet-39's latent branches and its trunk
+ADAPTERS = ("none", "se", "res")  # between cResNet-39's latent branches and its trunk
 ADAPTATION_PARTS = ("branches", "adapter")  # cResNet-39's modules between latent and trunk
 
 
@@ -115,7 +115,9 @@ class CResNet39(nn.Module):
     input's BatchNorm statistics. `adapter`: `se` puts a channel attention (squeeze and
     excitation, 256 -> 16 -> 256) between the concatenated branches and conv_3x, after the
     feature adaptation of Deng and Karam's follow-up (arXiv 2305.08000), which reweights the
-    latent features channel by channel before the pixel-pretrained trunk.
+    latent features channel by channel before the pixel-pretrained trunk; `res` puts two
+    residual bottleneck blocks there (residual_adapter): depth for the branches to emulate a
+    pixel classifier's conv_2x with (trainer.latent_start), where one block each falls short.
     """
 
     def __init__(self, channels: int, num_classes: int, inputs: str = "both",
@@ -138,7 +140,8 @@ class CResNet39(nn.Module):
                                                            nn.BatchNorm2d(planes * 4))))
             for name in names
         })
-        self.adapter = SqueezeExcitation(256, 16) if adapter == "se" else nn.Identity()
+        self.adapter = (SqueezeExcitation(256, 16) if adapter == "se" else
+                        residual_adapter() if adapter == "res" else nn.Identity())
         trunk = resnet50(num_classes=num_classes, zero_init_residual=True)
         self.layer2, self.layer3, self.layer4 = trunk.layer2, trunk.layer3, trunk.layer4
         self.avgpool, self.fc = trunk.avgpool, trunk.fc
@@ -166,6 +169,16 @@ class CResNet39(nn.Module):
         x = self.layer4(self.layer3(self.layer2(features)))
         logits = self.fc(torch.flatten(self.avgpool(x), 1))
         return (logits, features) if hint else logits
+
+
+def residual_adapter() -> nn.Sequential:
+    """Two of ResNet-50's conv_2x bottleneck blocks (256 -> 64 -> 64 -> 256 channels), each
+    starting as the identity (its last BatchNorm's scale zero): a fresh adapter leaves the
+    branches' map as it is until it learns."""
+    blocks = nn.Sequential(Bottleneck(256, 64), Bottleneck(256, 64))
+    for block in blocks:
+        nn.init.zeros_(block.bn3.weight)
+    return blocks
 
 
 def cresnet39(channels: int, num_classes: int, inputs: str = "both", init: str = "none",
