@@ -50,7 +50,7 @@ from trainer import checkpoint, latent_start, precision
 from trainer.config import TrainConfig
 from trainer.domains import COMP_INPUTS, DECODED, LATENT, METHOD_ORDER, ORIGINAL
 from trainer.latent_start import TRANSPLANT
-from trainer.models import initial_state
+from trainer.models import ADAPTERS, initial_state
 from trainer.train import TEST_RESULT
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,8 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                        workers=e.loader_workers, device=e.device, precision=e.precision,
                        resume=True, experiment=experiment)
     inputs = tuple(COMP_INPUTS) if e.ablations else ("both",)
-    latent = replace(base, domain=LATENT.name, init=latent_branches(e, runs))
+    latent = replace(base, domain=LATENT.name, init=latent_branches(e, runs),
+                     latent_adapter=e.latent_adapter)
     configs = ([base] + [replace(base, domain=DECODED.name, quality=q) for q in e.qualities]
                + [replace(latent, quality=q, inputs=i) for q in e.qualities for i in inputs]
                + ([replace(latent, quality=e.qualities[0], rates=e.qualities)]
@@ -148,6 +149,8 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                   for s in e.classical])
     if e.seeds < 1:
         raise ValueError(f"--seeds {e.seeds}: give 1 or more (the classifiers trained per cell)")
+    if e.latent_adapter not in ADAPTERS:
+        raise ValueError(f"--latent-adapter {e.latent_adapter}: give one of {', '.join(ADAPTERS)}")
     if e.precision not in precision.PRECISIONS:
         raise ValueError(f"--precision {e.precision}: give one of "
                          f"{', '.join(precision.PRECISIONS)}")
@@ -190,11 +193,11 @@ def fit_task_hint(e: Experiment, out: Location, runs: Path) -> None:
         return
     shards, trunk = storage.join(out, e.dataset), e.latent_init or e.init
     argv = latent_start.fit_argv(shards, e.qualities, trunk, e.latent_hint_steps, path,
-                                 arithmetic=e.precision)
+                                 arithmetic=e.precision, adapter=e.latent_adapter)
     print(f"\n==> {what}\n    python -m trainer.latent_start {' '.join(argv)}", flush=True)
     start = time.perf_counter()
     latent_start.fit_file(shards, e.qualities, trunk, e.latent_hint_steps, path,
-                          arithmetic=e.precision)
+                          arithmetic=e.precision, adapter=e.latent_adapter)
     STAGES.append((what, time.perf_counter() - start))
 
 
@@ -223,7 +226,7 @@ def transplant_fit(config: TrainConfig, configs: list[TrainConfig], e: Experimen
     argv = latent_start.fit_argv(config.shards, (config.quality,), str(weights),
                                  e.transplant_steps, Path(config.init), teacher=weights,
                                  branches=latent_branches(e, runs), seed=config.seed,
-                                 arithmetic=e.precision)
+                                 arithmetic=e.precision, adapter=config.latent_adapter)
     what = (f"fit {config.set_id}'s latent branches to its Anchor 2 seed {config.seed} "
             f"({e.transplant_steps} steps)")
     return Path(teacher.out), [sys.executable, "-m", "trainer.latent_start", *argv], what

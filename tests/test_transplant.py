@@ -84,3 +84,16 @@ def test_a_lane_fits_a_start_after_what_it_waits_for_and_before_its_trainer(tmp_
     assert lines.index("train decoded") < lines.index("fit latent") < lines.index("train latent")
     assert sorted(lines) == ["fit latent", "train decoded", "train latent", "train original"]
     assert json.loads((tmp_path / "comp" / pipeline_run.WALL_TIME).read_text()) >= 0.6
+
+
+def test_an_experiments_adapter_reaches_comp_and_both_fits(tmp_path):
+    e = replace(DEMO, qualities=(4,), latent_adapter="res")
+    runs = tmp_path / "runs"
+    configs = train_configs(e, storage.location(tmp_path / "shards"), runs, "x")
+    [comp] = [c for c in configs if c.domain == "latent"]
+    assert comp.latent_adapter == "res" and "--latent-adapter" in comp.to_argv()
+    [(command, _)] = job(comp, "x", configs, e, runs).before
+    assert list(command)[-2:] == ["--latent-adapter", "res"]
+    assert all(c.latent_adapter == "none" for c in configs if c.domain != "latent")
+    with pytest.raises(ValueError, match="give one of none, se, res"):
+        train_configs(replace(e, latent_adapter="big"), storage.location(tmp_path), runs, "x")
