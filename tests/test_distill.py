@@ -209,6 +209,25 @@ def test_latent_start_fits_the_branches_and_keeps_the_procedural_trunk(trainer_s
     assert {"branches.y.1.conv2.weight", "branches.sigma.1.conv2.weight"} <= set(state)
 
 
+def test_a_fit_with_a_fresh_adapter_is_the_same_twice_and_holds_the_adapter(trainer_shards,
+                                                                            tmp_path):
+    """The adapter the start lacks starts from the fit's seed: the same file every time (the
+    demo reproduces its report), another with another seed."""
+    from trainer import latent_start
+
+    def fit(name: str, seed: int) -> bytes:
+        out = tmp_path / name
+        assert latent_start.main([str(trainer_shards), "--rates", "4", "--steps", "2",
+                                  "--latent-adapter", "res", "--seed", str(seed),
+                                  "--out", str(out)]) == 0
+        return out.read_bytes()
+
+    first = fit("a.pth", 0)
+    assert fit("b.pth", 0) == first and fit("c.pth", 1) != first
+    written = torch.load(tmp_path / "a.pth", weights_only=True)
+    assert {k.split(".")[0] for k in written["model"]} == {"branches", "adapter"}
+
+
 def test_the_shipped_latent_start_fills_all_of_the_demo_classifier_but_its_fc(caplog):
     from trainer.models import CResNet39, initial_state, load_matching
 

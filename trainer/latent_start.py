@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.branches:
         start = {**(start or {}), **{k: v for k, v in initial_state(args.branches).items()
                                      if k.split(".")[0] in ADAPTATION_PARTS}}
+    torch.manual_seed(args.seed)  # the tensors the start does not hold (a fresh adapter)
     model = build_model(shard_set, config, start)
     before = held_out_error(model, teacher, shard_set, config)
     print(f"hint error on the validation split before the fit: {before}", flush=True)
