@@ -180,6 +180,13 @@ ROWS = {
                                    ("latent_adapter", "res")),
                           hint_steps=300, hint_teacher=ANCHOR2_OF_SEED,
                           hint_from="latent-hint-task-res"),
+    "transplant-res-lr-0.001": Row("transplant-res fine-tuned at a tenth of the learning rate "
+                                   "(0.001): the start already classifies, keep what it "
+                                   "carries", changes=(("init", "{runs}/transplant-res/"
+                                                                "q{q}-seed{seed}.pth"),
+                                                       ("latent_adapter", "res"), ("lr", 0.001)),
+                                   hint_steps=300, hint_teacher=ANCHOR2_OF_SEED,
+                                   hint_from="latent-hint-task-res"),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
@@ -190,7 +197,7 @@ ROWS = {
 NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anchor2": "anchor2",
          "distill": "anchor2", "distill-anchor2": "anchor2", "transplant-anchor2": "anchor2",
          "transplant-anchor2-seed": "anchor2", "transplant-kd": "anchor2",
-         "transplant-res": "anchor2"}
+         "transplant-res": "anchor2", "transplant-res-lr-0.001": "anchor2"}
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
