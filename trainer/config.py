@@ -209,7 +209,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
     p.add_argument("--precision", choices=precision.PRECISIONS, default=d.precision,
                    help="autocast precision: auto = bf16 where it is faster than fp32 (CUDA with "
-                   "bf16, CPUs with AMX), else fp32; bf16 needs native bf16")
+                   "bf16, CPUs with AMX, AMD CPUs with AVX-512 BF16), else fp32; bf16 needs "
+                   "native bf16")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the training step (worth it for long GPU runs)")
     p.add_argument("--seed", type=int, default=d.seed)
