@@ -54,7 +54,7 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
         if not c.config.distill:
             inits[start_name(c.config.init)].add(c.trained_method)
     taught = any(c.config.distill for c in classifiers)
-    transplanted = any(Path(c.config.init).parent.name == TRANSPLANT for c in classifiers)
+    transplanted = any(is_transplanted(c.config.init) for c in classifiers)
     original = catalogue.shard_set(ORIGINAL.name)
     names = list(original.info["categories"])
     own = _evaluate(catalogue, classifiers, out, device, names)
@@ -108,11 +108,15 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
     return report
 
 
+def is_transplanted(init: str) -> bool:
+    """Whether a start is a Comp.'s carried from its Anchor 2 (pipeline.run.transplant_start)."""
+    return Path(init).parent.name == TRANSPLANT
+
+
 def start_name(init: str) -> str:
     """A start as the report names it: the transplanted Comp.'s starts, one per set and seed,
     as one (`.../transplant/<set>.pth`)."""
-    path = Path(init)
-    return str(path.parent / "<set>.pth") if path.parent.name == TRANSPLANT else init
+    return str(Path(init).parent / "<set>.pth") if is_transplanted(init) else init
 
 
 def _present(catalogue: Catalogue, original) -> int:

@@ -220,8 +220,7 @@ def transplant_fit(config: TrainConfig, configs: list[TrainConfig], e: Experimen
     latent_branches) fitted without labels for transplant_steps to that Anchor 2's conv_2x on
     the quality's training latents, under its trunk and fc (docs/comp-study, row
     transplant-anchor2)."""
-    teacher = next(c for c in configs if c.domain == DECODED.name and c.quality == config.quality
-                   and c.codec == config.codec and c.seed == config.seed)
+    teacher = anchor2_of(config, configs)
     weights = Path(teacher.out) / checkpoint.CHECKPOINT
     argv = latent_start.fit_argv(config.shards, (config.quality,), str(weights),
                                  e.transplant_steps, Path(config.init), teacher=weights,
@@ -232,14 +231,18 @@ def transplant_fit(config: TrainConfig, configs: list[TrainConfig], e: Experimen
     return Path(teacher.out), [sys.executable, "-m", "trainer.latent_start", *argv], what
 
 
+def anchor2_of(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig:
+    """The Anchor 2 among `configs` of a Comp.'s set and seed (its teacher, or its transplant's)."""
+    return next(c for c in configs if c.domain == DECODED.name and c.quality == config.quality
+                and c.codec == config.codec and c.seed == config.seed)
+
+
 def with_teacher(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig:
     """A compressed-domain classifier taught by, and started from, the Anchor 2 of its set and
     seed among `configs` (train_in_lanes starts it once that one has its test result)."""
     if not config.reader.latent or config.rates:  # a teacher reads one quality
         return config
-    teacher = next(c for c in configs if c.domain == DECODED.name and c.quality == config.quality
-                   and c.codec == config.codec and c.seed == config.seed)
-    weights = str(Path(teacher.out) / checkpoint.CHECKPOINT)
+    weights = str(Path(anchor2_of(config, configs).out) / checkpoint.CHECKPOINT)
     return replace(config, distill=weights, init=weights)
 
 

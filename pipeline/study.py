@@ -77,6 +77,15 @@ class Row:
 
 ANCHOR2_OF_SEED = "{runs}/anchor2/q{q}/seed{seed}/checkpoint.pth"
 ANCHOR2_SEED0 = ANCHOR2_OF_SEED.replace("{seed}", "0")
+
+
+def transplant_row(what: str, starts: str, hint_from: str, *changes: tuple) -> Row:
+    """A row started from hint_from's start fitted further, for 300 steps, to the Anchor 2 of
+    the quality and the run's own seed (one start a quality and seed, in {runs}/<starts>/)."""
+    return Row(what, changes=(("init", f"{{runs}}/{starts}/q{{q}}-seed{{seed}}.pth"), *changes),
+               hint_steps=300, hint_teacher=ANCHOR2_OF_SEED, hint_from=hint_from)
+
+
 TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
 LATENT_START = "latent-start-q4.pth"  # docs/comp-study/README.md says how it is made
 ROWS = {
@@ -154,39 +163,30 @@ ROWS = {
                               changes=(("init", "{runs}/transplant-anchor2/q{q}.pth"),),
                               hint_steps=300, hint_teacher=ANCHOR2_SEED0,
                               hint_from="latent-hint-task"),
-    "transplant-anchor2-seed": Row("transplant-anchor2 with the Anchor 2 of the quality and "
-                                   "the run's own seed, one fit a run (the demo's recipe: "
-                                   "transplant_steps)",
-                                   changes=(("init", "{runs}/transplant-anchor2-seed/"
-                                                     "q{q}-seed{seed}.pth"),),
-                                   hint_steps=300, hint_teacher=ANCHOR2_OF_SEED,
-                                   hint_from="latent-hint-task"),
-    "transplant-kd": Row("transplant-anchor2-seed, and that Anchor 2's class probabilities "
-                         "(temperature 4) on the same view of the decoded image a target beside "
-                         "the labels in fine-tuning (Hinton et al.'s distillation, weight 1)",
-                         changes=(("init", "{runs}/transplant-anchor2-seed/q{q}-seed{seed}.pth"),
-                                  ("distill", ANCHOR2_OF_SEED), ("distill_weight", 0.0),
-                                  ("kd_weight", 1.0)),
-                         hint_steps=300, hint_teacher=ANCHOR2_OF_SEED,
-                         hint_from="latent-hint-task"),
+    "transplant-anchor2-seed": transplant_row("transplant-anchor2 with the Anchor 2 of the "
+                                              "quality and the run's own seed, one fit a run "
+                                              "(the demo's recipe: transplant_steps)",
+                                              "transplant-anchor2-seed", "latent-hint-task"),
+    "transplant-kd": transplant_row("transplant-anchor2-seed, and that Anchor 2's class "
+                                    "probabilities (temperature 4) on the same view of the "
+                                    "decoded image a target beside the labels in fine-tuning "
+                                    "(Hinton et al.'s distillation, weight 1)",
+                                    "transplant-anchor2-seed", "latent-hint-task",
+                                    ("distill", ANCHOR2_OF_SEED), ("distill_weight", 0.0),
+                                    ("kd_weight", 1.0)),
     "latent-hint-task-res": Row("latent-hint-task with the residual adapter (two conv_2x "
                                 "bottleneck blocks after the branches), fitted with them",
                                 changes=(("init", "{runs}/latent-hint-task-res.pth"),
                                          ("latent_adapter", "res")), hint_steps=1000),
-    "transplant-res": Row("transplant-anchor2-seed with the residual adapter: "
-                          "latent-hint-task-res's branches and adapter fitted to the Anchor 2 "
-                          "of the quality and seed",
-                          changes=(("init", "{runs}/transplant-res/q{q}-seed{seed}.pth"),
-                                   ("latent_adapter", "res")),
-                          hint_steps=300, hint_teacher=ANCHOR2_OF_SEED,
-                          hint_from="latent-hint-task-res"),
-    "transplant-res-lr-0.001": Row("transplant-res fine-tuned at a tenth of the learning rate "
-                                   "(0.001): the start already classifies, keep what it "
-                                   "carries", changes=(("init", "{runs}/transplant-res/"
-                                                                "q{q}-seed{seed}.pth"),
-                                                       ("latent_adapter", "res"), ("lr", 0.001)),
-                                   hint_steps=300, hint_teacher=ANCHOR2_OF_SEED,
-                                   hint_from="latent-hint-task-res"),
+    "transplant-res": transplant_row("transplant-anchor2-seed with the residual adapter: "
+                                     "latent-hint-task-res's branches and adapter fitted to the "
+                                     "Anchor 2 of the quality and seed", "transplant-res",
+                                     "latent-hint-task-res", ("latent_adapter", "res")),
+    "transplant-res-lr-0.001": transplant_row("transplant-res fine-tuned at a tenth of the "
+                                              "learning rate (0.001): the start already "
+                                              "classifies, keep what it carries",
+                                              "transplant-res", "latent-hint-task-res",
+                                              ("latent_adapter", "res"), ("lr", 0.001)),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
