@@ -359,6 +359,25 @@ def longer_set(tmp_path_factory) -> Path:
                          size=128)
 
 
+def test_sigterm_keeps_its_name_where_ray_drops_the_handlers_exception():
+    """A signal that lands in a blocking ray.get comes out of Ray as a bare KeyboardInterrupt
+    (its check_status): the driver must still exit 143 for SIGTERM, not 130 (CI of stop 30)."""
+    from prep.job.driver import sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt) as stop, sigterm_as_interrupt():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt() from None  # what Ray's check_status raises
+    assert stop.value.args == ("SIGTERM",)
+    assert signal.getsignal(signal.SIGTERM) is before
+    with pytest.raises(KeyboardInterrupt) as stop, sigterm_as_interrupt():
+        raise KeyboardInterrupt()  # SIGINT's own: stays bare, the CLI names it SIGINT
+    assert stop.value.args == ()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_killed_driver_stops_its_workers_and_the_rerun_completes(
         signum, longer_set, codec_q1, tmp_path, ray_local, capsys):

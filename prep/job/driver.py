@@ -101,15 +101,36 @@ def _tasks(listing: Listing, set_dir: Location, set_id: SetId, weights_sha,
                       shards_skipped=len(plan) - len(todo), damaged=damaged), todo
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def _on_sigterm(handler) -> None:
     """Set the SIGTERM handler where Python allows it (the main thread; None: one set outside
     Python, left alone)."""
     if handler is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt("SIGTERM") inside, as SIGINT raises KeyboardInterrupt,
+    so that the `finally` blocks stop the actors and a local Ray (the handler that ray.init
+    installs would tear Ray down under the running job). A signal that lands in a blocking
+    ray.get or ray.wait comes out of Ray as a bare KeyboardInterrupt (its check_status drops the
+    handler's exception), so the name is kept here and put back."""
+    received: list[str] = []
+
+    def interrupt(signum, frame) -> None:
+        received.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt(received[-1])
+
+    previous = signal.getsignal(signal.SIGTERM)
+    _on_sigterm(interrupt)
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        if stop.args or not received:
+            raise
+        raise KeyboardInterrupt(received[-1]) from stop
+    finally:
+        _on_sigterm(previous)
 
 
 def run(config: PrepConfig) -> PrepSummary:
@@ -131,50 +152,46 @@ def run(config: PrepConfig) -> PrepSummary:
 def _run_held(config: PrepConfig, sets, listing: Listing, weights, codec_info) -> PrepSummary:
     import ray
 
-    previous = signal.getsignal(signal.SIGTERM)
-    with ray_session(config.address):
-        # SIGTERM as SIGINT: the `finally` blocks stop the actors and a local Ray (the handler
-        # that ray.init installs would tear Ray down under the running job)
-        _on_sigterm(_interrupt)
-        try:
-            resources = choose_resources(config, ray.cluster_resources())
-            summaries, tasks = [], []
-            for set_id in sets:
-                set_dir = schema.set_dir(config.out, listing.name, set_id)
-                set_summary, todo = _tasks(listing, set_dir, set_id,
-                                           weights.sha256 if set_id.learned else None, config)
-                summaries.append(set_summary)
-                tasks += todo
-            summary = PrepSummary(summaries, resources)
-            for s in summaries:
-                for note in s.damaged:
-                    print(note)
-                print(f"{s.set_dir}: {s.shards_skipped} of {s.shards_total} shards already done")
-            if tasks:
-                _encode(tasks, resources, weights, summary)
-            for s in summaries:
-                _finish_set(s, listing, config, _set_codec(s, codec_info), resources)
-            return summary
-        finally:
-            _on_sigterm(previous)
+    with ray_session(config.address), sigterm_as_interrupt():
+        resources = choose_resources(config, ray.cluster_resources())
+        summaries, tasks = [], []
+        for set_id in sets:
+            set_dir = schema.set_dir(config.out, listing.name, set_id)
+            set_summary, todo = _tasks(listing, set_dir, set_id,
+                                       weights.sha256 if set_id.learned else None, config)
+            summaries.append(set_summary)
+            tasks += todo
+        summary = PrepSummary(summaries, resources)
+        for s in summaries:
+            for note in s.damaged:
+                print(note)
+            print(f"{s.set_dir}: {s.shards_skipped} of {s.shards_total} shards already done")
+        if tasks:
+            _encode(tasks, resources, weights, summary)
+        for s in summaries:
+            _finish_set(s, listing, config, _set_codec(s, codec_info), resources)
+        return summary
 
 
 @contextmanager
 def ray_session(address: str | None) -> Iterator[None]:
     """Ray for the jobs run inside: a Ray that is already up is used as it is; otherwise one is
     started (local, or the cluster at `address`) and shut down at the end, so that several
-    jobs in one process pay its start-up once."""
+    jobs in one process pay its start-up once. The SIGTERM handler that ray.init sets (exit at
+    once) goes with it."""
     import ray
 
     if ray.is_initialized():
         yield
         return
+    previous = signal.getsignal(signal.SIGTERM)
     ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=False)
     try:
         yield
     finally:
         ray.shutdown()
+        _on_sigterm(previous)
 
 
 def _codec(config: PrepConfig) -> tuple[CodecWeights, dict]:
