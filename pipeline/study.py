@@ -214,8 +214,7 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
                                                                 latent_adapter="none")
             for c in train_configs(e, out, runs, "study")
             if c.inputs == "both" and c.codec == LEARNED}
-    hinted = [r for r in rows if ("init", "{latent_init}") in ROWS[r].changes
-              or ROWS[r].hint_steps]
+    hinted = [r for r in rows if ("init", "{latent_init}") in ROWS[r].changes]
     if hinted and not e.latent_init:
         raise ValueError(f"rows {', '.join(hinted)}: the experiment has no latent_init (the "
                          f"latent start they read); set it, e.g. to a `make latent-hint` file")
@@ -344,8 +343,9 @@ def write_trunk_start(init: str, path: Path) -> None:
 
 def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
     """Each task-hint row's start that is not there yet (trainer.latent_start: no label is
-    read), for the row's steps: the experiment's latent_init fitted further to the pixel
-    start's conv_2x on the training latents of its qualities pooled; or, for a row with a
+    read), for the row's steps: the experiment's latent_init (as the pipeline: fresh branches
+    on the pixel start where it has none) fitted further to the pixel start's conv_2x on the
+    training latents of its qualities pooled; or, for a row with a
     hint_teacher, per quality its hint_from row's branches fitted to that teacher's conv_2x on
     the quality's latents, under the teacher's trunk."""
     shards = storage.join(e.out, e.dataset)
@@ -357,8 +357,8 @@ def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
             return path
         adapter = dict(spec.changes).get("latent_adapter", "none")  # fitted with the branches
         if not spec.hint_teacher:
-            latent_start.fit_file(shards, e.qualities, e.latent_init, spec.hint_steps, path,
-                                  arithmetic=e.precision, adapter=adapter)
+            latent_start.fit_file(shards, e.qualities, e.latent_init or e.init,
+                                  spec.hint_steps, path, arithmetic=e.precision, adapter=adapter)
             return path
         teacher = Path(spec.hint_teacher.format(runs=runs, q=quality, seed=seed))
         latent_start.fit_file(shards, (quality,), str(teacher), spec.hint_steps, path,

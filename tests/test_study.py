@@ -38,10 +38,12 @@ def test_every_latent_row_starts_from_the_pixel_start_but_the_latent_hint_rows(t
     assert inits == {"baseline": "procedural", "latent-hint": "latent-hint-demo",
                      "latent-hint-epochs-10": "latent-hint-demo",
                      "latent-hint-task": str(tmp_path / "latent-hint-task.pth")}
-    with pytest.raises(ValueError, match="latent-hint, latent-hint-task: the experiment has no "
-                                         "latent_init"):
+    with pytest.raises(ValueError, match="rows latent-hint: the experiment has no latent_init"):
         study.cells(replace(DEMO, latent_init=""), ["baseline", "latent-hint", "latent-hint-task"],
                     1, tmp_path)
+    # a fitted row without latent_init fits fresh branches on the pixel start, as the pipeline
+    fresh = study.cells(replace(DEMO, latent_init=""), ["latent-hint-task"], 1, tmp_path)
+    assert fresh[0][4].init == str(tmp_path / "latent-hint-task.pth")
 
 
 def test_the_summary_gives_the_seed_spread_and_bd_against_anchor2():
