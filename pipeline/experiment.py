@@ -61,6 +61,9 @@ class Experiment:
     # steps to that Anchor 2's conv_2x on the quality's training latents, under its trunk and
     # fc (pipeline.run.transplant_fit; docs/comp-study, row transplant-anchor2)
     transplant_steps: int = 0
+    # Comp.'s own learning rate (None: lr), divided as lr is: a start that already classifies
+    # (transplant_steps) keeps more of it at a tenth (docs/comp-study, transplant-res-lr-0.001)
+    latent_lr: float | None = None
     nproc: int = 2  # processes of each trainer (torchrun --nproc_per_node)
     lanes: int = 1  # trainers at once, the node's cores shared out among them as threads
     loader_workers: int | None = None  # per trainer process; None: the trainer's default

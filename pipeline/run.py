@@ -140,7 +140,8 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                        resume=True, experiment=experiment)
     inputs = tuple(COMP_INPUTS) if e.ablations else ("both",)
     latent = replace(base, domain=LATENT.name, init=latent_branches(e, runs),
-                     latent_adapter=e.latent_adapter)
+                     latent_adapter=e.latent_adapter,
+                     lr=e.lr if e.latent_lr is None else e.latent_lr)
     configs = ([base] + [replace(base, domain=DECODED.name, quality=q) for q in e.qualities]
                + [replace(latent, quality=q, inputs=i) for q in e.qualities for i in inputs]
                + ([replace(latent, quality=e.qualities[0], rates=e.qualities)]

@@ -208,10 +208,10 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
     """(row, set name, quality, seed, TrainConfig) of every run, dependencies first."""
     out = storage.location(e.out)
     # every latent row starts where the baseline does, from the pixel start (init), whatever
-    # start and adapter the preset gives Comp. (latent_init, latent_adapter): one baseline for
-    # every row and preset
+    # start, adapter and learning rate the preset gives Comp. (latent_init, latent_adapter,
+    # latent_lr): one baseline for every row and preset
     base = {c.domain: c if c.domain != LATENT.name else replace(c, init=e.init,
-                                                                latent_adapter="none")
+                                                                latent_adapter="none", lr=e.lr)
             for c in train_configs(e, out, runs, "study")
             if c.inputs == "both" and c.codec == LEARNED}
     hinted = [r for r in rows if ("init", "{latent_init}") in ROWS[r].changes]

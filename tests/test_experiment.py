@@ -101,6 +101,22 @@ def test_the_precision_reaches_every_classifier_and_a_wrong_one_is_refused(tmp_p
                       "x")
 
 
+def test_comps_own_learning_rate_reaches_every_comp_and_no_pixel_classifier(tmp_path):
+    from pipeline import study
+
+    e = experiment_from(["--experiment", "demo", "--latent-lr", "0.001", "--ablations",
+                         "--every-rate"])
+    configs = train_configs(e, storage.location(tmp_path / "s"), tmp_path, "x")
+    latent = [c for c in configs if c.domain == "latent"]
+    assert len(latent) == 3 * 3 + 1 and {c.lr for c in latent} == {0.001}
+    assert {c.lr for c in configs if c.domain != "latent"} == {0.01}
+    assert latent[0].to_argv()[latent[0].to_argv().index("--lr") + 1] == "0.001"
+    # the study's rows change the baseline's recipe, which keeps the preset's one lr
+    rows = ["anchor2", "baseline", "transplant-res-lr-0.001"]
+    lr = {c[0]: c[4].lr for c in study.cells(e, rows, 1, tmp_path)}
+    assert lr == {"anchor2": 0.01, "baseline": 0.01, "transplant-res-lr-0.001": 0.001}
+
+
 def test_the_pipeline_names_a_missing_experiment_in_one_line():
     done = subprocess.run([sys.executable, "-m", "pipeline", "--experiment", "nope"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
