@@ -110,3 +110,21 @@ def test_the_residual_adapter_starts_as_the_identity_and_is_fitted_with_the_bran
     fitted = {id(p) for p in adapted.adaptation()}
     assert all(id(p) in fitted for p in adapted.adapter.parameters())
     assert any(k.startswith("adapter.") for k in adapted.adaptation_state())
+
+
+def test_a_start_names_its_trunk_file_from_its_own_folder_so_a_runs_folder_can_move(
+        tmp_path, monkeypatch):
+    from trainer.backbone import write_start
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "decoded").mkdir(parents=True)
+    torch.save({"model": {"layer2.weight": torch.ones(3)}}, "runs/decoded/checkpoint.pth")
+    start = tmp_path / "runs" / "transplant" / "q1.pth"
+    write_start({"branches.weight": torch.zeros(2)}, start, trunk="runs/decoded/checkpoint.pth")
+    assert torch.load(start, weights_only=True)["trunk"] == "../decoded/checkpoint.pth"
+    (tmp_path / "runs").rename(tmp_path / "moved")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    state = models.initial_state(str(tmp_path / "moved" / "transplant" / "q1.pth"))
+    assert torch.equal(state["layer2.weight"], torch.ones(3))
+    assert torch.equal(state["branches.weight"], torch.zeros(2))

@@ -206,7 +206,8 @@ def test_the_mlflow_parent_run_holds_the_report(demo):
     # each Comp. from its Anchor 2 carried to the latent: that run's weights under the branches
     for q in (1, 8):
         start = torch.load(transplant / f"q{q}.pth", weights_only=True)
-        assert start["trunk"] == str(runs / "decoded" / f"q{q}" / "checkpoint.pth")
+        assert (transplant / start["trunk"]).resolve() == (
+            runs / "decoded" / f"q{q}" / "checkpoint.pth").resolve()  # named from its folder
         parts = {k.split(".")[0] for k in start["model"]}
         assert parts == {"branches", "adapter"}  # the demo's residual adapter, fitted too
     assert "transplant/<set>.pth` (Comp.)" in (demo["report"] / "README.md").read_text()

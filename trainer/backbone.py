@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ import torch
 from foundation.cli import stage_main
 from foundation.storage import write_atomic
 from trainer import checkpoint
+from trainer.models import INITS
 
 
 def export(run_checkpoint: Path, out: Path) -> tuple[int, str]:
@@ -30,10 +32,13 @@ def write_start(state: dict[str, torch.Tensor], out: Path, trunk: str | None = N
                 codecs: list[str] = ()) -> tuple[int, str]:
     """A model's tensors as a start: without fc, float16; with `trunk` (a start's name or
     file), a file of these tensors that trainer.models.initial_state lays over the trunk's,
-    and the sha256 of the codec weights whose latents they were fitted to (`codecs`).
+    and the sha256 of the codec weights whose latents they were fitted to (`codecs`). A trunk
+    file is named relative to `out`'s folder, so that a runs folder can move whole.
     Returns its size and sha256."""
     backbone = {k: v.half() if v.is_floating_point() else v
                 for k, v in state.items() if not k.startswith("fc.")}
+    if trunk is not None and trunk not in INITS:
+        trunk = os.path.relpath(Path(trunk).resolve(), out.resolve().parent)
     buffer = io.BytesIO()
     torch.save(backbone if trunk is None else
                {"trunk": trunk, "model": backbone, "codecs": list(codecs)}, buffer)

@@ -77,6 +77,8 @@ def initial_state(init: str, codecs: list[str] = ()) -> dict[str, torch.Tensor] 
                     "latent space; `make latent-hint CODECS=DIR LATENT_HINT=FILE` fits them to "
                     "yours", init, ", ".join(f[:12] for f in fitted),
                     ", ".join(c[:12] for c in codecs))
+    if trunk is not None and trunk not in INITS and (path.parent / trunk).is_file():
+        trunk = str(path.parent / trunk)  # named from the start's folder (write_start)
     return own if trunk is None else {**(initial_state(trunk) or {}), **own}
 
 
