@@ -49,6 +49,7 @@ from trainer.models import initial_state
 from trainer.train import TEST_RESULT
 
 RESULTS = "study.csv"
+PER_CLASS = "per_class.csv"
 TRUNK_LAYERS = ("layer2", "layer3", "layer4")
 
 
@@ -246,27 +247,31 @@ def train(all_cells: list[tuple], e: Experiment, needed: bool) -> None:
     train_jobs(jobs, e.nproc, e.lanes)
 
 
-def test_top1(config: TrainConfig, quality: int | None, catalogue: Catalogue, cache: str,
-              label_space: list[str] | None = None) -> tuple[float, int]:
-    """(Top-1, images) of a run's classifier on the test split of the catalogue's set of
-    `quality` (the report's evaluation; predictions cached in the run folder under `cache`);
-    label_space: the classifier's class names where the catalogue is an evaluation-only set."""
+def test_hits(config: TrainConfig, quality: int | None, catalogue: Catalogue, cache: str,
+              label_space: list[str] | None = None) -> tuple[pd.Series, list[str]]:
+    """A run's classifier on the test split of the catalogue's set of `quality` (the report's
+    evaluation; predictions cached in the run folder under `cache`, the trainer's own test pass
+    where it is that split): per test image whether its top class is right, indexed by its
+    label, and the class names; label_space: the classifier's class names where the catalogue
+    is an evaluation-only set."""
     classifier = read_classifier(Path(config.out) / checkpoint.CHECKPOINT)
     target = Target(classifier.trained_method, config.reader.set_for(quality), config.domain,
                     classifier)
-    predictions, _ = evaluate_target(target, catalogue, "test", Path(config.out) / cache,
-                                     torch.device("cpu"), 2, label_space)
-    hits = predictions["top"][:, 0] == predictions["label"]
-    return float(hits.mean()), len(hits)
+    predictions, shard_set = evaluate_target(target, catalogue, "test", Path(config.out) / cache,
+                                             torch.device("cpu"), 2, label_space)
+    names = label_space or list(shard_set.info["categories"])
+    return pd.Series(predictions["top"][:, 0] == predictions["label"],
+                     index=predictions["label"]), names
 
 
 def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue,
-            extra: Catalogue | None = None) -> pd.DataFrame:
+            extra: Catalogue | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A row per run and set it is scored on: its trainer's test result (one classifier for
     every rate: the report's evaluation on each quality), its last validation Top-1 (what a
     recipe is chosen on; every rate: over all its qualities), and with `extra` its Top-1 on
-    that evaluation-only set's test split (extra_top1)."""
-    rows = []
+    that evaluation-only set's test split (extra_top1). Beside it, per run, set, test split
+    (test, extra) and class: the test images and those the run got right."""
+    rows, classes = [], []
     for row, set_name, quality, seed, config in all_cells:
         folder = Path(config.out)
         if not (folder / TEST_RESULT).is_file():
@@ -274,20 +279,46 @@ def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue,
         test = json.loads((folder / TEST_RESULT).read_text())
         val_top1 = checkpoint.load(folder / checkpoint.CHECKPOINT)["history"][-1]["val_top1"]
         wall = folder / WALL_TIME
-        results = ([(q, *test_top1(config, q, catalogue, "rates")) for q in config.rates]
-                   or [(quality, test["test_top1"], test["test_samples"])])
-        for q, top1, samples in results:
+        for q in config.rates or (quality,):
             name = SetId.of(q).name if config.rates else set_name
+            hits, names = test_hits(config, q, catalogue, "rates" if config.rates else "test")
+            top1, samples = ((float(hits.mean()), len(hits)) if config.rates else
+                             (test["test_top1"], test["test_samples"]))
             found = {"row": row, "set": name, "quality": q, "seed": seed,
                      "bpp": bpp.get(name, math.nan), "top1": top1, "samples": samples,
                      "val_top1": val_top1,
                      "wall_s": json.loads(wall.read_text()) if wall.is_file() else math.nan}
+            scored = [("test", hits, names)]
             if extra is not None:
-                names = catalogue.shard_set(config.domain, SetId.of(q)).info["categories"]
-                found["extra_top1"], found["extra_samples"] = test_top1(
-                    config, q, extra, EXTRA, list(names))
+                extra_hits, _ = test_hits(config, q, extra, EXTRA, names)
+                found["extra_top1"], found["extra_samples"] = (float(extra_hits.mean()),
+                                                               len(extra_hits))
+                scored.append(("extra", extra_hits, names))
             rows.append(found)
-    return pd.DataFrame(rows)
+            for split, split_hits, class_names in scored:
+                for label, group in split_hits.groupby(level=0):
+                    classes.append({"row": row, "set": name, "seed": seed, "split": split,
+                                    "class": class_names[label], "right": int(group.sum()),
+                                    "images": len(group)})
+    return pd.DataFrame(rows), pd.DataFrame(classes)
+
+
+def class_summary(classes: pd.DataFrame, split: str) -> str:
+    """A markdown table of one test split: per row and set, each class's Top-1 over the seeds
+    (their right answers over their images)."""
+    found = classes[classes["split"] == split]
+    names = sorted(found["class"].unique())
+    sums = found.groupby(["row", "set", "class"], sort=False)[["right", "images"]].sum()
+    per_seed = found.groupby(["row", "set", "class"], sort=False)["images"].first()
+    lines = ["| row | set | " + " | ".join(f"{n} ({per_seed.xs(n, level='class').iloc[0]})"
+                                           for n in names) + " |",
+             "|---|---|" + "---:|" * len(names)]
+    for (row, set_name), group in sums.groupby(level=[0, 1], sort=False):
+        cell = group.droplevel([0, 1])
+        lines.append(f"| {row} | {set_name} | " + " | ".join(
+            f"{100 * cell.loc[n, 'right'] / cell.loc[n, 'images']:.1f}" if n in cell.index
+            else "" for n in names) + " |")
+    return "\n".join(lines)
 
 
 def mean_bpp(shards: str, qualities: tuple[int, ...]) -> dict[str, float]:
@@ -378,9 +409,10 @@ def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
 
 
 def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: bool = True
-        ) -> pd.DataFrame:
+        ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Prepare the learned sets (and the evaluation-only set), train every missing run of
-    `rows` (and of the rows they start from) and collect the results of those finished."""
+    `rows` (and of the rows they start from) and collect the results of those finished (per
+    run and set, and per class: collect)."""
     rows = list(dict.fromkeys([NEEDS[r] for r in rows if r in NEEDS] + rows))
     all_cells = cells(e, rows, seeds, runs)
     if any(c[4].init == str(runs / TRUNK_START) for c in all_cells):
@@ -428,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.qualities:
         e = replace(e, qualities=tuple(args.qualities))
     runs = args.runs / e.dataset
-    results = run(e, args.rows, args.seeds, runs, train_missing=not args.no_train)
+    results, classes = run(e, args.rows, args.seeds, runs, train_missing=not args.no_train)
     if args.earlier:
         earlier = pd.read_csv(args.earlier)
         kept = earlier[~earlier["row"].isin(results["row"])].assign(earlier=True)
@@ -436,11 +468,15 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or runs
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / RESULTS, index=False)
+    classes.to_csv(out / PER_CLASS, index=False)
     table = summary(results) + "\n\nValidation Top-1 (what a recipe is chosen on):\n\n" + \
         summary(results, "val_top1")
     if "extra_top1" in results:
         table += (f"\n\nOn the evaluation-only set {e.extra_label} (its test split):\n\n"
                   + summary(results, "extra_top1"))
+    for split in classes["split"].unique() if len(classes) else ():
+        table += (f"\n\nTop-1 by class on the {split} split, over the seeds (images a class "
+                  f"in brackets):\n\n" + class_summary(classes, split))
     (out / "study.md").write_text(table + "\n")
     print("\n" + table)
     return 0

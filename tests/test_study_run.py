@@ -30,7 +30,7 @@ def test_distillation_and_every_rate_run_and_are_scored(synthetic_small, tmp_pat
     runs = tmp_path / "runs"
     for row in ("latent-hint-task", "transplant-anchor2"):
         monkeypatch.setitem(study.ROWS, row, replace(study.ROWS[row], hint_steps=3))
-    results = study.run(e, ["distill-anchor2", "every-rate", "latent-hint-task",
+    results, classes = study.run(e, ["distill-anchor2", "every-rate", "latent-hint-task",
                             "transplant-anchor2"], 1, runs)
     assert sorted(zip(results["row"], results["set"], strict=True)) == [
         ("anchor2", "q1"), ("anchor2", "q8"), ("distill-anchor2", "q1"),
@@ -60,3 +60,11 @@ def test_distillation_and_every_rate_run_and_are_scored(synthetic_small, tmp_pat
     assert os.listdir(runs / "every-rate") == ["q1+8"]
     table = study.summary(results)
     assert "| every-rate |" in table and "| distill-anchor2 |" in table
+    # per class, the same test images and the same right answers as each run's Top-1
+    per_run = classes[classes["split"] == "test"].groupby(["row", "set", "seed"])[
+        ["right", "images"]].sum()
+    joined = results.set_index(["row", "set", "seed"]).join(per_run)
+    assert len(per_run) == len(results) and (joined["images"] == joined["samples"]).all()
+    assert ((joined["right"] / joined["images"] - joined["top1"]).abs() < 1e-9).all()
+    by_class = study.class_summary(classes, "test")
+    assert "| every-rate | q8 |" in by_class and by_class.count("\n") == len(per_run) + 1
