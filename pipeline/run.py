@@ -173,7 +173,13 @@ def latent_branches(e: Experiment, runs: Path) -> str:
     """Where Comp.'s latent branches start: the fit on the run's own training latents
     (latent_hint_steps), else the experiment's latent start, else the pixel start."""
     hint = task_hint(e, runs)
-    return str(hint) if hint else e.latent_init or e.init
+    return str(hint) if hint else latent_start_of(e)
+
+
+def latent_start_of(e: Experiment) -> str:
+    """Comp.'s start before any fit on the task: the experiment's latent start, else fresh
+    latent branches on the pixel start."""
+    return e.latent_init or e.init
 
 
 def task_hint(e: Experiment, runs: Path) -> Path | None:
@@ -192,7 +198,7 @@ def fit_task_hint(e: Experiment, out: Location, runs: Path) -> None:
     if path.is_file():
         print(f"==> {what}: done ({path})")
         return
-    shards, trunk = storage.join(out, e.dataset), e.latent_init or e.init
+    shards, trunk = storage.join(out, e.dataset), latent_start_of(e)
     argv = latent_start.fit_argv(shards, e.qualities, trunk, e.latent_hint_steps, path,
                                  arithmetic=e.precision, adapter=e.latent_adapter)
     print(f"\n==> {what}\n    python -m trainer.latent_start {' '.join(argv)}", flush=True)

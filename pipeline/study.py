@@ -38,6 +38,7 @@ from pipeline.run import (
     all_prep_configs,
     extra_set,
     job,
+    latent_start_of,
     prep,
     train_configs,
     train_jobs,
@@ -309,9 +310,8 @@ def class_summary(classes: pd.DataFrame, split: str) -> str:
     found = classes[classes["split"] == split]
     names = sorted(found["class"].unique())
     sums = found.groupby(["row", "set", "class"], sort=False)[["right", "images"]].sum()
-    per_seed = found.groupby(["row", "set", "class"], sort=False)["images"].first()
-    lines = ["| row | set | " + " | ".join(f"{n} ({per_seed.xs(n, level='class').iloc[0]})"
-                                           for n in names) + " |",
+    images = found.groupby("class")["images"].first()  # a run's, the same in every run
+    lines = ["| row | set | " + " | ".join(f"{n} ({images[n]})" for n in names) + " |",
              "|---|---|" + "---:|" * len(names)]
     for (row, set_name), group in sums.groupby(level=[0, 1], sort=False):
         cell = group.droplevel([0, 1])
@@ -388,7 +388,7 @@ def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
             return path
         adapter = dict(spec.changes).get("latent_adapter", "none")  # fitted with the branches
         if not spec.hint_teacher:
-            latent_start.fit_file(shards, e.qualities, e.latent_init or e.init,
+            latent_start.fit_file(shards, e.qualities, latent_start_of(e),
                                   spec.hint_steps, path, arithmetic=e.precision, adapter=adapter)
             return path
         teacher = Path(spec.hint_teacher.format(runs=runs, q=quality, seed=seed))
