@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((f"train {r['domain']} {r['input']}, batch {args.train_batch}",
                              f"bare {r['bare']:.1f}, trainer {r['trainer']:.1f}, loader "
                              f"{r['loader']:.1f} img/s",
-                             f"trainer {r['trainer'] / r['bare']:.2f}x bare (>= 0.9), loader "
+                             f"trainer {r['ratio']:.2f}x bare (>= 0.9; windows "
+                             f"{r['ratios'][0]:.2f}-{r['ratios'][1]:.2f}), loader "
                              f"{r['loader'] / r['bare']:.1f}x (>= 2)"))
         finally:
             torch.distributed.destroy_process_group()

@@ -10,7 +10,10 @@ what bounds it. Everything is measured side by side in one run, on the same thre
   loader      the trainer's loader alone (read shards, decode, augment, batch)
 
 The trainer and loader rows are timed after an epoch where the trainer holds a small training
-split decoded (trainer.data.HELD_SAMPLES): the rate of every epoch but the first.
+split decoded (trainer.data.HELD_SAMPLES): the rate of every epoch but the first. The trainer
+and the bare step of its settings are timed in alternating windows (6 of 8 steps each at the
+demo's sizes), and trainer / bare is the median of the windows' ratios, their range beside it:
+on a shared CPU one window's rate moves by 10% against the next.
 
 Each row runs in the layout torchrun gives the trainer (P processes x T threads, gloo) and, for
 comparison, one process with every core. Targets (issue 20): trainer >= 0.9x the bare step of
@@ -29,6 +32,7 @@ import time
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
+from statistics import median
 
 import torch
 import torch.distributed as dist
@@ -50,7 +54,8 @@ CPU = torch.device("cpu")
 DEMO_SIZES = InputSizes(72, 64, 16, 14)  # the demo preset's (pipeline/run.py)
 SIZES = {"demo": DEMO_SIZES, "paper": PAPER_SIZES}
 BATCH = {"demo": 32, "paper": 16}  # global; the paper's 224 px steps are 12x dearer
-STEPS = {"demo": 6, "paper": 2}
+STEPS = {"demo": 8, "paper": 2}  # a window of the interleaved timing
+ROUNDS = {"demo": 6, "paper": 4}  # windows of each: bare, trainer, trainer, bare, ...
 VARIANTS = (("fp32", torch.contiguous_format), ("fp32", torch.channels_last),
             ("bf16", torch.channels_last))
 
@@ -89,28 +94,41 @@ def gemm_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 8) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def bare_step(model: nn.Module, shape: tuple, classes: int, steps: int,
-              device: torch.device = CPU, arithmetic: str = "fp32",
-              fmt: torch.memory_format | None = None) -> float:
-    """images/s of forward + backward + SGD step on tensors already on the device; by default
-    in the trainer's memory format."""
+def bare_stepper(model: nn.Module, shape: tuple, classes: int, device: torch.device = CPU,
+                 arithmetic: str = "fp32", fmt: torch.memory_format | None = None):
+    """`run(steps)` -> images/s of forward + backward + SGD steps on tensors already on the
+    device (by default in the trainer's memory format); the first step, which allocates and
+    picks kernels, already taken."""
     fmt = precision.memory_format(device) if fmt is None else fmt
-    model = model.to(device, memory_format=fmt)
+    model = model.to(device, memory_format=fmt).train()
     x = torch.randn(shape, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, classes, (shape[0],), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    model.train()
-    for i in range(steps + 1):
-        if i == 1:  # the first step allocates and picks kernels
-            _sync(device)
-            start = time.perf_counter()
+
+    def step() -> None:
         with precision.autocast(device, arithmetic):
             loss = nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    _sync(device)
-    return steps * shape[0] / (time.perf_counter() - start)
+
+    def run(steps: int) -> float:
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(device)
+        return steps * shape[0] / (time.perf_counter() - start)
+
+    step()
+    return run
+
+
+def bare_step(model: nn.Module, shape: tuple, classes: int, steps: int,
+              device: torch.device = CPU, arithmetic: str = "fp32",
+              fmt: torch.memory_format | None = None) -> float:
+    """images/s of `steps` bare steps (bare_stepper) after the first."""
+    return bare_stepper(model, shape, classes, device, arithmetic, fmt)(steps)
 
 
 def steady_after(shard_set, batch: int, steps: int) -> int:
@@ -131,10 +149,10 @@ def loader_alone(shard_set, config, batch: int, batches: int) -> float:
     return batches * batch / (time.perf_counter() - start)
 
 
-def trainer_loop(shard_set, config, batch: int, steps: int,
-                 device: torch.device = CPU, group=None) -> float:
-    """images/s of this rank's train_one_epoch, in the trainer's precision and memory format;
-    DDP over `group` (default: every process)."""
+def trainer_stepper(shard_set, config, batch: int, steps: int, device: torch.device = CPU,
+                    group=None):
+    """`run(steps)` -> images/s of this rank's train_one_epoch, in the trainer's precision and
+    memory format, DDP over `group` (default: every process); warmed up first (steady_after)."""
     arithmetic = precision.resolve(config.precision, device)
     model = build_model(shard_set, config, None).to(device,
                                                     memory_format=precision.memory_format(device))
@@ -144,19 +162,38 @@ def trainer_loop(shard_set, config, batch: int, steps: int,
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     data = iter(load_data(shard_set, config, 0, batch, CPU).train_epoch(0))
     amp = precision.autocast(device, arithmetic)
-    train_one_epoch(ddp, Supervised(), optimizer, data, steady_after(shard_set, batch, steps),
-                    device, amp, 0, False)  # warm-up, worker start-up, samples held
-    _sync(device)
-    start = time.perf_counter()
-    train_one_epoch(ddp, Supervised(), optimizer, data, steps, device, amp, 0, False)
-    _sync(device)
-    return steps * batch / (time.perf_counter() - start)
+
+    def run(n: int) -> float:
+        _sync(device)
+        start = time.perf_counter()
+        train_one_epoch(ddp, Supervised(), optimizer, data, n, device, amp, 0, False)
+        _sync(device)
+        return n * batch / (time.perf_counter() - start)
+
+    run(steady_after(shard_set, batch, steps))  # warm-up, worker start-up, samples held
+    return run
+
+
+def interleaved(bare, trainer, steps: int, rounds: int, timed=lambda run, steps: run(steps)
+                ) -> dict:
+    """The steppers `bare` and `trainer` timed by `timed` in alternating windows of `steps`
+    (bare first in even rounds, the trainer first in odd ones), so that the machine's drift,
+    which moves a rate by 10% between windows on a shared CPU, falls on both: each one's median
+    rate and the median (and range) of the rounds' trainer / bare."""
+    rates = {"bare": [], "trainer": []}
+    for r in range(rounds):
+        for name in ("bare", "trainer") if r % 2 == 0 else ("trainer", "bare"):
+            rates[name].append(timed(bare if name == "bare" else trainer, steps))
+    ratios = [t / b for t, b in zip(rates["trainer"], rates["bare"], strict=True)]
+    return {"bare": median(rates["bare"]), "trainer": median(rates["trainer"]),
+            "ratio": median(ratios), "ratios": (min(ratios), max(ratios))}
 
 
 def domain_rows(shards: Path, quality: int, batch: int, steps: int, workers: int,
-                device: torch.device) -> list[dict]:
-    """Per domain in the current process group: the bare step, the trainer's loop and the
-    loader alone, in images/s of this rank (bench-gpu's rows)."""
+                device: torch.device, rounds: int = 4) -> list[dict]:
+    """Per domain in the current process group: the bare step and the trainer's loop
+    (interleaved windows of `steps`) and the loader alone, in images/s of this rank
+    (bench-gpu's rows)."""
     rows = []
     for domain in (LATENT, DECODED, ORIGINAL):
         shard_set = open_shard_set(shards, domain.name, SetId.of(quality))
@@ -164,10 +201,11 @@ def domain_rows(shards: Path, quality: int, batch: int, steps: int, workers: int
                              init="none", workers=workers, batch_size=batch)
         shape = input_shape(domain, shard_set, config.input_sizes, batch)
         arithmetic = precision.resolve(config.precision, device)
-        bare = bare_step(build_model(shard_set, config, None), shape, shard_set.num_classes,
-                         steps, device, arithmetic)
-        rows.append({"domain": domain.name, "input": tuple(shape[1:]), "bare": bare,
-                     "trainer": trainer_loop(shard_set, config, batch, steps, device),
+        bare = bare_stepper(build_model(shard_set, config, None), shape, shard_set.num_classes,
+                            device, arithmetic)
+        trainer = trainer_stepper(shard_set, config, batch, steps, device)
+        rows.append({"domain": domain.name, "input": tuple(shape[1:]),
+                     **interleaved(bare, trainer, steps, rounds),
                      "loader": loader_alone(shard_set, config, batch, 4 * steps)})
     return rows
 
@@ -230,7 +268,8 @@ def _layout_rows(rank: int, layout: Layout, port: int, shards: str, quality: int
     # the trainer's default; quick: in-process loading (the code paths, not the rates)
     workers = 0 if layout.quick else max(2, (os.cpu_count() or 1) // world)
     for size in ("demo", "paper") if layout.full and not layout.quick else ("demo",):
-        batch, steps = (4, 1) if layout.quick else (BATCH[size] // world, STEPS[size])
+        batch, steps, rounds = ((4, 1, 2) if layout.quick else
+                                (BATCH[size] // world, STEPS[size], ROUNDS[size]))
         for domain in (LATENT, DECODED, ORIGINAL):
             shard_set = open_shard_set(shards, domain.name, SetId.of(quality))
             config = replace(TrainConfig(domain=domain.name, shards=shards, quality=quality,
@@ -241,12 +280,15 @@ def _layout_rows(rank: int, layout: Layout, port: int, shards: str, quality: int
             if domain is not ORIGINAL:  # original and decoded share the model and the input
                 model = build_model(shard_set, config, None)
                 row["flops"] = flops_per_image(model, (2, *shape[1:]))
-                for arithmetic, fmt in variants if layout.full else [adopted]:
+                for arithmetic, fmt in variants if layout.full else []:
                     row[arithmetic, fmt] = _timed_together(
                         bare_step, build_model(shard_set, config, None), shape,
                         shard_set.num_classes, steps, CPU, arithmetic, fmt)
-            row["trainer"] = _timed_together(trainer_loop, shard_set, config, batch, steps,
-                                             CPU, group)
+            bare = bare_stepper(build_model(shard_set, config, None), shape,
+                                shard_set.num_classes, CPU, *adopted)
+            trainer = trainer_stepper(shard_set, config, batch, steps, CPU, group)
+            row.update(interleaved(bare, trainer, steps, rounds, _timed_together))
+            del bare, trainer  # the loader workers go before the next domain's start
             row["loader"] = _timed_together(loader_alone, shard_set, config, batch, 4 * steps)
             rows[size, domain.name] = row
     if rank == 0:
@@ -303,20 +345,22 @@ def print_tables(measured: dict[Layout, dict]) -> None:
     adopted = precision.resolve("auto", CPU), precision.memory_format(CPU)
     print(f"\n## The trainer in its settings ({adopted[0]}, {_format_name(adopted[1])}), "
           "img/s over all processes\n")
-    print("| domain | sizes | layout | batch | trainer img/s | GFLOP/s | % of fp32 peak | "
-          "% of bf16 peak | trainer / bare | loader img/s | loader / bare |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| domain | sizes | layout | batch | bare img/s | trainer img/s | GFLOP/s | "
+          "% of fp32 peak | % of bf16 peak | trainer / bare [rounds] | loader img/s | "
+          "loader / bare |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     for layout, rows in measured.items():
         for (size, domain), row in ((k, r) for k, r in rows.items() if k != "peak"):
-            model_row = rows[size, DECODED.name] if domain == ORIGINAL.name else row
-            bare = model_row[adopted]
-            gflops = row["trainer"] * model_row["flops"] / 1e9
+            flops = rows[size, DECODED.name if domain == ORIGINAL.name else domain]["flops"]
+            gflops = row["trainer"] * flops / 1e9
             bf16 = (f"{100 * gflops / rows['peak']['bf16']:.0f}%"
                     if "bf16" in rows["peak"] else "-")
-            print(f"| {domain} | {size} | {layout} | {row['batch']} | {row['trainer']:.1f} | "
-                  f"{gflops:.0f} | {100 * gflops / rows['peak']['fp32']:.0f}% | {bf16} | "
-                  f"{row['trainer'] / bare:.2f} | {row['loader']:.0f} | "
-                  f"{row['loader'] / bare:.1f} |", flush=True)
+            low, high = row["ratios"]
+            print(f"| {domain} | {size} | {layout} | {row['batch']} | {row['bare']:.1f} | "
+                  f"{row['trainer']:.1f} | {gflops:.0f} | "
+                  f"{100 * gflops / rows['peak']['fp32']:.0f}% | {bf16} | "
+                  f"{row['ratio']:.2f} [{low:.2f}, {high:.2f}] | {row['loader']:.0f} | "
+                  f"{row['loader'] / row['bare']:.1f} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,4 +27,6 @@ def test_every_table_is_measured(trainer_shards, capsys):
     assert len(runs) == 9  # 3 domains x 3 layouts
     for line in runs:
         cells = line.split(" | ")
-        assert float(cells[4]) > 0 and float(cells[8]) > 0  # trainer img/s, trainer / bare
+        assert float(cells[4]) > 0 and float(cells[5]) > 0  # bare, trainer img/s
+        ratio, low, high = map(float, re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cells[9]).groups())
+        assert 0 < low <= ratio <= high  # trainer / bare: the median of the rounds, their range
