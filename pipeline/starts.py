@@ -1,0 +1,129 @@
+"""What a compressed-domain start classifies before any label is read.
+
+A start is trainer.latent_start's file: latent branches (and adapter) over a trunk, e.g. the
+transplant of an Anchor 2, whose trunk and fc it names. Each start, under cResNet-39 in the
+experiment's sizes and precision, is scored on the validation and test splits (and an
+evaluation-only set) twice: as it is, and with its BatchNorm statistics re-estimated on the
+training latents (forward passes in train mode, no gradient, a cumulative average), the
+statistics its first fine-tuning epoch would bring. docs/comp-study compares these with the
+fine-tuned Comp. and its Anchor 2.
+
+    python -m pipeline.starts runs/study/demo-textures/transplant-res/q4-seed0.pth \
+        --experiment demo [--shards DIR] [--extra DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evaluation.predict import predict
+from foundation import storage
+from foundation.cli import stage_main
+from foundation.sets import SetId
+from foundation.storage import Location
+from pipeline import experiment
+from pipeline.run import extra_set
+from trainer import precision
+from trainer.config import TrainConfig
+from trainer.data import EvalStream, SampleTransform, loader, open_shard_set
+from trainer.domains import LATENT
+from trainer.models import initial_state
+from trainer.train import build_model
+
+CPU = torch.device("cpu")
+
+
+def quality_of(start: Path) -> int:
+    """The quality a start was fitted on, from its name (q4.pth, q4-seed1.pth)."""
+    found = re.match(r"q(\d+)\b", start.stem)
+    if not found:
+        raise ValueError(f"{start}: a start's name begins with its quality (q4.pth, "
+                         f"q4-seed1.pth); rename it or copy it under such a name")
+    return int(found[1])
+
+
+def reestimate_batchnorm(model: torch.nn.Module, shard_set, config: TrainConfig,
+                         arithmetic: str) -> None:
+    """Every BatchNorm's running statistics anew: the cumulative average over one pass of the
+    training split's eval view."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # a cumulative average, not an exponential one
+    stream = EvalStream(shard_set.shards("train"),
+                        SampleTransform(shard_set, False, *config.input_sizes), 0, 1)
+    model.train()
+    with torch.no_grad(), precision.autocast(CPU, arithmetic):
+        for x, _ in loader(stream, 32, 0, 0):
+            model(x.contiguous(memory_format=precision.memory_format(CPU)))
+    model.eval()
+
+
+def scores(model, sets: dict[str, tuple], config: TrainConfig, arithmetic: str) -> dict:
+    """Per named (shard set, split): Top-1 % and, per class name, (right, images)."""
+    found = {}
+    for name, (shard_set, split) in sets.items():
+        p = predict(model, shard_set, split, config.input_sizes, workers=0,
+                    arithmetic=arithmetic)
+        hit = p["top"][:, 0] == p["label"]
+        names = shard_set.info["categories"]
+        found[name] = (100 * hit.mean(), {names[c]: (int(hit[p["label"] == c].sum()),
+                                                     int((p["label"] == c).sum()))
+                                          for c in np.unique(p["label"])})
+    return found
+
+
+def start_scores(start: Path, e: experiment.Experiment, shards: Location,
+                 extra: Location | None) -> dict[str, dict]:
+    """{"as is": scores, "BatchNorm re-estimated": scores} of one start."""
+    quality = quality_of(start)
+    config = TrainConfig(domain=LATENT.name, shards=str(shards), quality=quality,
+                         resize=e.resize, crop=e.crop, latent_resize=e.latent_resize,
+                         latent_crop=e.latent_crop, init=str(start),
+                         latent_adapter=e.latent_adapter, precision=e.precision)
+    arithmetic = precision.resolve(e.precision, CPU)
+    shard_set = open_shard_set(shards, LATENT.name, SetId.of(quality))
+    sets = {"validate": (shard_set, "validate"), "test": (shard_set, "test")}
+    if extra is not None:
+        sets["extra"] = (open_shard_set(extra, LATENT.name, SetId.of(quality)), "test")
+    model = build_model(shard_set, config, initial_state(str(start))).to(
+        memory_format=precision.memory_format(CPU)).eval()
+    found = {"as is": scores(model, sets, config, arithmetic)}
+    reestimate_batchnorm(model, shard_set, config, arithmetic)
+    found["BatchNorm re-estimated"] = scores(model, sets, config, arithmetic)
+    return found
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m pipeline.starts", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("starts", type=Path, nargs="+", help="start files (q<Q>[-seed<S>].pth)")
+    p.add_argument("--experiment", default="demo",
+                   help="its sizes, adapter, precision and shards (pipeline/experiment.py)")
+    p.add_argument("--shards", type=Path, default=None,
+                   help="the dataset's shards (default: the experiment's out/dataset)")
+    p.add_argument("--extra", type=Path, default=None,
+                   help="an evaluation-only set's shards (default: the experiment's extra_test)")
+    args = p.parse_args(argv)
+    e = experiment.load(args.experiment)
+    shards = args.shards or storage.join(e.out, e.dataset)
+    extra = args.extra or extra_set(e)
+    print("| start | weights | split | Top-1 % | per class: right / images |")
+    print("|---|---|---|---:|---|")
+    for start in args.starts:
+        for weights, found in start_scores(start, e, shards, extra).items():
+            for split, (top1, classes) in found.items():
+                per_class = ", ".join(f"{c} {r}/{n}" for c, (r, n) in classes.items())
+                print(f"| {start} | {weights} | {split} | {top1:.1f} | {per_class} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
