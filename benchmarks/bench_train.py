@@ -8,6 +8,8 @@ what bounds it. Everything is measured side by side in one run, on the same thre
   trainer     the trainer's train_one_epoch on real shards: DDP over the processes, the real
               loader, the trainer's precision and memory format (trainer/precision.py)
   loader      the trainer's loader alone (read shards, decode, augment, batch)
+  all-reduce  where a layout has several processes: one all-reduce of the model's gradients
+              alone, what DDP adds to each step beside the bare step
 
 The trainer and loader rows are timed after an epoch where the trainer holds a small training
 split decoded (trainer.data.HELD_SAMPLES): the rate of every epoch but the first. The trainer
@@ -210,6 +212,19 @@ def domain_rows(shards: Path, quality: int, batch: int, steps: int, workers: int
     return rows
 
 
+def allreduce_ms(model: nn.Module, group, repeats: int = 5) -> float:
+    """ms of one all-reduce of the model's gradients (fp32, as DDP's buckets) over `group`,
+    alone, the median of `repeats` after one."""
+    grads = torch.zeros(sum(p.numel() for p in model.parameters()))
+    times = []
+    for _ in range(repeats + 1):
+        dist.barrier(group)
+        start = time.perf_counter()
+        dist.all_reduce(grads, group=group)
+        times.append(1000 * (time.perf_counter() - start))
+    return median(times[1:])
+
+
 def process_group(device: torch.device, rank: int = 0, world: int = 1,
                   port: int | None = None) -> None:
     """DDP's process group on a local port (a free one for a world of one)."""
@@ -235,10 +250,20 @@ class Layout:
     lanes: int = 1
     full: bool = False  # every row (paper sizes, precision variants), or the demo's only
     quick: bool = False  # the code paths only: 1 step of 4 images, demo sizes (the test)
+    workers: int | None = None  # loader workers per process; None: the trainer's default
 
     def __str__(self) -> str:
         one = f"{self.processes} x {self.threads}"
-        return f"{self.lanes} lanes of {one}" if self.lanes > 1 else one
+        one = f"{self.lanes} lanes of {one}" if self.lanes > 1 else one
+        return one if self.workers is None else f"{one}, {self.workers} loader workers"
+
+    def loader_workers(self) -> int:
+        """The trainer's default (trainer.config: the cores over the processes, at least 2),
+        unless given; quick: in-process loading (the code paths, not the rates)."""
+        if self.quick:
+            return 0
+        return max(2, (os.cpu_count() or 1) // self.processes) if self.workers is None \
+            else self.workers
 
 
 def _timed_together(measure, *args) -> float:
@@ -265,8 +290,7 @@ def _layout_rows(rank: int, layout: Layout, port: int, shards: str, quality: int
         rows["peak"]["bf16"] = _timed_together(gemm_rate, torch.bfloat16, n)
     adopted = precision.resolve("auto", CPU), precision.memory_format(CPU)
     variants = [v for v in VARIANTS if v[0] == "fp32" or precision.native_bf16(CPU)]
-    # the trainer's default; quick: in-process loading (the code paths, not the rates)
-    workers = 0 if layout.quick else max(2, (os.cpu_count() or 1) // world)
+    workers = layout.loader_workers()
     for size in ("demo", "paper") if layout.full and not layout.quick else ("demo",):
         batch, steps, rounds = ((4, 1, 2) if layout.quick else
                                 (BATCH[size] // world, STEPS[size], ROUNDS[size]))
@@ -280,6 +304,8 @@ def _layout_rows(rank: int, layout: Layout, port: int, shards: str, quality: int
             if domain is not ORIGINAL:  # original and decoded share the model and the input
                 model = build_model(shard_set, config, None)
                 row["flops"] = flops_per_image(model, (2, *shape[1:]))
+                if world > 1:  # DDP's gradient averaging, each step, beside the bare step
+                    row["allreduce_ms"] = allreduce_ms(model, group)
                 for arithmetic, fmt in variants if layout.full else []:
                     row[arithmetic, fmt] = _timed_together(
                         bare_step, build_model(shard_set, config, None), shape,
@@ -347,11 +373,12 @@ def print_tables(measured: dict[Layout, dict]) -> None:
           "img/s over all processes\n")
     print("| domain | sizes | layout | batch | bare img/s | trainer img/s | GFLOP/s | "
           "% of fp32 peak | % of bf16 peak | trainer / bare [rounds] | loader img/s | "
-          "loader / bare |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+          "loader / bare | bare ms/step | gradient all-reduce ms |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for layout, rows in measured.items():
         for (size, domain), row in ((k, r) for k, r in rows.items() if k != "peak"):
-            flops = rows[size, DECODED.name if domain == ORIGINAL.name else domain]["flops"]
+            model_row = rows[size, DECODED.name if domain == ORIGINAL.name else domain]
+            flops, sync = model_row["flops"], model_row.get("allreduce_ms")
             gflops = row["trainer"] * flops / 1e9
             bf16 = (f"{100 * gflops / rows['peak']['bf16']:.0f}%"
                     if "bf16" in rows["peak"] else "-")
@@ -360,7 +387,9 @@ def print_tables(measured: dict[Layout, dict]) -> None:
                   f"{row['trainer']:.1f} | {gflops:.0f} | "
                   f"{100 * gflops / rows['peak']['fp32']:.0f}% | {bf16} | "
                   f"{row['ratio']:.2f} [{low:.2f}, {high:.2f}] | {row['loader']:.0f} | "
-                  f"{row['loader'] / row['bare']:.1f} |", flush=True)
+                  f"{row['loader'] / row['bare']:.1f} | "
+                  f"{1000 * row['batch'] * layout.lanes / row['bare']:.0f} | "
+                  f"{'-' if sync is None else f'{sync:.0f}'} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -371,6 +400,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quality", type=int, default=4)
     p.add_argument("--quick", action="store_true",
                    help="every code path with 1 step of 4 images (the benchmark's test)")
+    p.add_argument("--loader-workers", type=int, default=None,
+                   help="loader workers per trainer process in every layout (default: the "
+                   "trainer's, the cores over the processes and at least 2; 0: in process)")
     p.add_argument("--processes", type=int, default=2,
                    help="the trainer's processes in the first, full layout (torchrun "
                    "--nproc_per_node; make train's NPROC); then 1 x every core, and one "
@@ -378,9 +410,10 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     cores = os.cpu_count() or 1
     layouts = [Layout(args.processes, max(1, cores // args.processes), full=True,
-                      quick=args.quick), Layout(1, cores, quick=args.quick)]
+                      quick=args.quick, workers=args.loader_workers),
+               Layout(1, cores, quick=args.quick, workers=args.loader_workers)]
     if cores > 1:  # the demo's: a 1-process trainer per core
-        layouts.append(Layout(1, 1, lanes=cores, quick=args.quick))
+        layouts.append(Layout(1, 1, lanes=cores, quick=args.quick, workers=args.loader_workers))
     with tempfile.TemporaryDirectory() as tmp:
         shards, quality = (args.shards, args.quality) if args.shards else demo_shards(Path(tmp))
         print(f"\n# train benchmark: {shards}, {cores} cores, native bf16: "
