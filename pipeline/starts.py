@@ -4,9 +4,9 @@ A start is trainer.latent_start's file: latent branches (and adapter) over a tru
 transplant of an Anchor 2, whose trunk and fc it names. Each start, under cResNet-39 in the
 experiment's sizes and precision, is scored on the validation and test splits (and an
 evaluation-only set) twice: as it is, and with its BatchNorm statistics re-estimated on the
-training latents (forward passes in train mode, no gradient, a cumulative average), the
-statistics its first fine-tuning epoch would bring. docs/comp-study compares these with the
-fine-tuned Comp. and its Anchor 2.
+training latents (forward passes in train mode, no gradient, a cumulative average): a start's
+BatchNorm statistics are its trunk's, from pixels, and fine-tuning replaces them within its
+first steps. docs/comp-study compares these with the fine-tuned Comp. and its Anchor 2.
 
     python -m pipeline.starts runs/study/demo-textures/transplant-res/q4-seed0.pth \
         --experiment demo [--shards DIR] [--extra DIR]
