@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import update_bn
 
 from evaluation.predict import predict
 from foundation import storage
@@ -28,7 +30,7 @@ from foundation.cli import stage_main
 from foundation.sets import SetId
 from foundation.storage import Location
 from pipeline import experiment
-from pipeline.run import extra_set
+from pipeline.run import extra_set, train_configs
 from trainer import precision
 from trainer.config import TrainConfig
 from trainer.data import EvalStream, SampleTransform, loader, open_shard_set
@@ -50,18 +52,13 @@ def quality_of(start: Path) -> int:
 
 def reestimate_batchnorm(model: torch.nn.Module, shard_set, config: TrainConfig,
                          arithmetic: str) -> None:
-    """Every BatchNorm's running statistics anew: the cumulative average over one pass of the
-    training split's eval view."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # a cumulative average, not an exponential one
+    """Every BatchNorm's running statistics anew (torch's update_bn: a cumulative average over
+    one pass of the training split's eval view), the model left in eval mode."""
     stream = EvalStream(shard_set.shards("train"),
                         SampleTransform(shard_set, False, *config.input_sizes), 0, 1)
-    model.train()
-    with torch.no_grad(), precision.autocast(CPU, arithmetic):
-        for x, _ in loader(stream, 32, 0, 0):
-            model(x.contiguous(memory_format=precision.memory_format(CPU)))
+    fmt = precision.memory_format(CPU)  # the layout the classifier runs in
+    with precision.autocast(CPU, arithmetic):
+        update_bn((x.contiguous(memory_format=fmt) for x, _ in loader(stream, 32, 0, 0)), model)
     model.eval()
 
 
@@ -83,10 +80,13 @@ def start_scores(start: Path, e: experiment.Experiment, shards: Location,
                  extra: Location | None) -> dict[str, dict]:
     """{"as is": scores, "BatchNorm re-estimated": scores} of one start."""
     quality = quality_of(start)
-    config = TrainConfig(domain=LATENT.name, shards=str(shards), quality=quality,
-                         resize=e.resize, crop=e.crop, latent_resize=e.latent_resize,
-                         latent_crop=e.latent_crop, init=str(start),
-                         latent_adapter=e.latent_adapter, precision=e.precision)
+    comps = [c for c in train_configs(e, e.out, Path(e.runs), "starts")
+             if c.domain == LATENT.name and c.inputs == "both" and not c.rates
+             and c.quality == quality]
+    if not comps:
+        raise ValueError(f"{start}: experiment {e.dataset} has no Comp. of quality {quality} "
+                         f"(its qualities: {e.qualities}); give the experiment it was fitted for")
+    config = replace(comps[0], shards=str(shards), init=str(start))  # its sizes and adapter
     arithmetic = precision.resolve(e.precision, CPU)
     shard_set = open_shard_set(shards, LATENT.name, SetId.of(quality))
     sets = {"validate": (shard_set, "validate"), "test": (shard_set, "test")}
