@@ -257,13 +257,10 @@ class Layout:
         one = f"{self.lanes} lanes of {one}" if self.lanes > 1 else one
         return one if self.workers is None else f"{one}, {self.workers} loader workers"
 
-    def loader_workers(self) -> int:
-        """The trainer's default (trainer.config: the cores over the processes, at least 2),
-        unless given; quick: in-process loading (the code paths, not the rates)."""
-        if self.quick:
-            return 0
-        return max(2, (os.cpu_count() or 1) // self.processes) if self.workers is None \
-            else self.workers
+    def loader_workers(self) -> int | None:
+        """The given workers, else None: the trainer's own default (TrainConfig: a held split
+        on a CPU in process, else workers); quick: in process (the code paths, not the rates)."""
+        return 0 if self.quick else self.workers
 
 
 def _timed_together(measure, *args) -> float:
@@ -402,7 +399,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="every code path with 1 step of 4 images (the benchmark's test)")
     p.add_argument("--loader-workers", type=int, default=None,
                    help="loader workers per trainer process in every layout (default: the "
-                   "trainer's, the cores over the processes and at least 2; 0: in process)")
+                   "trainer's: in process for a held split on a CPU, else the cores over the "
+                   "processes and at least 2; 0: in process)")
     p.add_argument("--processes", type=int, default=2,
                    help="the trainer's processes in the first, full layout (torchrun "
                    "--nproc_per_node; make train's NPROC); then 1 x every core, and one "

@@ -53,3 +53,15 @@ def test_bad_rates_are_explained(argv, message, capsys):
     with pytest.raises(SystemExit):
         parse([*argv, "--shards", "d"])
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers, held, device, expected", [
+    (None, True, "cpu", 0),  # a held split on a CPU: in process
+    (None, False, "cpu", None),  # streamed from the shards: the default workers
+    (None, True, "cuda", None),  # a GPU's loop: workers keep it fed
+    (3, True, "cpu", 3),  # --workers wins
+])
+def test_a_held_split_on_a_cpu_loads_in_the_training_process(workers, held, device, expected):
+    config = TrainConfig(domain="latent", shards="s", workers=workers)
+    assert config.train_loader_workers(held, device) == (
+        config.loader_workers if expected is None else expected)

@@ -50,7 +50,7 @@ class TrainConfig:
     crop: int = PAPER_SIZES.crop
     latent_resize: int = PAPER_SIZES.latent_resize
     latent_crop: int = PAPER_SIZES.latent_crop
-    workers: int | None = None  # loader workers per process; None: the node's cores shared
+    workers: int | None = None  # loader workers per process; None: train_loader_workers
     device: str = "auto"
     precision: str = "auto"  # autocast: auto (bf16 where faster than fp32), fp32, bf16
     compile: bool = False  # torch.compile the training step
@@ -65,6 +65,15 @@ class TrainConfig:
             return self.workers
         processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         return max(2, (os.cpu_count() or 1) // processes)
+
+    def train_loader_workers(self, held: bool, device_type: str) -> int:
+        """loader_workers, but a training split held decoded on a CPU loads in the training
+        process by default: its per-batch work is a few ms, and worker processes that take a
+        core in the middle of a step stalled it (bench-train on 2 cores: trainer / bare 0.88-0.92
+        in the demo's lanes with 2 workers, 0.94 in process)."""
+        if self.workers is None and held and device_type != "cuda":
+            return 0
+        return self.loader_workers
 
     @property
     def scaled_lr(self) -> float:
@@ -205,7 +214,8 @@ def parser() -> argparse.ArgumentParser:
                    help="latent domain: crop side")
     p.add_argument("--workers", type=int, default=None,
                    help="loader workers per process (default: the node's CPUs over its "
-                   "processes, at least 2), so that loading scales over a GPU node's cores")
+                   "processes, at least 2, so that loading scales over a GPU node's cores; "
+                   "on a CPU a held training split loads in process; 0: in process)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
     p.add_argument("--precision", choices=precision.PRECISIONS, default=d.precision,
                    help="autocast precision: auto = bf16 where it is faster than fp32 (CUDA with "

@@ -222,11 +222,13 @@ class TrainStream(IterableDataset):
         slot, _ = _slot(self.rank, self.world)
         key = f"{self.seed}:{int(self.epoch)}:{slot}"
         rng = random.Random(key)
-        if get_worker_info() is not None:  # transforms draw from the worker's global state
-            state = random.Random(key + ":transforms").getrandbits(63)
-            torch.manual_seed(state)
-            random.seed(state)
-            np.random.seed(state % 2**32)
+        # the transforms draw from the process's global state: a worker's, or in process the
+        # training process's (nothing else in its loop draws), seeded so a resumed run draws
+        # the same augmentations
+        state = random.Random(key + ":transforms").getrandbits(63)
+        torch.manual_seed(state)
+        random.seed(state)
+        np.random.seed(state % 2**32)
         pool: list = []
         draw = self.transform.apply if self.hold else self.transform
         while True:

@@ -152,18 +152,19 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
               per_rank_batch: int, device: torch.device) -> Data:
     rank, world = dist.get_rank(), dist.get_world_size()
     epoch = Shared(start_epoch)
+    held = shard_set.counts["train"] <= HELD_SAMPLES
     train = TrainStream(shard_set.shards("train"),
                         SampleTransform(shard_set, True, *config.input_sizes,
                                         hint=config.distill is not None,
                                         latent_flip=not config.no_latent_flip),
-                        rank, world, config.seed, epoch,
-                        hold=shard_set.counts["train"] <= HELD_SAMPLES)
+                        rank, world, config.seed, epoch, hold=held)
     splits = SplitShards({s: shard_set.shards(s) for s in ("validate", "test")})
     evaluation = EvalStream(splits, KeyedTransform(SampleTransform(shard_set, False,
                                                                    *config.input_sizes)),
                             rank, world)
     seed = config.seed * 1_000_003 + rank
-    data = Data(loader(train, per_rank_batch, config.loader_workers, seed, True, device),
+    data = Data(loader(train, per_rank_batch, config.train_loader_workers(held, device.type),
+                       seed, True, device),
                 loader(evaluation, per_rank_batch, config.loader_workers, seed, True, device),
                 epoch, splits)
     start_workers(data.train, data.evaluation)
