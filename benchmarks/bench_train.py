@@ -45,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from foundation.sets import SetId
 from trainer import precision
 from trainer.config import TrainConfig
-from trainer.data import HELD_SAMPLES, open_shard_set
+from trainer.data import open_shard_set
 from trainer.distill import Supervised
 from trainer.domains import DECODED, LATENT, ORIGINAL
 from trainer.train import build_model, load_data, train_one_epoch
@@ -137,7 +137,7 @@ def steady_after(shard_set, batch: int, steps: int) -> int:
     """Batches to run before timing: one epoch's where the trainer holds the training split
     decoded (trainer.data.HELD_SAMPLES; the rate of every epoch after the first), else one
     (worker start-up is not the steady rate)."""
-    held = shard_set.counts["train"] <= HELD_SAMPLES and steps > 1  # not --quick
+    held = shard_set.train_held and steps > 1  # not --quick
     return max(1, shard_set.counts["train"] // batch) if held else 1
 
 

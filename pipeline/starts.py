@@ -30,7 +30,7 @@ from foundation.cli import stage_main
 from foundation.sets import SetId
 from foundation.storage import Location
 from pipeline import experiment
-from pipeline.run import extra_set, train_configs
+from pipeline.run import extra_set, train_configs, transplanted
 from trainer import precision
 from trainer.config import TrainConfig
 from trainer.data import EvalStream, SampleTransform, loader, open_shard_set
@@ -81,8 +81,7 @@ def start_scores(start: Path, e: experiment.Experiment, shards: Location,
     """{"as is": scores, "BatchNorm re-estimated": scores} of one start."""
     quality = quality_of(start)
     comps = [c for c in train_configs(e, e.out, Path(e.runs), "starts")
-             if c.domain == LATENT.name and c.inputs == "both" and not c.rates
-             and c.quality == quality]
+             if transplanted(c) and c.quality == quality]
     if not comps:
         raise ValueError(f"{start}: experiment {e.dataset} has no Comp. of quality {quality} "
                          f"(its qualities: {e.qualities}); give the experiment it was fitted for")

@@ -44,6 +44,11 @@ class ShardSet:
     def latent_channels(self) -> int | None:
         return (self.info.get("codec") or {}).get("M")  # None: no latents (original, JPEG)
 
+    @property
+    def train_held(self) -> bool:
+        """Whether the training split is small enough to be held decoded (HELD_SAMPLES)."""
+        return self.counts["train"] <= HELD_SAMPLES
+
     def shards(self, split: str) -> list[str]:
         """The shards prep recorded for a split (their sizes checked by open_shard_set)."""
         return [str(storage.join(self.directory, name))

@@ -26,7 +26,6 @@ from foundation.storage import write_atomic
 from trainer import checkpoint, distill, precision
 from trainer.config import TrainConfig, parse
 from trainer.data import (
-    HELD_SAMPLES,
     EvalStream,
     KeyedTransform,
     SampleTransform,
@@ -152,7 +151,7 @@ def load_data(shard_set: ShardSet, config: TrainConfig, start_epoch: int,
               per_rank_batch: int, device: torch.device) -> Data:
     rank, world = dist.get_rank(), dist.get_world_size()
     epoch = Shared(start_epoch)
-    held = shard_set.counts["train"] <= HELD_SAMPLES
+    held = shard_set.train_held
     train = TrainStream(shard_set.shards("train"),
                         SampleTransform(shard_set, True, *config.input_sizes,
                                         hint=config.distill is not None,
