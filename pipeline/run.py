@@ -188,24 +188,22 @@ def task_hint(e: Experiment, runs: Path) -> Path | None:
         if e.latent_hint_steps > 0 else None
 
 
-def fit_task_hint(e: Experiment, out: Location, runs: Path) -> None:
-    """The latent start's branches fitted on the training latents of every learned quality,
-    before any Comp. trains on them (done once: the file is kept with the runs)."""
+def task_hint_job(e: Experiment, out: Location, runs: Path) -> Job | None:
+    """The fit of the latent start's branches on the training latents of every learned
+    quality, as a job for a lane: it runs beside the pixel classifiers, and every Comp. waits
+    for its file (done once: the file is kept with the runs). None: none to fit."""
     path = task_hint(e, runs)
     if path is None:
-        return
+        return None
     what = f"fit the latent branches on the training latents ({e.latent_hint_steps} steps)"
     if path.is_file():
         print(f"==> {what}: done ({path})")
-        return
-    shards, trunk = storage.join(out, e.dataset), latent_start_of(e)
-    argv = latent_start.fit_argv(shards, e.qualities, trunk, e.latent_hint_steps, path,
-                                 arithmetic=e.precision, adapter=e.latent_adapter)
-    print(f"\n==> {what}\n    python -m trainer.latent_start {' '.join(argv)}", flush=True)
-    start = time.perf_counter()
-    latent_start.fit_file(shards, e.qualities, trunk, e.latent_hint_steps, path,
-                          arithmetic=e.precision, adapter=e.latent_adapter)
-    STAGES.append((what, time.perf_counter() - start))
+        return None
+    argv = latent_start.fit_argv(storage.join(out, e.dataset), e.qualities, latent_start_of(e),
+                                 e.latent_hint_steps, path, arithmetic=e.precision,
+                                 adapter=e.latent_adapter)
+    command = (sys.executable, "-m", "trainer.latent_start", *argv)
+    return Job(None, what, before=((command, what),), log=path.with_suffix(".log"))
 
 
 def transplanted(config: TrainConfig) -> bool:
@@ -255,26 +253,40 @@ def with_teacher(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig
 
 @dataclass(frozen=True)
 class Job:
-    """A classifier to train in a lane: the run folders whose test result it waits for (its
-    teacher's) and the commands its lane runs first (the fit of its start), as (command,
-    what); a start that is there already is not fitted again."""
+    """Work for a lane: the files it waits for (a teacher's test result, the start its
+    branches come from), the commands its lane runs first (the fit of its start), as (command,
+    what), then its trainer (none where `config` is None: a fit alone, logged to `log`). A
+    start that is there already is not fitted again."""
 
-    config: TrainConfig
+    config: TrainConfig | None
     what: str
     waits: tuple[Path, ...] = ()
     before: tuple[tuple[tuple[str, ...], str], ...] = ()
+    log: Path | None = None  # default: train.log in the trainer's run folder
+
+    def steps(self, nproc: int) -> list[tuple[list[str], str]]:
+        trainer = [(trainer_command(self.config, nproc), self.what)] if self.config else []
+        return [*((list(command), what) for command, what in self.before), *trainer]
+
+    def log_file(self) -> Path:
+        return self.log or Path(self.config.out) / "train.log"
 
 
 def job(config: TrainConfig, what: str, configs: list[TrainConfig] = (),
         e: Experiment | None = None, runs: Path | None = None) -> Job:
-    """`config`'s Job: with `e`'s transplant_steps, a transplanted Comp. waits for its Anchor 2
-    (among `configs`) and fits its start first."""
-    waits = (Path(config.distill).parent,) if config.distill else ()
+    """`config`'s Job: a taught Comp. waits for its teacher's test result; with `e`, a Comp.
+    waits for the branches fitted on the task's latents (latent_hint_steps), and with its
+    transplant_steps, a transplanted Comp. waits for its Anchor 2 (among `configs`) and fits
+    its start first."""
+    waits = (Path(config.distill).parent / TEST_RESULT,) if config.distill else ()
+    hint = task_hint(e, runs) if e is not None else None
+    if hint and config.reader.latent and not config.distill:  # its branches' start
+        waits += (hint,)
     if e is None or not e.transplant_steps or not transplanted(config):
         return Job(config, what, waits)
     teacher, command, fit_what = transplant_fit(config, configs, e, runs)
     before = () if Path(config.init).is_file() else ((tuple(command), fit_what),)
-    return Job(config, what, (*waits, teacher), before)
+    return Job(config, what, (*waits, teacher / TEST_RESULT), before)
 
 
 def is_done(folder: Path, epochs: int) -> bool:
@@ -296,7 +308,8 @@ def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
             print(f"==> {what}: done ({folder / TEST_RESULT})")
             continue
         pending.append(job(config, what, configs, e, runs))
-    train_jobs(pending, e.nproc, e.lanes)
+    fit = task_hint_job(e, out, runs)
+    train_jobs([fit, *pending] if fit else pending, e.nproc, e.lanes)
 
 
 def trainer_command(config: TrainConfig, nproc: int) -> list[str]:
@@ -307,13 +320,13 @@ def trainer_command(config: TrainConfig, nproc: int) -> list[str]:
 def train_jobs(jobs: list[Job], nproc: int, lanes: int) -> None:
     """Train every Job, `lanes` at a time; each finished run's wall time, start-up and the
     fit of its start included, goes into its folder (WALL_TIME)."""
-    if lanes == 1:  # in order: a teacher (Anchor 2) is listed before its student
+    if lanes == 1:  # in order: a teacher (Anchor 2), a fitted start before what waits for them
         for job in jobs:
             start = time.perf_counter()
-            for command, what in job.before:
-                _call(list(command), what)
-            _call(trainer_command(job.config, nproc), job.what)
-            _record_wall_time(job.config, time.perf_counter() - start)
+            for command, what in job.steps(nproc):
+                _call(command, what)
+            if job.config:
+                _record_wall_time(job.config, time.perf_counter() - start)
     else:
         train_in_lanes(jobs, nproc, lanes)
 
@@ -330,8 +343,9 @@ def train_in_lanes(jobs: list[Job], nproc: int, lanes: int) -> None:
     folder; a failure lets the running ones finish, starts no more, and names its log."""
     threads = max(1, (os.cpu_count() or 1) // (lanes * nproc))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    for name in {job.config.experiment for job in jobs}:  # a new SQLite store's migrations
-        experiment_id(name)  # and the experiment, once: lanes starting together race on them
+    # a new SQLite store's migrations and the experiment, once: lanes starting together race
+    for name in {job.config.experiment for job in jobs if job.config}:
+        experiment_id(name)
     queue, running, failed = list(jobs), {}, []
 
     def launch(job: Job, steps: list, sink, job_start: float) -> None:
@@ -343,41 +357,44 @@ def train_in_lanes(jobs: list[Job], nproc: int, lanes: int) -> None:
 
     while (queue and not failed) or running:
         while len(running) < lanes and not failed:
-            ready = [j for j in queue if all((folder / TEST_RESULT).is_file()
-                                             for folder in j.waits)]
+            ready = [j for j in queue if all(path.is_file() for path in j.waits)]
             if not ready:
                 if not running and queue:  # nothing left that could write what they wait for
                     raise RuntimeError(f"{queue[0].what} waits for "
                                        f"{', '.join(map(str, queue[0].waits))}, which "
-                                       f"no job of this run trains")
+                                       f"no job of this run writes")
                 break
-            job = ready[0]
+            # the longest first, so that the last two lanes end together: a job that fits
+            # its start before its trainer, else the listed order
+            job = max(ready, key=lambda j: len(j.before))
             queue.remove(job)
-            log_file = Path(job.config.out) / "train.log"
+            log_file = job.log_file()
             log_file.parent.mkdir(parents=True, exist_ok=True)
-            steps = [*job.before, (trainer_command(job.config, nproc), job.what)]
-            launch(job, steps, log_file.open("ab"), time.perf_counter())
+            launch(job, job.steps(nproc), log_file.open("ab"), time.perf_counter())
         time.sleep(0.2)
         for process in [p for p in running if p.poll() is not None]:
             job, steps, sink, job_start, start = running.pop(process)
             what = steps[0][1]
             STAGES.append((what, time.perf_counter() - start))
+            print(f"==> {what}: {'failed' if process.returncode else 'done'} in "
+                  f"{time.perf_counter() - start:.0f} s. {_outcome(Path(sink.name))}", flush=True)
             if not process.returncode and len(steps) > 1:  # its trainer next, in this lane
-                print(f"==> {what}: done in {time.perf_counter() - start:.0f} s", flush=True)
                 launch(job, steps[1:], sink, job_start)
                 continue
             sink.close()
             if process.returncode:
                 failed.append(f"{what} failed (exit {process.returncode}): see {sink.name}")
-            else:
+            elif job.config:
                 _record_wall_time(job.config, time.perf_counter() - job_start)
-            lines = Path(sink.name).read_text(errors="replace").splitlines()
-            last = next((ln for ln in reversed(lines) if ln.startswith("test:")), "")
-            print(f"==> {what}: {'failed' if process.returncode else 'done'} in "
-                  f"{time.perf_counter() - start:.0f} s. {last}", flush=True)
     if failed:
         raise RuntimeError("; ".join(failed) + "; fix the cause and run the same command "
                            "again: finished steps are skipped")
+
+
+def _outcome(log: Path) -> str:
+    """A lane log's last result line: a trainer's test result, a fit's file and hint error."""
+    lines = log.read_text(errors="replace").splitlines()
+    return next((ln for ln in reversed(lines) if ln.startswith(("test:", "wrote "))), "")
 
 
 def summarize_splits(frames: dict[int, pd.DataFrame], path: Path) -> Path:
@@ -423,7 +440,6 @@ def run(e: Experiment) -> list[Path]:
         experiment = f"{e.mlflow_experiment}-split{split}" if several else e.mlflow_experiment
         prep(all_prep_configs(e, out, split))
         extra = extra_set(e)
-        fit_task_hint(e, out, runs)
         train(e, out, runs, experiment)
         print("\n==> evaluate and report", flush=True)
         report_start = time.perf_counter()

@@ -64,7 +64,7 @@ class Row:
     domain: str = LATENT.name
     changes: tuple[tuple[str, object], ...] = ()
     every_rate: bool = False  # one classifier on every quality's latents, evaluated on each
-    hint_steps: int = 0  # >0: its init, latent_init fitted on the task's latents (fit_task_hint)
+    hint_steps: int = 0  # >0: its init, latent_init fitted on the task's latents (task_hint_job)
     # with hint_steps: the fit's teacher and trunk ({runs}, {q}), one fit per quality on that
     # quality's latents, its branches starting from the fitted start of the row hint_from
     hint_teacher: str = ""

@@ -142,7 +142,8 @@ def test_distill_pairs_each_comp_run_with_the_anchor2_of_its_set_and_seed(tmp_pa
     latent = [c for c in configs if c.domain == "latent"]
     assert len(latent) == 4
     for c in latent:
-        [folder] = job(c, "x").waits
+        [result] = job(c, "x").waits
+        folder = result.parent
         teacher = next(t for t in configs if Path(t.out) == folder)
         assert (teacher.domain, teacher.set_id, teacher.seed) == ("decoded", c.set_id, c.seed)
         assert c.init == c.distill == str(folder / "checkpoint.pth")
