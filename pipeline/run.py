@@ -201,7 +201,8 @@ def task_hint_job(e: Experiment, out: Location, runs: Path) -> Job | None:
         return None
     argv = latent_start.fit_argv(storage.join(out, e.dataset), e.qualities, latent_start_of(e),
                                  e.latent_hint_steps, path, arithmetic=e.precision,
-                                 adapter=e.latent_adapter)
+                                 adapter=e.latent_adapter, latent_resize=e.latent_resize,
+                                 latent_crop=e.latent_crop)
     command = (sys.executable, "-m", "trainer.latent_start", *argv)
     return Job(None, what, before=((command, what),), log=path.with_suffix(".log"))
 
@@ -230,7 +231,9 @@ def transplant_fit(config: TrainConfig, configs: list[TrainConfig], e: Experimen
     argv = latent_start.fit_argv(config.shards, (config.quality,), str(weights),
                                  e.transplant_steps, Path(config.init), teacher=weights,
                                  branches=latent_branches(e, runs), seed=config.seed,
-                                 arithmetic=e.precision, adapter=config.latent_adapter)
+                                 arithmetic=e.precision, adapter=config.latent_adapter,
+                                 latent_resize=config.latent_resize,
+                                 latent_crop=config.latent_crop)
     what = (f"fit {config.set_id}'s latent branches to its Anchor 2 seed {config.seed} "
             f"({e.transplant_steps} steps)")
     return Path(teacher.out), [sys.executable, "-m", "trainer.latent_start", *argv], what

@@ -6,7 +6,9 @@ experiment's sizes and precision, is scored on the validation and test splits (a
 evaluation-only set) twice: as it is, and with its BatchNorm statistics re-estimated on the
 training latents (forward passes in train mode, no gradient, a cumulative average): a start's
 BatchNorm statistics are its trunk's, from pixels, and fine-tuning replaces them within its
-first steps. docs/comp-study compares these with the fine-tuned Comp. and its Anchor 2.
+first steps. A start on a trained pixel classifier's trunk (a transplant) is shown beside that
+classifier, on the same images at its own view and at the view its fit showed it.
+docs/comp-study compares these with the fine-tuned Comp. and its Anchor 2.
 
     python -m pipeline.starts runs/study/demo-textures/transplant-res/q4-seed0.pth \
         --experiment demo [--shards DIR] [--extra DIR]
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import update_bn
 
+from evaluation.classifiers import Classifier, load_model, read_classifier
 from evaluation.predict import predict
 from foundation import storage
 from foundation.cli import stage_main
@@ -34,9 +37,10 @@ from pipeline.run import extra_set, train_configs, transplanted
 from trainer import precision
 from trainer.config import TrainConfig
 from trainer.data import EvalStream, SampleTransform, loader, open_shard_set
-from trainer.domains import LATENT
+from trainer.domains import DECODED, LATENT
 from trainer.models import initial_state
 from trainer.train import build_model
+from trainer.transforms import HINT_STRIDE
 
 CPU = torch.device("cpu")
 
@@ -78,7 +82,8 @@ def scores(model, sets: dict[str, tuple], config: TrainConfig, arithmetic: str) 
 
 def start_scores(start: Path, e: experiment.Experiment, shards: Location,
                  extra: Location | None) -> dict[str, dict]:
-    """{"as is": scores, "BatchNorm re-estimated": scores} of one start."""
+    """{"as is": scores, "BatchNorm re-estimated": scores} of one start, and for a start on a
+    pixel classifier's trunk that classifier's scores at two views (teacher_scores)."""
     quality = quality_of(start)
     comps = [c for c in train_configs(e, e.out, Path(e.runs), "starts")
              if transplanted(c) and c.quality == quality]
@@ -87,16 +92,43 @@ def start_scores(start: Path, e: experiment.Experiment, shards: Location,
                          f"(its qualities: {e.qualities}); give the experiment it was fitted for")
     config = replace(comps[0], shards=str(shards), init=str(start))  # its sizes and adapter
     arithmetic = precision.resolve(e.precision, CPU)
-    shard_set = open_shard_set(shards, LATENT.name, SetId.of(quality))
-    sets = {"validate": (shard_set, "validate"), "test": (shard_set, "test")}
-    if extra is not None:
-        sets["extra"] = (open_shard_set(extra, LATENT.name, SetId.of(quality)), "test")
+    roots = {"validate": (shards, "validate"), "test": (shards, "test"),
+             **({"extra": (extra, "test")} if extra is not None else {})}
+    sets = {name: (open_shard_set(root, LATENT.name, SetId.of(quality)), split)
+            for name, (root, split) in roots.items()}
+    shard_set = sets["validate"][0]
     model = build_model(shard_set, config, initial_state(str(start))).to(
         memory_format=precision.memory_format(CPU)).eval()
     found = {"as is": scores(model, sets, config, arithmetic)}
     reestimate_batchnorm(model, shard_set, config, arithmetic)
     found["BatchNorm re-estimated"] = scores(model, sets, config, arithmetic)
+    if (teacher := trunk_classifier(start)) is not None:
+        found.update(teacher_scores(teacher, config, roots, arithmetic))
     return found
+
+
+def trunk_classifier(start: Path) -> Classifier | None:
+    """The pixel classifier whose trunk a start sits on (a transplant's Anchor 2), if any."""
+    trunk = torch.load(start, map_location="cpu", weights_only=True).get("trunk")
+    path = start.parent / trunk if trunk else None
+    return read_classifier(path) if path is not None and path.is_file() else None
+
+
+def teacher_scores(teacher: Classifier, config: TrainConfig, roots: dict[str, tuple],
+                   arithmetic: str) -> dict[str, dict]:
+    """The start's teacher on the same images at its own view and at the view the fit showed
+    it (HINT_STRIDE pixels a latent cell): where the two differ, the trunk was fed features of
+    another scale than it was trained on, and the start cannot carry all of its teacher."""
+    pixel = {name: (open_shard_set(root, DECODED.name, SetId.of(config.quality)), split)
+             for name, (root, split) in roots.items()}
+    model = load_model(teacher, pixel["validate"][0].num_classes, None).to(
+        memory_format=precision.memory_format(CPU))
+    own = teacher.config
+    fit = replace(own, resize=HINT_STRIDE * config.latent_resize,
+                  crop=HINT_STRIDE * config.latent_crop)
+    return {f"its Anchor 2 at {c.resize} -> {c.crop} px ({view})":
+            scores(model, pixel, c, arithmetic)
+            for c, view in ((own, "its own view"), (fit, "the fit's view"))}
 
 
 @stage_main

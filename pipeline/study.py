@@ -88,6 +88,7 @@ def transplant_row(what: str, starts: str, hint_from: str, *changes: tuple) -> R
                hint_steps=300, hint_teacher=ANCHOR2_OF_SEED, hint_from=hint_from)
 
 
+LATENT_UP = (("latent_resize", 32), ("latent_crop", 28))  # 2x the cells: the paper's 23 -> 32
 TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
 LATENT_START = "latent-start-q4.pth"  # docs/comp-study/README.md says how it is made
 ROWS = {
@@ -104,7 +105,7 @@ ROWS = {
     "latent-whole": Row("the whole latent (16 of 16, no crop)",
                         changes=(("latent_resize", 16), ("latent_crop", 16))),
     "latent-up": Row("the latent upsampled 2x, then cropped (32, crop 28, as the paper's 23 "
-                     "-> 32)", changes=(("latent_resize", 32), ("latent_crop", 28))),
+                     "-> 32)", changes=LATENT_UP),
     "latent-no-flip": Row("no random flip of the latent in training (a flipped latent is "
                           "not the latent of the flipped image)",
                           changes=(("no_latent_flip", True),)),
@@ -189,6 +190,18 @@ ROWS = {
                                               "classifies, keep what it carries",
                                               "transplant-res", "latent-hint-task-res",
                                               ("latent_adapter", "res"), ("lr", 0.001)),
+    "latent-hint-task-res-up": Row("latent-hint-task-res on the latent upsampled 2x (32, crop "
+                                   "28): the teacher's view is the pixel classifiers' (4 pixels "
+                                   "a latent cell)",
+                                   changes=(("init", "{runs}/latent-hint-task-res-up.pth"),
+                                            ("latent_adapter", "res"), *LATENT_UP),
+                                   hint_steps=1000),
+    "transplant-res-up": transplant_row("transplant-res on the latent upsampled 2x (32, crop 28): "
+                                        "its Anchor 2's conv_2x at the scale that Anchor 2 was "
+                                        "trained at, where the photographs' 14 of 16 cells are "
+                                        "a 56-pixel view of its 112-pixel input",
+                                        "transplant-res-up", "latent-hint-task-res-up",
+                                        ("latent_adapter", "res"), *LATENT_UP),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
@@ -199,7 +212,8 @@ ROWS = {
 NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anchor2": "anchor2",
          "distill": "anchor2", "distill-anchor2": "anchor2", "transplant-anchor2": "anchor2",
          "transplant-anchor2-seed": "anchor2", "transplant-kd": "anchor2",
-         "transplant-res": "anchor2", "transplant-res-lr-0.001": "anchor2"}
+         "transplant-res": "anchor2", "transplant-res-lr-0.001": "anchor2",
+         "transplant-res-up": "anchor2"}
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
@@ -386,15 +400,19 @@ def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
         path = Path(dict(spec.changes)["init"].format(runs=runs, q=quality, seed=seed))
         if path.is_file():
             return path
-        adapter = dict(spec.changes).get("latent_adapter", "none")  # fitted with the branches
+        changes = dict(spec.changes)
+        shape = {"arithmetic": e.precision,  # the adapter is fitted with the branches
+                 "adapter": changes.get("latent_adapter", "none"),
+                 "latent_resize": changes.get("latent_resize", e.latent_resize),
+                 "latent_crop": changes.get("latent_crop", e.latent_crop)}
         if not spec.hint_teacher:
-            latent_start.fit_file(shards, e.qualities, latent_start_of(e),
-                                  spec.hint_steps, path, arithmetic=e.precision, adapter=adapter)
+            latent_start.fit_file(shards, e.qualities, latent_start_of(e), spec.hint_steps,
+                                  path, **shape)
             return path
         teacher = Path(spec.hint_teacher.format(runs=runs, q=quality, seed=seed))
         latent_start.fit_file(shards, (quality,), str(teacher), spec.hint_steps, path,
                               teacher=teacher, branches=str(fitted(spec.hint_from)), seed=seed,
-                              arithmetic=e.precision, adapter=adapter)
+                              **shape)
         return path
 
     def fit_of(row: str, quality: int | None, seed: int) -> tuple:

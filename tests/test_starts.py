@@ -1,5 +1,6 @@
 """`python -m pipeline.starts`: a start scored as it is and with its BatchNorm statistics
-re-estimated on the training latents, every test image counted once per class."""
+re-estimated on the training latents, every test image counted once per class; a transplant
+beside its teacher at two views."""
 
 from __future__ import annotations
 
@@ -11,12 +12,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from evaluation.predict import predict
 from foundation.sets import SetId
 from pipeline import experiment, starts
+from trainer import checkpoint, precision
+from trainer.backbone import write_start
+from trainer.config import TrainConfig
 from trainer.data import open_shard_set
+from trainer.models import cresnet39, resnet50_deep_stem
 
 pytestmark = pytest.mark.slow
 
+CPU = torch.device("cpu")
 DEMO_START = Path(__file__).resolve().parents[1] / "backbones" / "latent-hint-demo" / \
     "branches.pth"
 
@@ -37,6 +44,35 @@ def test_a_start_is_scored_per_class_before_and_after_batchnorm(trainer_shards, 
         assert sum(n for _, n in counts) == shard_set.counts[split]
         assert float(top1) == pytest.approx(100 * sum(r for r, _ in counts)
                                             / shard_set.counts[split], abs=0.05)
+
+
+def test_a_transplant_is_shown_beside_its_teacher_at_its_view_and_at_the_fits(
+        trainer_shards, tmp_path, capsys):
+    shard_set = open_shard_set(trainer_shards, "latent", SetId.of(4))
+    teacher = resnet50_deep_stem(shard_set.num_classes)
+    optimizer = torch.optim.SGD(teacher.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [1])
+    (tmp_path / "anchor2").mkdir()
+    weights = checkpoint.save(tmp_path / "anchor2", teacher, optimizer, scheduler, 0,
+                              TrainConfig(domain="decoded", shards=str(trainer_shards),
+                                          quality=4, resize=72, crop=64), [], None)
+    start = tmp_path / "transplant" / "q4-seed0.pth"
+    branches = cresnet39(shard_set.latent_channels, shard_set.num_classes, adapter="res")
+    write_start(branches.adaptation_state(), start, trunk=str(weights))
+    assert starts.main([str(start), "--experiment", "demo", "--shards", str(trainer_shards)]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()
+            if line.startswith(f"| {start} ")]
+    views = ["its Anchor 2 at 72 -> 64 px (its own view)",  # demo: latent 16, crop 14
+             "its Anchor 2 at 64 -> 56 px (the fit's view)"]
+    assert [(r[1], r[2]) for r in rows[4:]] == [(v, s) for v in views
+                                                for s in ("validate", "test")]
+    pixel = open_shard_set(trainer_shards, "decoded", SetId.of(4))
+    own = predict(teacher.eval().to(memory_format=torch.channels_last), pixel, "test",
+                  (72, 64, 16, 14), workers=0,
+                  arithmetic=precision.resolve(experiment.load("demo").precision, CPU))
+    one_image = 100 / pixel.counts["test"]  # the model's layout may tip a near tie
+    assert float(rows[5][3]) == pytest.approx(100 * (own["top"][:, 0] == own["label"]).mean(),
+                                              abs=one_image)
 
 
 def test_batchnorm_is_a_cumulative_average_over_the_training_split(trainer_shards):

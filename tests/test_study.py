@@ -90,7 +90,7 @@ def test_a_transplant_of_the_runs_own_seed_fits_once_per_quality_and_seed(tmp_pa
     fits = []
 
     def fit_file(shards, rates, trunk, steps, out, teacher=None, branches=None, seed=0,
-                 arithmetic="auto", adapter="none"):
+                 **shape):
         fits.append((rates, Path(trunk).parent.name, Path(out).name, seed, steps, branches))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(b"")
@@ -107,3 +107,22 @@ def test_a_transplant_of_the_runs_own_seed_fits_once_per_quality_and_seed(tmp_pa
         for k in (0, 1)}
     study.fit_task_hints(e, cells, tmp_path)  # every start there: nothing fitted again
     assert len(fits) == 5
+
+
+def test_a_row_on_the_upsampled_latent_fits_and_trains_at_its_sizes(tmp_path, monkeypatch):
+    e = replace(DEMO, qualities=(4,))
+    cells = study.cells(e, ["transplant-res-up"], 1, tmp_path)
+    shapes = []
+
+    def fit_file(shards, rates, trunk, steps, out, **shape):
+        shapes.append((Path(out).name, shape["adapter"], shape["latent_resize"],
+                       shape["latent_crop"]))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"")
+
+    monkeypatch.setattr(study.latent_start, "fit_file", fit_file)
+    study.fit_task_hints(e, cells, tmp_path)
+    assert shapes == [("latent-hint-task-res-up.pth", "res", 32, 28),  # pooled, then transplant
+                      ("q4-seed0.pth", "res", 32, 28)]
+    [comp] = [c[4] for c in cells if c[0] == "transplant-res-up"]
+    assert (comp.latent_resize, comp.latent_crop, comp.latent_adapter) == (32, 28, "res")

@@ -118,14 +118,20 @@ def test_a_ready_job_that_fits_its_start_goes_before_trainers_alone(tmp_path, mo
                                               "train a2-4", "train a2-8"]
 
 
-def test_an_experiments_adapter_reaches_comp_and_both_fits(tmp_path):
-    e = replace(DEMO, qualities=(4,), latent_adapter="res")
+def test_an_experiments_adapter_and_latent_sizes_reach_comp_and_both_fits(tmp_path):
+    e = replace(DEMO, qualities=(4,), latent_adapter="res", latent_resize=32, latent_crop=28)
     runs = tmp_path / "runs"
     configs = train_configs(e, storage.location(tmp_path / "shards"), runs, "x")
     [comp] = [c for c in configs if c.domain == "latent"]
     assert comp.latent_adapter == "res" and "--latent-adapter" in comp.to_argv()
-    [(command, _)] = job(comp, "x", configs, e, runs).before
-    assert list(command)[-2:] == ["--latent-adapter", "res"]
+    assert (comp.latent_resize, comp.latent_crop) == (32, 28)
+    [(transplant, _)] = job(comp, "x", configs, e, runs).before
+    [(pooled, _)] = pipeline_run.task_hint_job(e, storage.location(tmp_path / "shards"),
+                                              runs).before
+    for command in (list(transplant), list(pooled)):  # the teacher sees what the trunk will
+        assert command[-2:] == ["--latent-adapter", "res"]
+        for flag, value in (("--latent-resize", "32"), ("--latent-crop", "28")):
+            assert command[command.index(flag) + 1] == value, flag
     assert all(c.latent_adapter == "none" for c in configs if c.domain != "latent")
     with pytest.raises(ValueError, match="give one of none, se, res"):
         train_configs(replace(e, latent_adapter="big"), storage.location(tmp_path), runs, "x")

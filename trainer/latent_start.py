@@ -123,10 +123,13 @@ def held_out_error(model, teacher: nn.Module, shard_set, config: TrainConfig) ->
 
 def fit_argv(shards, rates: tuple[int, ...], trunk: str, steps: int, out: Path,
              teacher: Path | None = None, branches: str | None = None, seed: int = 0,
-             arithmetic: str = "auto", adapter: str = "none") -> list[str]:
-    """This command's arguments (after `python -m trainer.latent_start`)."""
+             arithmetic: str = "auto", adapter: str = "none", latent_resize: int = 16,
+             latent_crop: int = 14) -> list[str]:
+    """This command's arguments (after `python -m trainer.latent_start`); the latent sizes
+    are the classifier's, so that the teacher sees the view its trunk will be fed at."""
     return [str(shards), "--rates", *map(str, rates), "--trunk", trunk, "--steps", str(steps),
-            "--out", str(out), *(["--teacher", str(teacher)] if teacher else []),
+            "--out", str(out), "--latent-resize", str(latent_resize),
+            "--latent-crop", str(latent_crop), *(["--teacher", str(teacher)] if teacher else []),
             *(["--branches", branches] if branches else []), "--seed", str(seed),
             "--precision", arithmetic, *(["--latent-adapter", adapter] if adapter != "none"
                                          else [])]
