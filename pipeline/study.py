@@ -202,6 +202,12 @@ ROWS = {
                                         "a 56-pixel view of its 112-pixel input",
                                         "transplant-res-up", "latent-hint-task-res-up",
                                         ("latent_adapter", "res"), *LATENT_UP),
+    "transplant-res-up-lr-0.001": transplant_row("transplant-res-up fine-tuned at a tenth of "
+                                                 "the learning rate (0.001): a start that "
+                                                 "carries its Anchor 2 needs less changing",
+                                                 "transplant-res-up", "latent-hint-task-res-up",
+                                                 ("latent_adapter", "res"), *LATENT_UP,
+                                                 ("lr", 0.001)),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
@@ -213,7 +219,7 @@ NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anc
          "distill": "anchor2", "distill-anchor2": "anchor2", "transplant-anchor2": "anchor2",
          "transplant-anchor2-seed": "anchor2", "transplant-kd": "anchor2",
          "transplant-res": "anchor2", "transplant-res-lr-0.001": "anchor2",
-         "transplant-res-up": "anchor2"}
+         "transplant-res-up": "anchor2", "transplant-res-up-lr-0.001": "anchor2"}
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
