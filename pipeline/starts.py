@@ -38,7 +38,7 @@ from trainer import precision
 from trainer.config import TrainConfig
 from trainer.data import EvalStream, SampleTransform, loader, open_shard_set
 from trainer.domains import DECODED, LATENT
-from trainer.models import initial_state
+from trainer.models import initial_state, trunk_of
 from trainer.train import build_model
 from trainer.transforms import HINT_STRIDE
 
@@ -108,10 +108,13 @@ def start_scores(start: Path, e: experiment.Experiment, shards: Location,
 
 
 def trunk_classifier(start: Path) -> Classifier | None:
-    """The pixel classifier whose trunk a start sits on (a transplant's Anchor 2), if any."""
-    trunk = torch.load(start, map_location="cpu", weights_only=True).get("trunk")
-    path = start.parent / trunk if trunk else None
-    return read_classifier(path) if path is not None and path.is_file() else None
+    """The Anchor 2 whose trunk a start sits on (a transplant's), if any."""
+    content = torch.load(start, map_location="cpu", weights_only=True)
+    trunk = trunk_of(start, content.get("trunk"))
+    if not trunk or not Path(trunk).is_file():
+        return None  # a named start (procedural), or a plain state dict
+    found = read_classifier(Path(trunk))
+    return found if found.config.domain == DECODED.name else None
 
 
 def teacher_scores(teacher: Classifier, config: TrainConfig, roots: dict[str, tuple],

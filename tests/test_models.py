@@ -128,3 +128,17 @@ def test_a_start_names_its_trunk_file_from_its_own_folder_so_a_runs_folder_can_m
     state = models.initial_state(str(tmp_path / "moved" / "transplant" / "q1.pth"))
     assert torch.equal(state["layer2.weight"], torch.ones(3))
     assert torch.equal(state["branches.weight"], torch.zeros(2))
+
+
+def test_a_start_written_before_that_names_its_trunk_from_the_working_directory(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "decoded").mkdir(parents=True)
+    torch.save({"model": {"layer2.weight": torch.ones(3)}}, "runs/decoded/checkpoint.pth")
+    start = tmp_path / "runs" / "transplant" / "q1.pth"
+    start.parent.mkdir()
+    torch.save({"trunk": "runs/decoded/checkpoint.pth",
+                "model": {"branches.weight": torch.zeros(2)}}, start)
+    assert models.trunk_of(start, "runs/decoded/checkpoint.pth") == "runs/decoded/checkpoint.pth"
+    assert models.trunk_of(start, "procedural") == "procedural"
+    assert torch.equal(models.initial_state(str(start))["layer2.weight"], torch.ones(3))

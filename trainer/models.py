@@ -77,9 +77,16 @@ def initial_state(init: str, codecs: list[str] = ()) -> dict[str, torch.Tensor] 
                     "latent space; `make latent-hint CODECS=DIR LATENT_HINT=FILE` fits them to "
                     "yours", init, ", ".join(f[:12] for f in fitted),
                     ", ".join(c[:12] for c in codecs))
-    if trunk is not None and trunk not in INITS and (path.parent / trunk).is_file():
-        trunk = str(path.parent / trunk)  # named from the start's folder (write_start)
+    trunk = trunk_of(path, trunk)
     return own if trunk is None else {**(initial_state(trunk) or {}), **own}
+
+
+def trunk_of(start: Path, trunk: str | None) -> str | None:
+    """The trunk a start file names, as a path from here: named from the start's folder
+    (write_start), or, in files written before that, from the working directory."""
+    if trunk is not None and trunk not in INITS and (start.parent / trunk).is_file():
+        return str(start.parent / trunk)
+    return trunk
 
 
 def initialise(model: nn.Module, init: str) -> nn.Module:
