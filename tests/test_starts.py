@@ -42,8 +42,9 @@ def test_a_start_is_scored_per_class_before_and_after_batchnorm(trainer_shards, 
         counts = [tuple(map(int, n.split("/")))
                   for n in re.findall(r"\d+/\d+", per_class)]
         assert sum(n for _, n in counts) == shard_set.counts[split]
+        # printed to one decimal: 3 of 16 (18.75) may print as 18.8 or 18.7, 0.05 off
         assert float(top1) == pytest.approx(100 * sum(r for r, _ in counts)
-                                            / shard_set.counts[split], abs=0.05)
+                                            / shard_set.counts[split], abs=0.05 + 1e-9)
 
 
 def test_a_transplant_is_shown_beside_its_teacher_at_its_view_and_at_the_fits(
