@@ -1,5 +1,6 @@
 import hashlib
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -112,14 +113,20 @@ def test_the_residual_adapter_starts_as_the_identity_and_is_fitted_with_the_bran
     assert any(k.startswith("adapter.") for k in adapted.adaptation_state())
 
 
+def trunk_in_runs(tmp_path, monkeypatch) -> Path:
+    """A trunk checkpoint at runs/decoded/ from the working directory tmp_path; returns where a
+    start on it goes (runs/transplant/q1.pth, not written)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "decoded").mkdir(parents=True)
+    torch.save({"model": {"layer2.weight": torch.ones(3)}}, "runs/decoded/checkpoint.pth")
+    return tmp_path / "runs" / "transplant" / "q1.pth"
+
+
 def test_a_start_names_its_trunk_file_from_its_own_folder_so_a_runs_folder_can_move(
         tmp_path, monkeypatch):
     from trainer.backbone import write_start
 
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "runs" / "decoded").mkdir(parents=True)
-    torch.save({"model": {"layer2.weight": torch.ones(3)}}, "runs/decoded/checkpoint.pth")
-    start = tmp_path / "runs" / "transplant" / "q1.pth"
+    start = trunk_in_runs(tmp_path, monkeypatch)
     write_start({"branches.weight": torch.zeros(2)}, start, trunk="runs/decoded/checkpoint.pth")
     assert torch.load(start, weights_only=True)["trunk"] == "../decoded/checkpoint.pth"
     (tmp_path / "runs").rename(tmp_path / "moved")
@@ -132,10 +139,7 @@ def test_a_start_names_its_trunk_file_from_its_own_folder_so_a_runs_folder_can_m
 
 def test_a_start_written_before_that_names_its_trunk_from_the_working_directory(
         tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "runs" / "decoded").mkdir(parents=True)
-    torch.save({"model": {"layer2.weight": torch.ones(3)}}, "runs/decoded/checkpoint.pth")
-    start = tmp_path / "runs" / "transplant" / "q1.pth"
+    start = trunk_in_runs(tmp_path, monkeypatch)
     start.parent.mkdir()
     torch.save({"trunk": "runs/decoded/checkpoint.pth",
                 "model": {"branches.weight": torch.zeros(2)}}, start)
