@@ -208,6 +208,14 @@ ROWS = {
                                                  "transplant-res-up", "latent-hint-task-res-up",
                                                  ("latent_adapter", "res"), *LATENT_UP,
                                                  ("lr", 0.001)),
+    "transplant-res-up-kd": transplant_row("transplant-res-up, and its Anchor 2's class "
+                                           "probabilities (temperature 4) on the decoded "
+                                           "image's view at that Anchor 2's own scale a target "
+                                           "beside the labels (transplant-kd's distillation, "
+                                           "weight 1)", "transplant-res-up",
+                                           "latent-hint-task-res-up", ("latent_adapter", "res"),
+                                           *LATENT_UP, ("distill", ANCHOR2_OF_SEED),
+                                           ("distill_weight", 0.0), ("kd_weight", 1.0)),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
@@ -219,7 +227,8 @@ NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anc
          "distill": "anchor2", "distill-anchor2": "anchor2", "transplant-anchor2": "anchor2",
          "transplant-anchor2-seed": "anchor2", "transplant-kd": "anchor2",
          "transplant-res": "anchor2", "transplant-res-lr-0.001": "anchor2",
-         "transplant-res-up": "anchor2", "transplant-res-up-lr-0.001": "anchor2"}
+         "transplant-res-up": "anchor2", "transplant-res-up-lr-0.001": "anchor2",
+         "transplant-res-up-kd": "anchor2"}
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:

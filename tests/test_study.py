@@ -126,3 +126,27 @@ def test_a_row_on_the_upsampled_latent_fits_and_trains_at_its_sizes(tmp_path, mo
                       ("q4-seed0.pth", "res", 32, 28)]
     [comp] = [c[4] for c in cells if c[0] == "transplant-res-up"]
     assert (comp.latent_resize, comp.latent_crop, comp.latent_adapter) == (32, 28, "res")
+
+
+def test_the_distilled_upsampled_row_trains_from_the_same_starts(tmp_path, monkeypatch):
+    e = replace(DEMO, qualities=(4,))
+    cells = study.cells(e, ["transplant-res-up", "transplant-res-up-kd"], 2, tmp_path)
+    fits = []
+
+    def fit_file(shards, rates, trunk, steps, out, **shape):
+        fits.append(Path(out).relative_to(tmp_path).as_posix())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"")
+
+    monkeypatch.setattr(study.latent_start, "fit_file", fit_file)
+    study.fit_task_hints(e, cells, tmp_path)
+    assert fits == ["latent-hint-task-res-up.pth", "transplant-res-up/q4-seed0.pth",
+                    "transplant-res-up/q4-seed1.pth"]  # no start of its own
+    taught = [(c[3], c[4]) for c in cells if c[0] == "transplant-res-up-kd"]
+    assert [seed for seed, _ in taught] == [0, 1]
+    for seed, config in taught:
+        assert config.init == str(tmp_path / "transplant-res-up" / f"q4-seed{seed}.pth")
+        assert config.distill == str(tmp_path / "anchor2" / "q4" / f"seed{seed}" /
+                                     "checkpoint.pth")
+        assert (config.kd_weight, config.distill_weight) == (1.0, 0.0)
+        assert (config.latent_resize, config.latent_crop, config.latent_adapter) == (32, 28, "res")
