@@ -53,8 +53,8 @@ class Experiment:
     # run's own training latents (its qualities pooled) for these steps before Comp. trains
     # (trainer.latent_start; docs/comp-study, rows latent-hint-task)
     latent_hint_steps: int = 0
-    # between Comp.'s latent branches and its trunk: none, se or res (trainer.models.ADAPTERS);
-    # the fits above fit it with the branches
+    # between Comp.'s latent branches and its trunk: none, se, res or up-res
+    # (trainer.models.ADAPTERS); the fits above fit it with the branches
     latent_adapter: str = "none"
     # >0: each Comp. starts from the trained Anchor 2 of its set and seed carried to the
     # latent: its latent branches (from the start above) fitted, without labels, for these

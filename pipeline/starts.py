@@ -40,7 +40,6 @@ from trainer.data import EvalStream, SampleTransform, loader, open_shard_set
 from trainer.domains import DECODED, LATENT
 from trainer.models import initial_state, trunk_of
 from trainer.train import build_model
-from trainer.transforms import HINT_STRIDE
 
 CPU = torch.device("cpu")
 
@@ -120,15 +119,15 @@ def trunk_classifier(start: Path) -> Classifier | None:
 def teacher_scores(teacher: Classifier, config: TrainConfig, roots: dict[str, tuple],
                    arithmetic: str) -> dict[str, dict]:
     """The start's teacher on the same images at its own view and at the view the fit showed
-    it (HINT_STRIDE pixels a latent cell): where the two differ, the trunk was fed features of
+    it (the config's hint_stride pixels a latent cell): where the two differ, the trunk was fed features of
     another scale than it was trained on, and the start cannot carry all of its teacher."""
     pixel = {name: (open_shard_set(root, DECODED.name, SetId.of(config.quality)), split)
              for name, (root, split) in roots.items()}
     model = load_model(teacher, pixel["validate"][0].num_classes, None).to(
         memory_format=precision.memory_format(CPU))
     own = teacher.config
-    fit = replace(own, resize=HINT_STRIDE * config.latent_resize,
-                  crop=HINT_STRIDE * config.latent_crop)
+    stride = config.input_sizes.hint_stride
+    fit = replace(own, resize=stride * config.latent_resize, crop=stride * config.latent_crop)
     return {f"its Anchor 2 at {c.resize} -> {c.crop} px ({view})":
             scores(model, pixel, c, arithmetic)
             for c, view in ((own, "its own view"), (fit, "the fit's view"))}

@@ -216,6 +216,19 @@ ROWS = {
                                            "latent-hint-task-res-up", ("latent_adapter", "res"),
                                            *LATENT_UP, ("distill", ANCHOR2_OF_SEED),
                                            ("distill_weight", 0.0), ("kd_weight", 1.0)),
+    "latent-hint-task-up-res": Row("latent-hint-task-res with a learned 2x upsampling before "
+                                   "the adapter's blocks (adapter up-res), on the latent as it "
+                                   "is (16, crop 14): the teacher's view is the pixel "
+                                   "classifiers' (8 pixels a latent cell)",
+                                   changes=(("init", "{runs}/latent-hint-task-up-res.pth"),
+                                            ("latent_adapter", "up-res")), hint_steps=1000),
+    "transplant-up-res": transplant_row("transplant-res-up with the upsampling learned: the "
+                                        "trunk reads 28 cells as there, made by a stride-2 "
+                                        "transposed convolution from the 14 latent cells, each "
+                                        "sub-cell by its own weights, instead of bilinear "
+                                        "upsampling before the branches",
+                                        "transplant-up-res", "latent-hint-task-up-res",
+                                        ("latent_adapter", "up-res")),
     "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
                       "together (3x the steps of one quality's), evaluated on each",
                       every_rate=True),
@@ -228,7 +241,7 @@ NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anc
          "transplant-anchor2-seed": "anchor2", "transplant-kd": "anchor2",
          "transplant-res": "anchor2", "transplant-res-lr-0.001": "anchor2",
          "transplant-res-up": "anchor2", "transplant-res-up-lr-0.001": "anchor2",
-         "transplant-res-up-kd": "anchor2"}
+         "transplant-res-up-kd": "anchor2", "transplant-up-res": "anchor2"}
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:

@@ -28,29 +28,30 @@ DEMO = load("demo")
 M, SIDE, CROP = 4, 16, 14
 
 
-def coordinate_inputs():
-    """A latent whose cell (r, c) holds r and c, and an image whose 4x4 block (r, c) holds
-    16 r and 16 c in its red and green channels."""
+def coordinate_inputs(stride: int = HINT_STRIDE):
+    """A latent whose cell (r, c) holds r and c, and an image whose stride x stride block
+    (r, c) holds 16 r and 16 c in its red and green channels."""
     rows, cols = np.meshgrid(np.arange(SIDE), np.arange(SIDE), indexing="ij")
     latent = np.stack([rows, cols, rows, cols]).astype(np.int8)
-    pixels = np.zeros((SIDE * HINT_STRIDE, SIDE * HINT_STRIDE, 3), np.uint8)
-    pixels[..., 0] = np.repeat(np.repeat(16 * rows, HINT_STRIDE, 0), HINT_STRIDE, 1)
-    pixels[..., 1] = np.repeat(np.repeat(16 * cols, HINT_STRIDE, 0), HINT_STRIDE, 1)
+    pixels = np.zeros((SIDE * stride, SIDE * stride, 3), np.uint8)
+    pixels[..., 0] = np.repeat(np.repeat(16 * rows, stride, 0), stride, 1)
+    pixels[..., 1] = np.repeat(np.repeat(16 * cols, stride, 0), stride, 1)
     return latent, np.zeros((M, SIDE, SIDE), np.uint8), Image.fromarray(pixels)
 
 
 @pytest.mark.parametrize("train", [True, False])
-def test_the_image_is_cut_as_the_latent_is(train):
-    latent, scales, image = coordinate_inputs()
-    transform = LatentTransform([0.11, 0.2], train, SIDE, CROP)
+@pytest.mark.parametrize("stride", [HINT_STRIDE, 2 * HINT_STRIDE])  # 2x: adapter up-res
+def test_the_image_is_cut_as_the_latent_is(train, stride):
+    latent, scales, image = coordinate_inputs(stride)
+    transform = LatentTransform([0.11, 0.2], train, SIDE, CROP, hint_stride=stride)
     torch.manual_seed(3)
     flips = set()
     for _ in range(12):
         x, picture = transform(latent, scales, image)
         assert x.shape == (2 * M, CROP, CROP)
-        assert picture.shape == (3, HINT_STRIDE * CROP, HINT_STRIDE * CROP)
+        assert picture.shape == (3, stride * CROP, stride * CROP)
         red, green = (picture[c] * IMAGENET_STD[c] + IMAGENET_MEAN[c] for c in (0, 1))
-        cells = (slice(None, None, HINT_STRIDE),) * 2  # one pixel of each block
+        cells = (slice(None, None, stride),) * 2  # one pixel of each block
         assert torch.allclose(red[cells] * 255, 16 * x[0], atol=0.5)
         assert torch.allclose(green[cells] * 255, 16 * x[1], atol=0.5)
         flips.add(bool(x[1, 0, 0] > x[1, 0, -1]))
@@ -227,6 +228,23 @@ def test_a_fit_with_a_fresh_adapter_is_the_same_twice_and_holds_the_adapter(trai
     assert fit("b.pth", 0) == first and fit("c.pth", 1) != first
     written = torch.load(tmp_path / "a.pth", weights_only=True)
     assert {k.split(".")[0] for k in written["model"]} == {"branches", "adapter"}
+
+
+def test_a_fit_through_the_learned_upsampling_shows_the_teacher_8_pixels_a_cell(
+        trainer_shards, tmp_path, capsys):
+    """With adapter up-res the branches' map has 2x the latent's cells: the fit must cut the
+    image at 8 pixels a latent cell for the teacher's conv_2x to lie on it (a mismatch fails
+    in the hint's subtraction)."""
+    from trainer import latent_start
+
+    out = tmp_path / "up.pth"
+    assert latent_start.main([str(trainer_shards), "--rates", "4", "--steps", "2",
+                              "--latent-adapter", "up-res", "--out", str(out)]) == 0
+    assert "after" in capsys.readouterr().out
+    written = torch.load(out, weights_only=True)["model"]
+    assert written["adapter.0.weight"].shape == (256, 256, 2, 2)
+    config = TrainConfig(domain="latent", shards="x", latent_adapter="up-res")
+    assert config.input_sizes.hint_stride == 2 * HINT_STRIDE
 
 
 def test_the_shipped_latent_start_fills_all_of_the_demo_classifier_but_its_fc(caplog):

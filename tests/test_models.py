@@ -113,6 +113,22 @@ def test_the_residual_adapter_starts_as_the_identity_and_is_fitted_with_the_bran
     assert any(k.startswith("adapter.") for k in adapted.adaptation_state())
 
 
+def test_the_learned_upsampling_doubles_the_cells_and_starts_as_nearest_neighbour():
+    torch.manual_seed(0)
+    plain = models.cresnet39(96, 6)
+    upsampled = models.cresnet39(96, 6, adapter="up-res")
+    upsampled.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.rand(2, 192, 14, 14) + 0.1
+    plain.eval(), upsampled.eval()
+    nearest = torch.nn.functional.interpolate(plain.features(x), scale_factor=2, mode="nearest")
+    assert upsampled.features(x).shape == (2, 256, 28, 28)
+    assert torch.allclose(upsampled.features(x), nearest, atol=1e-6)
+    blocks = 2 * (256 * 64 + 64 * 9 * 64 + 64 * 256 + 2 * (64 + 64 + 256))
+    assert count(upsampled) - count(plain) == blocks + 256 * 256 * 4
+    assert upsampled(x).shape == (2, 6)
+    assert models.upsampling("up-res") == 2 and models.upsampling("res") == 1
+
+
 def trunk_in_runs(tmp_path, monkeypatch) -> Path:
     """A trunk checkpoint at runs/decoded/ from the working directory tmp_path; returns where a
     start on it goes (runs/transplant/q1.pth, not written)."""

@@ -11,8 +11,8 @@ from torch import nn
 
 from foundation.sets import LEARNED, SetId
 from trainer import domains, precision
-from trainer.models import ADAPTERS, SIGMA_INPUTS
-from trainer.transforms import PAPER_SIZES, InputSizes
+from trainer.models import ADAPTERS, SIGMA_INPUTS, upsampling
+from trainer.transforms import HINT_STRIDE, PAPER_SIZES, InputSizes
 
 PAPER_BATCH = 32  # the paper's batch; lr scales linearly with the global batch
 
@@ -25,7 +25,7 @@ class TrainConfig:
     codec: str = LEARNED  # of the coded set: q<Q> (learned) or jpeg<P>, webp<P>
     inputs: str = "both"  # latent domain: y, sigma or both (domains.INPUTS)
     latent_sigma: str = "linear"  # latent domain: sigma_hat as it is or its log (SIGMA_INPUTS)
-    latent_adapter: str = "none"  # latent domain: none or se (ADAPTERS)
+    latent_adapter: str = "none"  # latent domain: ADAPTERS (trainer.models.CResNet39)
     # latent domain: one classifier for every rate, trained on the train splits of these
     # learned sets together (quality: the first; validation and test read them all)
     rates: tuple[int, ...] = ()
@@ -81,8 +81,10 @@ class TrainConfig:
 
     @property
     def input_sizes(self) -> InputSizes:
-        """resize, crop, latent resize, latent crop (SampleTransform's order)."""
-        return InputSizes(self.resize, self.crop, self.latent_resize, self.latent_crop)
+        """resize, crop, latent resize, latent crop, the teacher's pixels a latent cell
+        (SampleTransform's order)."""
+        return InputSizes(self.resize, self.crop, self.latent_resize, self.latent_crop,
+                          HINT_STRIDE * upsampling(self.latent_adapter))
 
     @property
     def reader(self) -> domains.Domain:

@@ -131,13 +131,14 @@ class SampleTransform:
 
     def __init__(self, shard_set: ShardSet, train: bool, resize: int, crop: int,
                  latent_resize: int = PAPER_SIZES.latent_resize,
-                 latent_crop: int = PAPER_SIZES.latent_crop, hint: bool = False,
+                 latent_crop: int = PAPER_SIZES.latent_crop,
+                 hint_stride: int = PAPER_SIZES.hint_stride, hint: bool = False,
                  latent_flip: bool = True):
         reader = domains.get(shard_set.domain)
         self.members = (schema.LABEL, *reader.decodes(hint))
         self.input = reader.transform(shard_set.info, train,
-                                      InputSizes(resize, crop, latent_resize, latent_crop), hint,
-                                      latent_flip)
+                                      InputSizes(resize, crop, latent_resize, latent_crop,
+                                                 hint_stride), hint, latent_flip)
 
     def decode(self, raw: dict) -> dict:
         """The members the domain reads, decoded: no random draw (a TrainStream may hold it)."""

@@ -95,7 +95,7 @@ class Domain:
         if self.latent:
             return LatentInput(LatentTransform(info["codec"]["scale_table"], train,
                                                sizes.latent_resize, sizes.latent_crop,
-                                               latent_flip), hint)
+                                               latent_flip, sizes.hint_stride), hint)
         return PixelInput(self.members, pixel_transform(train, sizes.resize, sizes.crop))
 
 

@@ -30,7 +30,8 @@ NAMED_FILES = {"procedural": BACKBONES / "procedural" / "resnet50.pth",
 INITS = ("none", "imagenet", *NAMED_FILES)  # or a path to a state dict
 IMAGENET_URL = ResNet50_Weights.IMAGENET1K_V1.url  # resnet50-0676ba61.pth
 SIGMA_INPUTS = ("linear", "log")  # how cResNet-39 reads sigma_hat
-ADAPTERS = ("none", "se", "res")  # between cResNet-39's latent branches and its trunk
+ADAPTERS = ("none", "se", "res", "up-res")  # between cResNet-39's latent branches and its trunk
+UPSAMPLING = {"up-res": 2}  # an adapter's output cells per latent cell, a side (1 where absent)
 ADAPTATION_PARTS = ("branches", "adapter")  # cResNet-39's modules between latent and trunk
 
 
@@ -126,7 +127,9 @@ class CResNet39(nn.Module):
     feature adaptation of Deng and Karam's follow-up (arXiv 2305.08000), which reweights the
     latent features channel by channel before the pixel-pretrained trunk; `res` puts two
     residual bottleneck blocks there (residual_adapter): depth for the branches to emulate a
-    pixel classifier's conv_2x with (trainer.latent_start), where one block each falls short.
+    pixel classifier's conv_2x with (trainer.latent_start), where one block each falls short;
+    `up-res` puts a learned 2x upsampling before those blocks (learned_upsampling): the trunk
+    reads 2x the cells of the latent as it is given.
     """
 
     def __init__(self, channels: int, num_classes: int, inputs: str = "both",
@@ -150,7 +153,9 @@ class CResNet39(nn.Module):
             for name in names
         })
         self.adapter = (SqueezeExcitation(256, 16) if adapter == "se" else
-                        residual_adapter() if adapter == "res" else nn.Identity())
+                        residual_adapter() if adapter == "res" else
+                        nn.Sequential(learned_upsampling(256), *residual_adapter())
+                        if adapter == "up-res" else nn.Identity())
         trunk = resnet50(num_classes=num_classes, zero_init_residual=True)
         self.layer2, self.layer3, self.layer4 = trunk.layer2, trunk.layer3, trunk.layer4
         self.avgpool, self.fc = trunk.avgpool, trunk.fc
@@ -188,6 +193,23 @@ def residual_adapter() -> nn.Sequential:
     for block in blocks:
         nn.init.zeros_(block.bn3.weight)
     return blocks
+
+
+def learned_upsampling(channels: int) -> nn.ConvTranspose2d:
+    """2x the cells, each of a cell's four sub-cells by its own 1x1 weights (a stride-2, 2x2
+    transposed convolution, starting as nearest-neighbour upsampling). A convolution after a
+    fixed (bilinear) upsampling applies one filter at every sub-cell, so it can tell them
+    apart only by the interpolation's slopes; the codec's synthesis transform upsamples so."""
+    up = nn.ConvTranspose2d(channels, channels, 2, stride=2, bias=False)
+    with torch.no_grad():
+        up.weight.zero_()
+        up.weight[range(channels), range(channels)] = 1.0
+    return up
+
+
+def upsampling(adapter: str) -> int:
+    """How many cells a side cResNet-39's trunk reads per latent cell it is given."""
+    return UPSAMPLING.get(adapter, 1)
 
 
 def cresnet39(channels: int, num_classes: int, inputs: str = "both", init: str = "none",

@@ -18,6 +18,9 @@ PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140
                            [-0.5836, -0.6948, 0.4203]])
 
 
+HINT_STRIDE = 4  # ResNet-50's conv_2x (the teacher's hint) is 1/4 of its input's side
+
+
 class InputSizes(NamedTuple):
     """Pixel domains: resize, then crop; latent domain: resize y_hat and sigma_hat, then crop."""
 
@@ -25,6 +28,9 @@ class InputSizes(NamedTuple):
     crop: int
     latent_resize: int
     latent_crop: int
+    # the decoded image's pixels a latent cell where a teacher sees it: HINT_STRIDE times
+    # the cells a side that the classifier makes of one (trainer.models.upsampling)
+    hint_stride: int = HINT_STRIDE
 
 
 PAPER_SIZES = InputSizes(256, 224, 32, 28)  # the paper's; every default reads them from here
@@ -52,9 +58,6 @@ def pixel_transform(train: bool, resize: int, crop: int):
     ])
 
 
-HINT_STRIDE = 4  # ResNet-50's conv_2x (the teacher's hint) is 1/4 of its input's side
-
-
 class LatentTransform:
     """y_hat and sigma_hat stacked (2M channels), resized to `resize`, then cropped and flipped.
 
@@ -63,15 +66,17 @@ class LatentTransform:
     shows the classifier inputs the codec never makes; the study's latent-no-flip row.
 
     Given the decoded image too (`image_side`: feature distillation), the same crop and flip is
-    cut from it at HINT_STRIDE pixels a latent cell, so that a pixel classifier's conv_2x on
-    the image lies cell for cell on the latent (trainer.distill)."""
+    cut from it at `hint_stride` pixels a latent cell (HINT_STRIDE, times the classifier's own
+    upsampling), so that a pixel classifier's conv_2x on the image lies cell for cell on the
+    classifier's map of the latent (trainer.distill)."""
 
     def __init__(self, scale_table: list[float], train: bool,
                  resize: int = PAPER_SIZES.latent_resize, crop: int = PAPER_SIZES.latent_crop,
-                 flip: bool = True):
+                 flip: bool = True, hint_stride: int = HINT_STRIDE):
         self.table = torch.tensor(scale_table, dtype=torch.float32)
         self.train, self.resize, self.crop, self.flip = train, resize, crop, flip
-        self.image = T.Compose([T.Resize((HINT_STRIDE * resize,) * 2), T.ToTensor(),
+        self.hint_stride = hint_stride
+        self.image = T.Compose([T.Resize((hint_stride * resize,) * 2), T.ToTensor(),
                                 T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
     def view(self) -> tuple[int, int, bool]:
@@ -99,7 +104,7 @@ class LatentTransform:
         x = self.cut(x, view, self.crop)
         if image is None:
             return x
-        return x, self.cut(self.image(image), view, self.crop, HINT_STRIDE)
+        return x, self.cut(self.image(image), view, self.crop, self.hint_stride)
 
 
 class LatentInput:
