@@ -89,6 +89,8 @@ def transplant_row(what: str, starts: str, hint_from: str, *changes: tuple) -> R
 
 
 LATENT_UP = (("latent_resize", 32), ("latent_crop", 28))  # 2x the cells: the paper's 23 -> 32
+# the Anchor 2 of the run's quality and seed a teacher of soft targets alone (no conv_2x hint)
+SOFT_TARGETS = (("distill", ANCHOR2_OF_SEED), ("distill_weight", 0.0), ("kd_weight", 1.0))
 TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
 LATENT_START = "latent-start-q4.pth"  # docs/comp-study/README.md says how it is made
 ROWS = {
@@ -175,8 +177,7 @@ ROWS = {
                                     "decoded image a target beside the labels in fine-tuning "
                                     "(Hinton et al.'s distillation, weight 1)",
                                     "transplant-anchor2-seed", "latent-hint-task",
-                                    ("distill", ANCHOR2_OF_SEED), ("distill_weight", 0.0),
-                                    ("kd_weight", 1.0)),
+                                    *SOFT_TARGETS),
     "latent-hint-task-res": Row("latent-hint-task with the residual adapter (two conv_2x "
                                 "bottleneck blocks after the branches), fitted with them",
                                 changes=(("init", "{runs}/latent-hint-task-res.pth"),
@@ -190,6 +191,12 @@ ROWS = {
                                               "classifies, keep what it carries",
                                               "transplant-res", "latent-hint-task-res",
                                               ("latent_adapter", "res"), ("lr", 0.001)),
+    "transplant-res-kd": transplant_row("transplant-res, and its Anchor 2's soft targets as "
+                                        "transplant-res-up-kd's, on the view the 14-of-16 "
+                                        "latent is cut to: half the scale that Anchor 2 was "
+                                        "trained at on the photographs", "transplant-res",
+                                        "latent-hint-task-res", ("latent_adapter", "res"),
+                                        *SOFT_TARGETS),
     "latent-hint-task-res-up": Row("latent-hint-task-res on the latent upsampled 2x (32, crop "
                                    "28): the teacher's view is the pixel classifiers' (4 pixels "
                                    "a latent cell)",
@@ -214,8 +221,7 @@ ROWS = {
                                            "beside the labels (transplant-kd's distillation, "
                                            "weight 1)", "transplant-res-up",
                                            "latent-hint-task-res-up", ("latent_adapter", "res"),
-                                           *LATENT_UP, ("distill", ANCHOR2_OF_SEED),
-                                           ("distill_weight", 0.0), ("kd_weight", 1.0)),
+                                           *LATENT_UP, *SOFT_TARGETS),
     "latent-hint-task-up-res": Row("latent-hint-task-res with a learned 2x upsampling before "
                                    "the adapter's blocks (adapter up-res), on the latent as it "
                                    "is (16, crop 14): the teacher's view is the pixel "
@@ -241,7 +247,8 @@ NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anc
          "transplant-anchor2-seed": "anchor2", "transplant-kd": "anchor2",
          "transplant-res": "anchor2", "transplant-res-lr-0.001": "anchor2",
          "transplant-res-up": "anchor2", "transplant-res-up-lr-0.001": "anchor2",
-         "transplant-res-up-kd": "anchor2", "transplant-up-res": "anchor2"}
+         "transplant-res-up-kd": "anchor2", "transplant-up-res": "anchor2",
+         "transplant-res-kd": "anchor2"}
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
