@@ -98,33 +98,35 @@ def test_init_from_missing_file_is_explained():
         models.resnet50_deep_stem(23, init="nope.pth")
 
 
-def test_the_residual_adapter_starts_as_the_identity_and_is_fitted_with_the_branches():
+# the residual adapter's parameters: two bottlenecks, 1x1 256->64, 3x3 64->64, 1x1 64->256
+RESIDUAL_BLOCKS = 2 * (256 * 64 + 64 * 9 * 64 + 64 * 256 + 2 * (64 + 64 + 256))
+
+
+def beside_plain(adapter: str) -> tuple:
+    """(a cResNet-39 without adapter, one with `adapter` holding its tensors, an input of 14
+    cells), both in eval mode."""
     torch.manual_seed(0)
     plain = models.cresnet39(96, 6)
-    adapted = models.cresnet39(96, 6, adapter="res")
+    adapted = models.cresnet39(96, 6, adapter=adapter)
     adapted.load_state_dict(plain.state_dict(), strict=False)
-    x = torch.rand(2, 192, 14, 14) + 0.1
-    plain.eval(), adapted.eval()
+    return plain.eval(), adapted.eval(), torch.rand(2, 192, 14, 14) + 0.1
+
+
+def test_the_residual_adapter_starts_as_the_identity_and_is_fitted_with_the_branches():
+    plain, adapted, x = beside_plain("res")
     assert torch.allclose(plain.features(x), adapted.features(x), atol=1e-6)
-    blocks = 2 * (256 * 64 + 64 * 9 * 64 + 64 * 256 + 2 * (64 + 64 + 256))
-    assert count(adapted) - count(plain) == blocks
+    assert count(adapted) - count(plain) == RESIDUAL_BLOCKS
     fitted = {id(p) for p in adapted.adaptation()}
     assert all(id(p) in fitted for p in adapted.adapter.parameters())
     assert any(k.startswith("adapter.") for k in adapted.adaptation_state())
 
 
 def test_the_learned_upsampling_doubles_the_cells_and_starts_as_nearest_neighbour():
-    torch.manual_seed(0)
-    plain = models.cresnet39(96, 6)
-    upsampled = models.cresnet39(96, 6, adapter="up-res")
-    upsampled.load_state_dict(plain.state_dict(), strict=False)
-    x = torch.rand(2, 192, 14, 14) + 0.1
-    plain.eval(), upsampled.eval()
+    plain, upsampled, x = beside_plain("up-res")
     nearest = torch.nn.functional.interpolate(plain.features(x), scale_factor=2, mode="nearest")
     assert upsampled.features(x).shape == (2, 256, 28, 28)
     assert torch.allclose(upsampled.features(x), nearest, atol=1e-6)
-    blocks = 2 * (256 * 64 + 64 * 9 * 64 + 64 * 256 + 2 * (64 + 64 + 256))
-    assert count(upsampled) - count(plain) == blocks + 256 * 256 * 4
+    assert count(upsampled) - count(plain) == RESIDUAL_BLOCKS + 256 * 256 * 4
     assert upsampled(x).shape == (2, 6)
     assert models.upsampling("up-res") == 2 and models.upsampling("res") == 1
 
