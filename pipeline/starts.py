@@ -119,8 +119,9 @@ def trunk_classifier(start: Path) -> Classifier | None:
 def teacher_scores(teacher: Classifier, config: TrainConfig, roots: dict[str, tuple],
                    arithmetic: str) -> dict[str, dict]:
     """The start's teacher on the same images at its own view and at the view the fit showed
-    it (the config's hint_stride pixels a latent cell): where the two differ, the trunk was fed features of
-    another scale than it was trained on, and the start cannot carry all of its teacher."""
+    it (the config's hint_stride pixels a latent cell): where the two differ, the trunk was
+    fed features of another scale than it was trained on, and the start cannot carry all of
+    its teacher."""
     pixel = {name: (open_shard_set(root, DECODED.name, SetId.of(config.quality)), split)
              for name, (root, split) in roots.items()}
     model = load_model(teacher, pixel["validate"][0].num_classes, None).to(

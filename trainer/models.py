@@ -199,7 +199,8 @@ def learned_upsampling(channels: int) -> nn.ConvTranspose2d:
     """2x the cells, each of a cell's four sub-cells by its own 1x1 weights (a stride-2, 2x2
     transposed convolution, starting as nearest-neighbour upsampling). A convolution after a
     fixed (bilinear) upsampling applies one filter at every sub-cell, so it can tell them
-    apart only by the interpolation's slopes; the codec's synthesis transform upsamples so."""
+    apart only by the interpolation's slopes. The codec's synthesis transform upsamples with
+    transposed convolutions too (5x5)."""
     up = nn.ConvTranspose2d(channels, channels, 2, stride=2, bias=False)
     with torch.no_grad():
         up.weight.zero_()
