@@ -31,7 +31,7 @@ import os
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from statistics import median
@@ -293,9 +293,11 @@ def _layout_rows(rank: int, layout: Layout, port: int, shards: str, quality: int
                                 (BATCH[size] // world, STEPS[size], ROUNDS[size]))
         for domain in (LATENT, DECODED, ORIGINAL):
             shard_set = open_shard_set(shards, domain.name, SetId.of(quality))
-            config = replace(TrainConfig(domain=domain.name, shards=shards, quality=quality,
-                                         init="none", workers=workers,
-                                         batch_size=batch * world), **SIZES[size]._asdict())
+            s = SIZES[size]
+            config = TrainConfig(domain=domain.name, shards=shards, quality=quality, init="none",
+                                 workers=workers, batch_size=batch * world, resize=s.resize,
+                                 crop=s.crop, latent_resize=s.latent_resize,
+                                 latent_crop=s.latent_crop)
             shape = input_shape(domain, shard_set, SIZES[size], batch)
             row = {"input": tuple(shape[1:]), "batch": batch * world}
             if domain is not ORIGINAL:  # original and decoded share the model and the input

@@ -30,7 +30,7 @@ from foundation.coding import entropy_decode
 from foundation.hyperprior import fetch_pretrained, load_codec, read_weights_file
 from foundation.sets import LEARNED, SetId
 from trainer.domains import ANCHOR2, ANCHOR3, COMP, DECODED, LATENT
-from trainer.transforms import IMAGENET_MEAN, IMAGENET_STD, PAPER_SIZES, InputSizes
+from trainer.transforms import IMAGENET_MEAN, IMAGENET_STD, PAPER_SIZES
 
 COMPRESSED, PIXEL = "compressed domain", "pixel domain"
 DECODE = "of which entropy decoding"  # the shared first stage (z_hat, h_s, indexes, y_hat)
@@ -198,10 +198,9 @@ def report_paths(shard_set, classifiers: list[Classifier], quality: int,
     pixel_model = load_model(pixel, classes, None) if pixel else DECODED.model(classes).eval()
     pixel_sizes = pixel.config.input_sizes if pixel else PAPER_SIZES
     latent_sizes = comp.config.input_sizes if comp else PAPER_SIZES
-    sizes = InputSizes(pixel_sizes.resize, pixel_sizes.crop, latent_sizes.latent_resize,
-                       latent_sizes.latent_crop)
     return Paths(set_codec(shard_set, device), latent_model.to(device), pixel_model.to(device),
-                 *sizes)
+                 pixel_sizes.resize, pixel_sizes.crop, latent_sizes.latent_resize,
+                 latent_sizes.latent_crop)
 
 
 def measure_efficiency(catalogue: Catalogue, classifiers: list[Classifier], qualities: list[int],
