@@ -191,6 +191,13 @@ ROWS = {
                                               "classifies, keep what it carries",
                                               "transplant-res", "latent-hint-task-res",
                                               ("latent_adapter", "res"), ("lr", 0.001)),
+    "transplant-res-epochs-18": transplant_row("transplant-res trained 18 epochs instead of 6 "
+                                               "(lr /10 after 12): on the photographs a Comp. "
+                                               "run costs a third of an Anchor 2 run, so this "
+                                               "is about Anchor 2's wall time",
+                                               "transplant-res", "latent-hint-task-res",
+                                               ("latent_adapter", "res"), ("epochs", 18),
+                                               ("lr_steps", (12,))),
     "transplant-res-kd": transplant_row("transplant-res, and its Anchor 2's soft targets as "
                                         "transplant-res-up-kd's, on the view the 14-of-16 "
                                         "latent is cut to: half the scale that Anchor 2 was "
@@ -248,7 +255,7 @@ NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anc
          "transplant-res": "anchor2", "transplant-res-lr-0.001": "anchor2",
          "transplant-res-up": "anchor2", "transplant-res-up-lr-0.001": "anchor2",
          "transplant-res-up-kd": "anchor2", "transplant-up-res": "anchor2",
-         "transplant-res-kd": "anchor2"}
+         "transplant-res-kd": "anchor2", "transplant-res-epochs-18": "anchor2"}
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:

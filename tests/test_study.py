@@ -128,9 +128,14 @@ def test_a_row_on_the_upsampled_latent_fits_and_trains_at_its_sizes(tmp_path, mo
     assert (comp.latent_resize, comp.latent_crop, comp.latent_adapter) == (32, 28, "res")
 
 
-def test_the_distilled_upsampled_row_trains_from_the_same_starts(tmp_path, monkeypatch):
+@pytest.mark.parametrize("row, starts, changed", [
+    ("transplant-res-up-kd", "transplant-res-up",
+     {"kd_weight": 1.0, "distill_weight": 0.0, "latent_resize": 32, "latent_crop": 28}),
+    ("transplant-res-epochs-18", "transplant-res", {"epochs": 18, "lr_steps": (12,)})])
+def test_a_row_on_another_rows_starts_fits_none_of_its_own(tmp_path, monkeypatch, row, starts,
+                                                           changed):
     e = replace(DEMO, qualities=(4,))
-    cells = study.cells(e, ["transplant-res-up", "transplant-res-up-kd"], 2, tmp_path)
+    cells = study.cells(e, [starts, row], 2, tmp_path)
     fits = []
 
     def fit_file(shards, rates, trunk, steps, out, **shape):
@@ -140,13 +145,14 @@ def test_the_distilled_upsampled_row_trains_from_the_same_starts(tmp_path, monke
 
     monkeypatch.setattr(study.latent_start, "fit_file", fit_file)
     study.fit_task_hints(e, cells, tmp_path)
-    assert fits == ["latent-hint-task-res-up.pth", "transplant-res-up/q4-seed0.pth",
-                    "transplant-res-up/q4-seed1.pth"]  # no start of its own
-    taught = [(c[3], c[4]) for c in cells if c[0] == "transplant-res-up-kd"]
+    pooled = study.ROWS[starts].hint_from
+    assert fits == [f"{pooled}.pth", f"{starts}/q4-seed0.pth", f"{starts}/q4-seed1.pth"]
+    taught = [(c[3], c[4]) for c in cells if c[0] == row]
     assert [seed for seed, _ in taught] == [0, 1]
     for seed, config in taught:
-        assert config.init == str(tmp_path / "transplant-res-up" / f"q4-seed{seed}.pth")
-        assert config.distill == str(tmp_path / "anchor2" / "q4" / f"seed{seed}" /
-                                     "checkpoint.pth")
-        assert (config.kd_weight, config.distill_weight) == (1.0, 0.0)
-        assert (config.latent_resize, config.latent_crop, config.latent_adapter) == (32, 28, "res")
+        assert config.init == str(tmp_path / starts / f"q4-seed{seed}.pth")
+        assert config.latent_adapter == "res"
+        assert {k: getattr(config, k) for k in changed} == changed
+    if "kd_weight" in changed:  # the teacher: the Anchor 2 of the run's own seed
+        assert [c.distill for _, c in taught] == [
+            str(tmp_path / "anchor2" / "q4" / f"seed{seed}" / "checkpoint.pth") for seed in (0, 1)]
