@@ -118,7 +118,7 @@ ROWS = {
     "adapter-se-anchor2": Row("the channel attention, the trunk from the trained Anchor 2 "
                               "(the follow-up's adaptation)",
                               changes=(("latent_adapter", "se"),
-                                       ("init", "{runs}/anchor2/q{q}/seed0/checkpoint.pth"))),
+                                       ("init", ANCHOR2_SEED0))),
     "distill": Row("the trained Anchor 2 of the same quality and seed as teacher: its conv_2x "
                    "map on the decoded image a hint for the latent branches (trainer.distill)",
                    changes=(("distill", ANCHOR2_OF_SEED),)),
@@ -248,14 +248,17 @@ ROWS = {
     "y-only": Row("y_hat alone (the ablation)", changes=(("inputs", "y"),)),
     "sigma-only": Row("sigma_hat alone (the ablation)", changes=(("inputs", "sigma"),)),
 }
-# the trunk rows read these runs' checkpoints
-NEEDS = {"trunk-anchor3": "anchor3", "trunk-anchor2": "anchor2", "adapter-se-anchor2": "anchor2",
-         "distill": "anchor2", "distill-anchor2": "anchor2", "transplant-anchor2": "anchor2",
-         "transplant-anchor2-seed": "anchor2", "transplant-kd": "anchor2",
-         "transplant-res": "anchor2", "transplant-res-lr-0.001": "anchor2",
-         "transplant-res-up": "anchor2", "transplant-res-up-lr-0.001": "anchor2",
-         "transplant-res-up-kd": "anchor2", "transplant-up-res": "anchor2",
-         "transplant-res-kd": "anchor2", "transplant-res-epochs-18": "anchor2"}
+
+
+def reads(spec: Row) -> list[str]:
+    """The rows whose trained classifiers `spec` reads, as a start or a teacher: those whose
+    checkpoint ({runs}/<row>/<set>/seed<k>/checkpoint.pth) a change or its hint_teacher names."""
+    paths = [v for _, v in spec.changes if isinstance(v, str)] + [spec.hint_teacher]
+    return sorted({p.split("/")[1] for p in paths
+                   if p.startswith("{runs}/") and p.endswith("/" + checkpoint.CHECKPOINT)})
+
+
+READ_BY_OTHERS = frozenset(r for spec in ROWS.values() for r in reads(spec))  # trained first
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
@@ -276,7 +279,7 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
     if hinted and not e.latent_init:
         raise ValueError(f"rows {', '.join(hinted)}: the experiment has no latent_init (the "
                          f"latent start they read); set it, e.g. to a `make latent-hint` file")
-    ordered = sorted(rows, key=lambda r: r not in NEEDS.values())
+    ordered = sorted(rows, key=lambda r: r not in READ_BY_OTHERS)
     found = []
     for row in ordered:
         spec = ROWS[row]
@@ -299,7 +302,7 @@ def train(all_cells: list[tuple], e: Experiment, needed: bool) -> None:
     start from (`needed`), or the rest; each run's wall time goes beside its test result."""
     jobs = [job(config, f"{row} {set_name} seed {seed}")
             for row, set_name, _, seed, config in all_cells
-            if (row in NEEDS.values()) == needed
+            if (row in READ_BY_OTHERS) == needed
             and not (Path(config.out) / TEST_RESULT).is_file()]
     train_jobs(jobs, e.nproc, e.lanes)
 
@@ -473,7 +476,7 @@ def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: b
     """Prepare the learned sets (and the evaluation-only set), train every missing run of
     `rows` (and of the rows they start from) and collect the results of those finished (per
     run and set, and per class: collect)."""
-    rows = list(dict.fromkeys([NEEDS[r] for r in rows if r in NEEDS] + rows))
+    rows = list(dict.fromkeys([r for row in rows for r in reads(ROWS[row])] + rows))
     all_cells = cells(e, rows, seeds, runs)
     if any(c[4].init == str(runs / TRUNK_START) for c in all_cells):
         write_trunk_start(e.init, runs / TRUNK_START)

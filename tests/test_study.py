@@ -65,6 +65,14 @@ def test_the_summary_gives_the_seed_spread_and_bd_against_anchor2():
     assert cells[4] == "3" and cells[5] == "40"
 
 
+def test_a_row_reads_the_runs_whose_checkpoints_it_names_not_the_starts_beside_them():
+    assert study.reads(study.ROWS["trunk-anchor3"]) == ["anchor3"]
+    # its start lies in transplant-res/, a fit beside that row's runs: only its teacher is read
+    assert study.reads(study.ROWS["transplant-res-lr-0.001"]) == ["anchor2"]
+    assert study.reads(study.ROWS["latent-hint-task"]) == []
+    assert study.READ_BY_OTHERS == {"anchor2", "anchor3"}
+
+
 def test_a_distilled_run_learns_from_the_anchor2_of_its_own_seed(tmp_path):
     runs = tmp_path / "runs"
     cells = study.cells(replace(DEMO, qualities=(4,)), ["distill-anchor2", "anchor2"], 2, runs)
