@@ -77,8 +77,13 @@ class Row:
         return replace(base, **fields)
 
 
-ANCHOR2_OF_SEED = "{runs}/anchor2/q{q}/seed{seed}/checkpoint.pth"
-ANCHOR2_SEED0 = ANCHOR2_OF_SEED.replace("{seed}", "0")
+def trained(row: str, set_name: str = "q{q}", seed: int | str = "{seed}") -> str:
+    """A row's trained classifier as a Row field names it: run_folder's checkpoint."""
+    return f"{{runs}}/{row}/{set_name}/seed{seed}/{checkpoint.CHECKPOINT}"
+
+
+ANCHOR2_OF_SEED = trained("anchor2")
+ANCHOR2_SEED0 = trained("anchor2", seed=0)
 
 
 def transplant_row(what: str, starts: str, hint_from: str, *changes: tuple) -> Row:
@@ -101,7 +106,7 @@ ROWS = {
     "log-sigma": Row("log(sigma_hat) at the input", changes=(("latent_sigma", "log"),)),
     "trunk-none": Row("the trunk from random weights", changes=(("init", "none"),)),
     "trunk-anchor3": Row("the trunk from the trained Anchor 3 (seed 0)",
-                         changes=(("init", "{runs}/anchor3/original/seed0/checkpoint.pth"),)),
+                         changes=(("init", trained("anchor3", "original", 0)),)),
     "trunk-anchor2": Row("the trunk from the trained Anchor 2 of the same quality (seed 0)",
                          changes=(("init", ANCHOR2_SEED0),)),
     "latent-whole": Row("the whole latent (16 of 16, no crop)",
@@ -252,7 +257,7 @@ ROWS = {
 
 def reads(spec: Row) -> list[str]:
     """The rows whose trained classifiers `spec` reads, as a start or a teacher: those whose
-    checkpoint ({runs}/<row>/<set>/seed<k>/checkpoint.pth) a change or its hint_teacher names."""
+    checkpoint (`trained`) a change or its hint_teacher names."""
     paths = [v for _, v in spec.changes if isinstance(v, str)] + [spec.hint_teacher]
     return sorted({p.split("/")[1] for p in paths
                    if p.startswith("{runs}/") and p.endswith("/" + checkpoint.CHECKPOINT)})
