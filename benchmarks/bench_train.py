@@ -40,8 +40,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from evaluation.training_cost import flops_per_image
 from foundation.sets import SetId
 from trainer import precision
 from trainer.config import TrainConfig
@@ -75,15 +75,6 @@ def input_shape(domain, shard_set, sizes: InputSizes, batch: int) -> tuple[int, 
     if domain.latent:
         return (batch, 2 * shard_set.latent_channels, sizes.latent_crop, sizes.latent_crop)
     return (batch, 3, sizes.crop, sizes.crop)
-
-
-def flops_per_image(model: nn.Module, shape: tuple[int, ...]) -> float:
-    """Forward + backward FLOPs of one image (torch's counter; a multiply-add is 2)."""
-    x = torch.randn(shape)
-    with FlopCounterMode(display=False) as counter:
-        model(x).sum().backward()
-    model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / shape[0]
 
 
 def gemm_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 8) -> float:
@@ -302,7 +293,7 @@ def _layout_rows(rank: int, layout: Layout, port: int, shards: str, quality: int
             row = {"input": tuple(shape[1:]), "batch": batch * world}
             if domain is not ORIGINAL:  # original and decoded share the model and the input
                 model = build_model(shard_set, config, None)
-                row["flops"] = flops_per_image(model, (2, *shape[1:]))
+                row["flops"] = flops_per_image(model, tuple(shape[1:]))
                 if world > 1:  # DDP's gradient averaging, each step, beside the bare step
                     row["allreduce_ms"] = allreduce_ms(model, group)
                 for arithmetic, fmt in variants if layout.full else []:

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
 from foundation.sets import CODECS
-from trainer.domains import ANCHOR1, ANCHOR2, COMP, COMP_INPUTS, COMP_RATES
+from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, COMP, COMP_INPUTS, COMP_RATES
 
 RESAMPLES = 2000
 LEVEL = 0.95
@@ -87,7 +87,8 @@ class Curve:
 def _order(method: str, codec: str) -> tuple[int, int]:
     """Pairs read as `earlier minus later`: the compressed domain before the pixel anchors,
     retrained before not retrained, the learned codec before the classical ones."""
-    methods = (COMP, COMP_RATES, COMP_INPUTS["y"], COMP_INPUTS["sigma"], ANCHOR2, ANCHOR1)
+    methods = (COMP, COMP_RATES, COMP_INPUTS["y"], COMP_INPUTS["sigma"], ANCHOR2_EQUAL, ANCHOR2,
+               ANCHOR1)
     return CODECS.index(codec), methods.index(method)
 
 

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 RESULTS, PER_CLASS, CONFUSION = "results", "per_class", "confusion"
 PREDICTIONS = "predictions"
-HITS = "hits"  # per test image and cell: Top-1 right or not (for the bootstrap; not written)
+HITS = "hits"  # per test image, cell and seed: Top-1 right or not (the report keeps it)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from foundation.sets import CODECS, LEARNED, SetId  # noqa: E402
 from trainer.domains import (  # noqa: E402
     ANCHOR1,
     ANCHOR2,
+    ANCHOR2_EQUAL,
     ANCHOR3,
     COMP,
     COMP_INPUTS,
@@ -26,7 +27,8 @@ from trainer.domains import (  # noqa: E402
 
 AXES = {"bpp": "bits per pixel (log scale)", "psnr": "PSNR (dB)", "ssim": "SSIM"}
 # a method keeps its marker and colour on every codec; the codec sets the line
-MARKERS = {ANCHOR1: ("o", "C0"), ANCHOR2: ("s", "C1"), COMP: ("^", "C2"),
+MARKERS = {ANCHOR1: ("o", "C0"), ANCHOR2: ("s", "C1"), ANCHOR2_EQUAL: ("D", "C7"),
+           COMP: ("^", "C2"),
            COMP_INPUTS["y"]: ("v", "C3"), COMP_INPUTS["sigma"]: ("d", "C4"),
            COMP_RATES: ("P", "C5")}
 LINES = {LEARNED: "-", "jpeg": "--", "webp": "-."}

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evaluation import bd, efficiency, figures, seeds, tables, tracking
+from evaluation import bd, efficiency, figures, seeds, tables, tracking, training_cost
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import find_classifiers
 from evaluation.evaluate import CONFUSION, HITS, RESULTS, common_arguments, evaluate_all, slug
@@ -66,12 +66,14 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
     if examples:
         figures.figure2(examples, qualities, out / "figure2.png", dataset)
     confusion_figures(cells, own[CONFUSION], names, out / "confusion")
-    cost = efficiency.measure_efficiency(catalogue, classifiers, qualities, torch.device(device),
-                                         min_seconds)
-    cost.to_csv(out / "efficiency.csv", index=False)
+    inference = efficiency.measure_efficiency(catalogue, classifiers, qualities,
+                                              torch.device(device), min_seconds)
+    inference.to_csv(out / "efficiency.csv", index=False)
     table = tables.table2(cells, dataset, _present(catalogue, original), len(names))
-    sections = [f"# Report: {dataset}\n", table,
-                tables.pattern(cells, inits, bd_results, taught=taught,
+    cost = training_cost.training_cost(catalogue, classifiers, taught or transplanted)
+    cost.to_csv(out / f"{training_cost.COST}.csv", index=False)
+    sections = [f"# Report: {dataset}\n", table, training_cost.cost_markdown(cost),
+                tables.pattern(cells, own[HITS], inits, bd_results, taught=taught,
                                transplanted=transplanted),
                 "![Figure 3, Top-1](figure3_top1.png)\n\n![Figure 3, Top-5](figure3_top5.png)\n"
                 + figures.SEEDS_NOTE * bool(cells["seeds"].max() > 1),
@@ -85,10 +87,12 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
         present = _present(extra_catalogue, extra_catalogue.shard_set(ORIGINAL.name))
         extra_table = tables.table2(held_out[TABLE], dataset, present, len(names), where)
         (out / EXTRA / "table2.md").write_text(extra_table)
-        sections += [extra_table, tables.pattern(held_out[TABLE], inits, held_out[BD_RESULTS],
-                                                 where, taught, transplanted),
+        sections += [extra_table, tables.pattern(held_out[TABLE], held_out[HITS], inits,
+                                                 held_out[BD_RESULTS], where, taught,
+                                                 transplanted),
                      tables.bd_markdown(held_out[BD_RESULTS], where)]
-    sections.append(tables.efficiency_markdown(cost, efficiency.device_name(torch.device(device))))
+    sections.append(tables.efficiency_markdown(inference,
+                                               efficiency.device_name(torch.device(device))))
     if examples:
         sections.append("## Figure 2: examples\n\n![Figure 2](figure2.png)\n")
     if dataset.startswith("minc-2500") and _present(catalogue, original) == len(names):
@@ -135,6 +139,8 @@ def _evaluate(catalogue: Catalogue, classifiers, out: Path, device: str, names: 
     for name, frame in ((TABLE, cells), (BD_RESULTS, bd_results)):
         frame.to_csv(out / f"{name}.csv", index=False)
         frame.to_parquet(out / f"{name}.parquet", index=False)
+    # per image and cell, right or not: what every paired interval of the report resamples
+    evaluated[HITS].to_parquet(out / f"{HITS}.parquet", index=False)
     return evaluated | {TABLE: cells, BD_RESULTS: bd_results}
 
 

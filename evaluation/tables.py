@@ -10,14 +10,24 @@ import pandas as pd
 from evaluation import verdicts
 from evaluation.classifiers import CODEC_LABELS, Classifier, curve_name
 from foundation.sets import CLASSICAL, LEARNED, SetId
-from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP, COMP_INPUTS, COMP_RATES, METHOD_ORDER
+from trainer.domains import (
+    ANCHOR1,
+    ANCHOR2,
+    ANCHOR2_EQUAL,
+    ANCHOR3,
+    COMP,
+    COMP_INPUTS,
+    COMP_RATES,
+    METHOD_ORDER,
+)
 
 # Deng and Karam, Table 2 (MINC-2500 split 1, test): Top-1 (Top-5) in %.
 PAPER = {ANCHOR3: {None: (81.50, 97.58)},
          ANCHOR1: {1: (60.26, 87.88), 4: (77.13, 96.40), 8: (81.04, 97.55)},
          ANCHOR2: {1: (77.06, None), 4: (79.93, None)},
          COMP: {1: (72.59, None), 4: (73.03, None), 8: (76.56, None)}}
-TABLE_METHODS = (ANCHOR1, ANCHOR2, COMP, COMP_RATES, COMP_INPUTS["y"], COMP_INPUTS["sigma"])
+TABLE_METHODS = (ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, COMP, COMP_RATES, COMP_INPUTS["y"],
+                 COMP_INPUTS["sigma"])
 BD_RESULTS = "bd_accuracy"
 TABLE = "table2"  # one row per cell over its seeds (seeds.over_seeds): table2.csv/.parquet
 EXTRA = "extra-test"  # the evaluation-only set's results, under the report's folder
@@ -114,20 +124,36 @@ def _top1(results: pd.DataFrame, method: str, quality: int | None) -> pd.Series 
 
 
 def _pct(row: pd.Series) -> str:
-    """Top-1 with its noise interval (verdicts.cell_interval), as the verdicts use it."""
+    """Top-1 with its noise interval as Table 2 prints it (verdicts.cell_interval)."""
     low, high = verdicts.cell_interval(row)
     return f"{100 * row.top1:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def pattern(results: pd.DataFrame, inits: dict[str, set[str]],
+def cell_hits(hits: pd.DataFrame, rows: list[pd.Series]) -> list[np.ndarray]:
+    """Each cell's Top-1 hits, (seeds, images), on the test images all of them share, in one
+    order (hits: evaluate's HITS, a row per cell, seed and image)."""
+    frames = [hits[(hits["curve"] == r.curve) & (hits["set"] == r.set)] for r in rows]
+    keys = sorted(set.intersection(*(set(f["key"]) for f in frames)))
+    return [f.pivot(index="seed", columns="key", values="top1")[keys].to_numpy(bool)
+            for f in frames]
+
+
+def reference_anchor2(results: pd.DataFrame, quality: int) -> pd.Series | None:
+    """What Comp. is measured against at a quality: the Anchor 2 trained for Comp.'s whole
+    budget where there is one (Comp. started from a trained Anchor 2), else Anchor 2."""
+    found = _top1(results, ANCHOR2_EQUAL, quality)
+    return found if found is not None else _top1(results, ANCHOR2, quality)
+
+
+def pattern(results: pd.DataFrame, hits: pd.DataFrame, inits: dict[str, set[str]],
             bd_results: pd.DataFrame | None = None, where: str = "", taught: bool = False,
             transplanted: bool = False) -> str:
-    """The paper's three findings, each checked against these results: the cells the table
-    prints, their gaps with intervals and the BD-accuracy of Comp. against Anchor 2 (the rule:
-    evaluation.verdicts). inits: each start (`--init`) and the methods that started from it;
-    taught: Comp. learned from, and started from, the Anchor 2 of its set (`--distill`);
-    transplanted: Comp. started from the Anchor 2 of its set carried to the latent
-    (`transplant_steps`)."""
+    """The paper's three findings, each tested at its size against these results (the rule:
+    evaluation.verdicts): the cells the table prints, their differences with paired intervals
+    from `hits` (evaluate's HITS) and the BD-accuracy of Comp. against its reference Anchor 2.
+    inits: each start (`--init`) and the methods that started from it; taught: Comp. learned
+    from, and started from, the Anchor 2 of its set (`--distill`); transplanted: Comp. started
+    from the Anchor 2 of its set carried to the latent (`transplant_steps`)."""
     results = _learned(results)
     qualities = sorted(int(q) for q in results["quality"].dropna().unique())
     if not qualities:
@@ -136,33 +162,43 @@ def pattern(results: pd.DataFrame, inits: dict[str, set[str]],
     lines = []
     a1_low, a1_high = _top1(results, ANCHOR1, low), _top1(results, ANCHOR1, high)
     if a1_low is not None and a1_high is not None and low != high:
-        g = verdicts.gap(a1_high, a1_low)
+        g = verdicts.difference(*cell_hits(hits, [a1_high, a1_low]))
         lines.append(
             f"1. *Classifying decoded images with the original-trained model loses accuracy as "
-            f"the rate falls* (paper, Anchor 1: 81.0 at q8, 60.3 at q1). Here: {_pct(a1_high)} "
-            f"at {SetId.of(high)}, {_pct(a1_low)} at {SetId.of(low)}, a drop of "
-            f"{g.text()} points: {verdicts.direction(g, expected_positive=True)}.")
-    a2 = _top1(results, ANCHOR2, low)
-    if a2 is not None and a1_low is not None:
-        g = verdicts.gap(a2, a1_low)
+            f"the rate falls* (paper, Anchor 1: 81.0 at q8, 60.3 at q1, a drop of 20.8). Here: "
+            f"{_pct(a1_high)} at {SetId.of(high)}, {_pct(a1_low)} at {SetId.of(low)}, a drop "
+            f"of {g.text()} points: {verdicts.words(1, verdicts.anchor1_drop(g))}.")
+    a2, a3 = _top1(results, ANCHOR2, low), _top1(results, ANCHOR3, None)
+    if a2 is not None and a1_low is not None and a3 is not None:
+        a2_hits, a1_hits, a3_hits = cell_hits(hits, [a2, a1_low, a3])
+        gain = verdicts.difference(a2_hits, a1_hits)
+        share = verdicts.MIN_RECOVERED
+        excess = verdicts.contrast([a2_hits, a1_hits, a3_hits], [1.0, share - 1.0, -share])
         lines.append(
             f"2. *Training on decoded images recovers most of it* (paper at q1: Anchor 2 77.1 "
-            f"against Anchor 1 60.3). Here at {SetId.of(low)}: {_pct(a2)} against "
-            f"{_pct(a1_low)}, a gain of {g.text()} points: "
-            f"{verdicts.direction(g, expected_positive=True)}.")
-    comp = [(q, _top1(results, COMP, q), _top1(results, ANCHOR2, q)) for q in qualities]
-    comp = [(q, c, a) for q, c, a in comp if c is not None and a is not None]
+            f"against Anchor 1 60.3, of Anchor 3's 81.5). Here at {SetId.of(low)}: {_pct(a2)} "
+            f"against {_pct(a1_low)}, of Anchor 3's {_pct(a3)}: a gain of {gain.text()} "
+            f"points, {excess.text()} beyond {100 * share:.0f}% of the drop: "
+            f"{verdicts.words(2, verdicts.anchor2_recovery(excess))}.")
+    comp = [(q, _top1(results, COMP, q), reference_anchor2(results, q),
+             _top1(results, ANCHOR2, q)) for q in qualities]
+    comp = [row for row in comp if row[1] is not None and row[2] is not None]
     if comp:
         cells = []
-        for q, c, a in comp:
-            g = verdicts.gap(c, a)
-            cells.append(f"{SetId.of(q)}: {COMP} {_pct(c)}, {ANCHOR2} {_pct(a)}, gap "
-                         f"{g.text()}: {verdicts.finding3_words(verdicts.comp_against_pixels(g))}")
-        overall = _finding3_overall(bd_results)
+        for q, c, ref, a2 in comp:
+            g = verdicts.difference(*cell_hits(hits, [c, ref]))
+            plain = ""
+            if a2 is not None and ref.method != ANCHOR2:
+                against = verdicts.difference(*cell_hits(hits, [c, a2]))
+                plain = f" (against {ANCHOR2}: {against.text()})"
+            cells.append(f"{SetId.of(q)}: {COMP} {_pct(c)}, {ref.method} {_pct(ref)}, gap "
+                         f"{g.text()}{plain}: {verdicts.words(3, verdicts.comp_against_pixels(g))}")
+        reference = comp[0][2].method
+        overall = _finding3_overall(bd_results, reference)
         lines.append(
             "3. *The compressed domain comes within a few points of the pixel domain without "
             "decoding* (paper: Comp. 72.6-76.6 against Anchor 2 77.1-79.9, 4.5 to 6.9 points "
-            "behind). Here, Comp. minus Anchor 2 in points: " + "; ".join(cells) + "."
+            f"behind). Here, Comp. minus {reference} in points: " + "; ".join(cells) + "."
             + (f" {overall}" if overall else ""))
     start = (f"`--init {next(iter(inits))}`" if len(inits) == 1 else " and ".join(
         f"`--init {i}` ({', '.join(sorted(methods, key=METHOD_ORDER.index))})"
@@ -179,19 +215,23 @@ def pattern(results: pd.DataFrame, inits: dict[str, set[str]],
                 "latent: its latent branches fitted, without labels, to that Anchor 2's conv_2x "
                 "map on the training latents, under its trunk and fc (`transplant_steps`): not "
                 "in the paper, so Comp. here needs Anchor 2 to be trained first, though never "
-                "decodes at inference." if transplanted else "") + "\n")
+                "decodes at inference." if transplanted else "") + (
+                f" Such a Comp. has trained for its Anchor 2's epochs and its own, so it is "
+                f"measured against {ANCHOR2_EQUAL}: ResNet-50 on the same decoded images for "
+                "that many epochs, its learning-rate schedule stretched alike."
+                if taught or transplanted else "") + "\n")
 
 
-def _finding3_overall(bd_results: pd.DataFrame | None) -> str:
-    """Finding 3 over the whole curve: the BD-accuracy of Comp. against Anchor 2."""
+def _finding3_overall(bd_results: pd.DataFrame | None, reference: str = ANCHOR2) -> str:
+    """Finding 3 over the whole curve: the BD-accuracy of Comp. against its reference."""
     if bd_results is None or bd_results.empty:
         return ""
-    rows = bd_results[(bd_results["curve"] == COMP) & (bd_results["reference"] == ANCHOR2)]
+    rows = bd_results[(bd_results["curve"] == COMP) & (bd_results["reference"] == reference)]
     if rows.empty or np.isnan(rows.iloc[0].bd_top1):
         return ""
     g = verdicts.bd_gap(rows.iloc[0])
-    return (f"Over the whole curve (BD-accuracy, Comp. minus Anchor 2 at equal rate): "
-            f"{g.text()} points: {verdicts.finding3_words(verdicts.comp_against_pixels(g))}.")
+    return (f"Over the whole curve (BD-accuracy, Comp. minus {reference} at equal rate): "
+            f"{g.text()} points: {verdicts.words(3, verdicts.comp_against_pixels(g))}.")
 
 
 def _seeds_note(results: pd.DataFrame) -> str:

@@ -51,14 +51,13 @@ from trainer.config import TrainConfig
 from trainer.domains import COMP_INPUTS, DECODED, LATENT, METHOD_ORDER, ORIGINAL
 from trainer.latent_start import TRANSPLANT
 from trainer.models import ADAPTERS, initial_state
-from trainer.train import TEST_RESULT
+from trainer.train import TEST_RESULT, WALL_TIME
 
 log = logging.getLogger(__name__)
 TRAINER = Path(__file__).resolve().parent.parent / "trainer" / "main.py"
 
 
 STAGES: list[tuple[str, float]] = []  # (step, wall seconds) of this run, in order
-WALL_TIME = "wall_seconds.json"  # in a run folder: its training's wall time, start-up included
 
 
 def _call(command: list[str], what: str) -> None:
@@ -143,6 +142,7 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                      latent_adapter=e.latent_adapter,
                      lr=e.lr if e.latent_lr is None else e.latent_lr)
     configs = ([base] + [replace(base, domain=DECODED.name, quality=q) for q in e.qualities]
+               + equal_budget_anchors(base, e)
                + [replace(latent, quality=q, inputs=i) for q in e.qualities for i in inputs]
                + ([replace(latent, quality=e.qualities[0], rates=e.qualities)]
                   if e.every_rate and e.qualities else [])
@@ -167,6 +167,19 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
         return [replace(c, init=str(transplant_start(c, e, runs)))
                 if transplanted(c) else c for c in found]
     return found
+
+
+def equal_budget_anchors(base: TrainConfig, e: Experiment) -> list[TrainConfig]:
+    """Where Comp. starts from its quality's trained Anchor 2 (transplant_steps, distill), it
+    has trained for that Anchor 2's epochs and then its own: an Anchor 2 per quality trained
+    that many epochs, its learning-rate steps stretched alike, is the reference of equal
+    budget that the report measures Comp. against."""
+    if not (e.transplant_steps or e.distill):
+        return []
+    scale = 2  # Anchor 2's epochs, then Comp.'s: the same `epochs` each
+    return [replace(base, domain=DECODED.name, quality=q, equal_budget=True,
+                    epochs=scale * e.epochs, lr_steps=tuple(scale * s for s in e.lr_steps))
+            for q in e.qualities]
 
 
 def latent_branches(e: Experiment, runs: Path) -> str:
@@ -242,7 +255,7 @@ def transplant_fit(config: TrainConfig, configs: list[TrainConfig], e: Experimen
 def anchor2_of(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig:
     """The Anchor 2 among `configs` of a Comp.'s set and seed (its teacher, or its transplant's)."""
     return next(c for c in configs if c.domain == DECODED.name and c.quality == config.quality
-                and c.codec == config.codec and c.seed == config.seed)
+                and c.codec == config.codec and c.seed == config.seed and not c.equal_budget)
 
 
 def with_teacher(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig:
@@ -292,10 +305,11 @@ def job(config: TrainConfig, what: str, configs: list[TrainConfig] = (),
     return Job(config, what, (*waits, teacher / TEST_RESULT), before)
 
 
-def is_done(folder: Path, epochs: int) -> bool:
+def is_done(config: TrainConfig) -> bool:
+    folder = Path(config.out)
     path = folder / checkpoint.CHECKPOINT
     return (folder / TEST_RESULT).is_file() and path.is_file() and \
-        checkpoint.load(path)["epoch"] + 1 >= epochs
+        checkpoint.load(path)["epoch"] + 1 >= config.epochs
 
 
 def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
@@ -306,8 +320,9 @@ def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
         what = f"train {config.domain}" + (f" {config.set_id}" if config.reader.coded else "") \
             + (f" ({config.inputs})" if config.inputs != "both" else "") \
             + (" (every rate: " + " ".join(SetId.of(q).name for q in config.rates) + ")"
-               if config.rates else "") + (f" seed {config.seed}" if e.seeds > 1 else "")
-        if is_done(folder, e.epochs):
+               if config.rates else "") + (" (equal budget)" if config.equal_budget else "") \
+            + (f" seed {config.seed}" if e.seeds > 1 else "")
+        if is_done(config):
             print(f"==> {what}: done ({folder / TEST_RESULT})")
             continue
         pending.append(job(config, what, configs, e, runs))

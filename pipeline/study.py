@@ -279,7 +279,7 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
     base = {c.domain: c if c.domain != LATENT.name else replace(c, init=e.init,
                                                                 latent_adapter="none", lr=e.lr)
             for c in train_configs(e, out, runs, "study")
-            if c.inputs == "both" and c.codec == LEARNED}
+            if c.inputs == "both" and c.codec == LEARNED and not c.equal_budget}
     hinted = [r for r in rows if ("init", "{latent_init}") in ROWS[r].changes]
     if hinted and not e.latent_init:
         raise ValueError(f"rows {', '.join(hinted)}: the experiment has no latent_init (the "

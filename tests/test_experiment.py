@@ -95,10 +95,32 @@ def test_command_line_flags_win_over_the_file(tmp_path):
 def test_the_precision_reaches_every_classifier_and_a_wrong_one_is_refused(tmp_path):
     e = experiment_from(["--experiment", "demo", "--precision", "fp32"])
     configs = train_configs(e, storage.location(tmp_path / "s"), tmp_path, "x")
-    assert len(configs) == 9 and {c.precision for c in configs} == {"fp32"}
+    # Anchor 3, Anchor 2 and Comp. at 3 qualities, 2 JPEG Anchor 2s, 3 of equal budget
+    assert len(configs) == 12 and {c.precision for c in configs} == {"fp32"}
     with pytest.raises(ValueError, match=r"^--precision fp16: give one of auto, fp32, bf16$"):
         train_configs(replace(e, precision="fp16"), storage.location(tmp_path / "s"), tmp_path,
                       "x")
+
+
+def test_a_comp_started_from_its_anchor2_gets_an_anchor2_of_equal_budget(tmp_path):
+    from pipeline.run import anchor2_of
+
+    e = experiment_from(["--experiment", "demo", "--epochs", "5", "--lr-steps", "2", "4",
+                         "--seeds", "2"])
+    configs = train_configs(e, storage.location(tmp_path / "s"), tmp_path, "x")
+    equal = [c for c in configs if c.equal_budget]
+    assert sorted((c.quality, c.seed) for c in equal) == [(q, s) for q in (1, 4, 8)
+                                                          for s in (0, 1)]
+    assert {(c.domain, c.method, c.epochs, c.lr_steps, c.lr) for c in equal} == {
+        ("decoded", "Anchor 2 (equal budget)", 10, (4, 8), e.lr)}
+    assert {Path(c.out).relative_to(tmp_path).parts[1] for c in equal} == {"decoded-equal-budget"}
+    for comp in (c for c in configs if c.domain == "latent"):  # its start: the plain Anchor 2
+        teacher = anchor2_of(comp, configs)
+        assert not teacher.equal_budget and teacher.epochs == 5 and teacher.seed == comp.seed
+    # a Comp. from the pixel start trains as long as Anchor 2: no such reference
+    fresh = train_configs(replace(e, transplant_steps=0), storage.location(tmp_path / "s"),
+                          tmp_path, "x")
+    assert not any(c.equal_budget for c in fresh)
 
 
 def test_comps_own_learning_rate_reaches_every_comp_and_no_pixel_classifier(tmp_path):

@@ -37,6 +37,9 @@ class TrainConfig:
     kd_temperature: float = 4.0
     hint_steps: int = 0  # with distill: batches that fit the latent branches to the hint first
     no_latent_flip: bool = False  # latent domain: no random flip in training (LatentTransform)
+    # decoded domain: this Anchor 2 is the equal-budget reference of a Comp. that starts from a
+    # trained Anchor 2 (given both runs' epochs); it names the method and run folder, no more
+    equal_budget: bool = False
     init: str = "imagenet"
     epochs: int = 30
     batch_size: int = 32  # global, over all processes
@@ -75,6 +78,11 @@ class TrainConfig:
             return 0
         return self.loader_workers
 
+    def steps_per_epoch(self, train_samples: int) -> int:
+        """Optimizer steps an epoch takes over `train_samples` (at least one; max_steps caps)."""
+        steps = max(1, train_samples // self.batch_size)
+        return min(steps, self.max_steps) if self.max_steps else steps
+
     @property
     def scaled_lr(self) -> float:
         return self.lr * self.batch_size / PAPER_BATCH
@@ -98,7 +106,7 @@ class TrainConfig:
     @property
     def method(self) -> str:
         """The paper's name for this classifier: Anchor 3, Anchor 2, Comp., Comp. (y), ..."""
-        return self.reader.method_name(self.inputs, bool(self.rates))
+        return self.reader.method_name(self.inputs, bool(self.rates), self.equal_budget)
 
     @property
     def qualities(self) -> tuple[int, ...]:
@@ -120,7 +128,8 @@ class TrainConfig:
         minc-2500/decoded/jpeg30, minc-2500/original."""
         sets = "q" + "+".join(map(str, self.rates)) if self.rates else self.set_id.name
         return "/".join(filter(None, [self.dataset,
-                                      self.reader.run_label(self.inputs, bool(self.rates)),
+                                      self.reader.run_label(self.inputs, bool(self.rates),
+                                                            self.equal_budget),
                                       sets if self.reader.coded else ""]))
 
     @property
@@ -192,6 +201,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-latent-flip", action="store_true",
                    help="latent domain: no random horizontal flip in training (a flipped latent "
                    "is not the latent of the flipped image)")
+    p.add_argument("--equal-budget", action="store_true",
+                   help="decoded domain: name this run Anchor 2 (equal budget), the reference of "
+                   "a Comp. started from a trained Anchor 2; give it both runs' --epochs")
     p.add_argument("--init", default=d.init,
                    help="imagenet, procedural (backbones/procedural), none, or a state dict file")
     p.add_argument("--epochs", type=int, default=d.epochs)
@@ -249,6 +261,9 @@ def parse(argv: list[str] | None = None) -> TrainConfig:
         if args["quality"] is not None and chosen != SetId.of(args["quality"]):
             p.error(f"--set {name} and --quality {args['quality']} disagree: give one of them")
         args |= {"codec": chosen.codec, "quality": chosen.quality}
+    if args["equal_budget"] and args["domain"] != domains.DECODED.name:
+        p.error(f"--equal-budget names an Anchor 2 (--domain decoded), not --domain "
+                f"{args['domain']}")
     if args["rates"]:
         if args["domain"] != domains.LATENT.name:
             p.error(f"--rates: one classifier for every rate reads latents, not --domain "

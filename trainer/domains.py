@@ -26,8 +26,11 @@ from trainer.transforms import (
 ANCHOR3, ANCHOR1, ANCHOR2, COMP = "Anchor 3", "Anchor 1", "Anchor 2", "Comp."
 COMP_INPUTS = {"both": COMP, "y": "Comp. (y)", "sigma": "Comp. (sigma)"}
 COMP_RATES = "Comp. (every rate)"  # one cResNet-39 trained on the latents of every quality
+# Anchor 2 trained for as many epochs as a Comp. that starts from a trained Anchor 2 has had in
+# all (that Anchor 2's and its own): the reference of equal training budget
+ANCHOR2_EQUAL = "Anchor 2 (equal budget)"
 INPUTS = ("y", "sigma", "both")  # what a cResNet-39 reads of the latent (the ablation)
-METHOD_ORDER = (ANCHOR3, ANCHOR1, ANCHOR2, COMP, COMP_RATES, COMP_INPUTS["y"],
+METHOD_ORDER = (ANCHOR3, ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, COMP, COMP_RATES, COMP_INPUTS["y"],
                 COMP_INPUTS["sigma"])
 
 
@@ -43,18 +46,24 @@ class Domain:
     def model_name(self) -> str:
         return "cresnet39" if self.latent else "resnet50"
 
-    def method_name(self, inputs: str = "both", every_rate: bool = False) -> str:
+    def method_name(self, inputs: str = "both", every_rate: bool = False,
+                    equal_budget: bool = False) -> str:
         """`Comp. (y)` for the latent ablations, `Comp. (every rate)` for one classifier of
-        every quality, else the domain's method."""
+        every quality, `Anchor 2 (equal budget)`, else the domain's method."""
         if self.latent and every_rate:
             return COMP_RATES
+        if equal_budget and self.method == ANCHOR2:
+            return ANCHOR2_EQUAL
         return COMP_INPUTS[inputs] if self.latent else self.method
 
-    def run_label(self, inputs: str = "both", every_rate: bool = False) -> str:
+    def run_label(self, inputs: str = "both", every_rate: bool = False,
+                  equal_budget: bool = False) -> str:
         """The run folder's domain part: `latent-y` for the ablations, `latent-rates` for one
-        classifier of every quality, else the name."""
+        classifier of every quality, `decoded-equal-budget`, else the name."""
         if self.latent and every_rate:
             return f"{self.name}-rates"
+        if equal_budget and self.method == ANCHOR2:
+            return f"{self.name}-equal-budget"
         return f"{self.name}-{inputs}" if self.latent and inputs != "both" else self.name
 
     def set_for(self, quality: int | None, codec: str = LEARNED) -> SetId:

@@ -43,6 +43,8 @@ from trainer.models import initial_state, load_matching
 log = logging.getLogger(__name__)
 
 TEST_RESULT = "test.json"  # written last: the run is complete
+# its training's wall time, start-up and the fit of its start included (the pipeline writes it)
+WALL_TIME = "wall_seconds.json"
 POSTFIX_EVERY = 10  # steps between progress figures (each reads the device: a host sync)
 HINT_EPOCH = -1  # the training stream's seed for distill.fit_adaptation's batches
 RUN_ID_WAIT_S = 10.0  # at most, once, for the tracking server to create the MLflow run
@@ -290,9 +292,7 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
     start_epoch, history, run_id = resume(config, model, optimizer, scheduler, is_main)
     if is_main:  # a run that trains again is not complete until its new test result
         (out / TEST_RESULT).unlink(missing_ok=True)
-    steps = max(1, shard_set.counts["train"] // config.batch_size)
-    if config.max_steps:
-        steps = min(steps, config.max_steps)
+    steps = config.steps_per_epoch(shard_set.counts["train"])
     # before MLflow's threads
     data = load_data(shard_set, config, start_epoch, per_rank_batch, device)
     tracker = (Tracker(config, shard_set, world, run_id, start_epoch > 0, arithmetic)
