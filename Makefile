@@ -22,7 +22,7 @@ PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(filter-out none,$(JPEG)),--jpeg $(JPEG)) $(if $(filter-out none,$(WEBP)),--webp $(WEBP))
 
 .PHONY: help setup browser test test-fast lint prep data synthetic demo demo-codecs pretrain pretrain-latent latent-hint minc-codecs codec train ui table2 evaluate \
-	report minc-subset bench bench-prep bench-train bench-eval bench-gpu clean
+	report minc-subset demo-selection bench bench-prep bench-train bench-eval bench-gpu clean
 comma := ,
 
 # the embedded default: built-in synthetic textures coded by the project's own demo codecs
@@ -160,6 +160,19 @@ TRAIN_ARGS = --domain $(DOMAIN) --shards $(SHARDS) $(if $(filter-out original,$(
 train: $(PY)  ## train DOMAIN (original|decoded|latent) at quality Q on SHARDS with NPROC processes
 	$(PY) -m trainer.check $(TRAIN_ARGS)
 	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) trainer/main.py $(TRAIN_ARGS)
+
+# the demo's recipe chosen by the selection rule (docs/comp-study/selection.md): 300 textures a
+# class of another seed, all test, that no run trains on; the incumbent against its runners-up
+SELECTION_DATA ?= data/demo-selection
+SELECTION_RUNS ?= runs/study-selection
+demo-selection: $(PY)  ## choose the demo's Comp. recipe on a selection set (docs/comp-study/selection.md)
+	$(PY) -m prep.datasets.synthetic --out $(SELECTION_DATA) --classes 6 --per-class 300 --size 256 \
+	  --max-mix 0.2 --fractions 0 0 1 --seed 2
+	$(PY) -m pipeline.study --experiment demo --data $(DEMO_DATA) --seeds 3 \
+	  --selection $(SELECTION_DATA) --runs $(SELECTION_RUNS) \
+	  --rows anchor2 transplant-res-lr-0.001 transplant-res transplant-anchor2-seed
+	$(PY) -m pipeline.selection $(SELECTION_RUNS)/demo-textures \
+	  --incumbent transplant-res-lr-0.001 --challengers transplant-res transplant-anchor2-seed
 
 ui: $(PY)  ## MLflow UI on http://127.0.0.1:5000 (the runs in mlflow.db)
 	@echo "open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (model training view)"

@@ -31,6 +31,7 @@ from evaluation.report import EXTRA
 from foundation import schema, storage
 from foundation.cli import stage_main
 from foundation.sets import LEARNED, SetId
+from foundation.storage import Location
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment
 from pipeline.run import (
@@ -40,9 +41,11 @@ from pipeline.run import (
     job,
     latent_start_of,
     prep,
+    prep_configs,
     train_configs,
     train_jobs,
 )
+from prep.datasets.listing import dataset_name
 from trainer import checkpoint, latent_start
 from trainer.config import TrainConfig
 from trainer.domains import DECODED, LATENT, ORIGINAL
@@ -51,6 +54,8 @@ from trainer.train import TEST_RESULT
 
 RESULTS = "study.csv"
 PER_CLASS = "per_class.csv"
+HITS = "hits.parquet"  # per run, set, split and image: right or not
+SELECTION = "selection"  # the selection set: its shards' folder, its split in the results
 TRUNK_LAYERS = ("layer2", "layer3", "layer4")
 
 
@@ -313,11 +318,11 @@ def train(all_cells: list[tuple], e: Experiment, needed: bool) -> None:
 
 
 def test_hits(config: TrainConfig, quality: int | None, catalogue: Catalogue, cache: str,
-              label_space: list[str] | None = None) -> tuple[pd.Series, list[str]]:
+              label_space: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """A run's classifier on the test split of the catalogue's set of `quality` (the report's
     evaluation; predictions cached in the run folder under `cache`, the trainer's own test pass
-    where it is that split): per test image whether its top class is right, indexed by its
-    label, and the class names; label_space: the classifier's class names where the catalogue
+    where it is that split): per test image its key, label and whether its top class is right
+    (top1), and the class names; label_space: the classifier's class names where the catalogue
     is an evaluation-only set."""
     classifier = read_classifier(Path(config.out) / checkpoint.CHECKPOINT)
     target = Target(classifier.trained_method, config.reader.set_for(quality), config.domain,
@@ -325,18 +330,21 @@ def test_hits(config: TrainConfig, quality: int | None, catalogue: Catalogue, ca
     predictions, shard_set = evaluate_target(target, catalogue, "test", Path(config.out) / cache,
                                              torch.device("cpu"), 2, label_space)
     names = label_space or list(shard_set.info["categories"])
-    return pd.Series(predictions["top"][:, 0] == predictions["label"],
-                     index=predictions["label"]), names
+    return pd.DataFrame({"key": predictions["key"], "label": predictions["label"],
+                         "top1": predictions["top"][:, 0] == predictions["label"]}), names
 
 
 def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue,
-            extra: Catalogue | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+            others: dict[str, Catalogue] | None = None
+            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """A row per run and set it is scored on: its trainer's test result (one classifier for
-    every rate: the report's evaluation on each quality), its last validation Top-1 (what a
-    recipe is chosen on; every rate: over all its qualities), and with `extra` its Top-1 on
-    that evaluation-only set's test split (extra_top1). Beside it, per run, set, test split
-    (test, extra) and class: the test images and those the run got right."""
-    rows, classes = [], []
+    every rate: the report's evaluation on each quality), its last validation Top-1, and on
+    each evaluation-only set of `others` (by name: extra, the held-out test photographs;
+    selection, what the recipe is chosen on) its Top-1 on that set's test split
+    (<name>_top1). Beside it, per run, set, split (test and others) and class: the images and
+    those the run got right; and per run, set, split and image: right or not (the hits that the
+    selection's bootstrap resamples)."""
+    rows, classes, all_hits = [], [], []
     for row, set_name, quality, seed, config in all_cells:
         folder = Path(config.out)
         if not (folder / TEST_RESULT).is_file():
@@ -347,25 +355,28 @@ def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue,
         for q in config.rates or (quality,):
             name = SetId.of(q).name if config.rates else set_name
             hits, names = test_hits(config, q, catalogue, "rates" if config.rates else "test")
-            top1, samples = ((float(hits.mean()), len(hits)) if config.rates else
+            top1, samples = ((float(hits["top1"].mean()), len(hits)) if config.rates else
                              (test["test_top1"], test["test_samples"]))
             found = {"row": row, "set": name, "quality": q, "seed": seed,
                      "bpp": bpp.get(name, math.nan), "top1": top1, "samples": samples,
                      "val_top1": val_top1,
                      "wall_s": json.loads(wall.read_text()) if wall.is_file() else math.nan}
-            scored = [("test", hits, names)]
-            if extra is not None:
-                extra_hits, _ = test_hits(config, q, extra, EXTRA, names)
-                found["extra_top1"], found["extra_samples"] = (float(extra_hits.mean()),
-                                                               len(extra_hits))
-                scored.append(("extra", extra_hits, names))
+            scored = [("test", hits)]
+            for split, other in (others or {}).items():
+                split_hits, _ = test_hits(config, q, other, split, names)
+                found[f"{split}_top1"] = float(split_hits["top1"].mean())
+                found[f"{split}_samples"] = len(split_hits)
+                scored.append((split, split_hits))
             rows.append(found)
-            for split, split_hits, class_names in scored:
-                for label, group in split_hits.groupby(level=0):
+            for split, split_hits in scored:
+                all_hits.append(split_hits[["key", "top1"]].assign(
+                    row=row, set=name, seed=seed, split=split))
+                for label, group in split_hits.groupby("label"):
                     classes.append({"row": row, "set": name, "seed": seed, "split": split,
-                                    "class": class_names[label], "right": int(group.sum()),
+                                    "class": names[label], "right": int(group["top1"].sum()),
                                     "images": len(group)})
-    return pd.DataFrame(rows), pd.DataFrame(classes)
+    hits = pd.concat(all_hits, ignore_index=True) if all_hits else pd.DataFrame()
+    return pd.DataFrame(rows), pd.DataFrame(classes), hits
 
 
 def class_summary(classes: pd.DataFrame, split: str) -> str:
@@ -476,11 +487,17 @@ def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
         fitted(*fit)
 
 
-def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: bool = True
-        ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Prepare the learned sets (and the evaluation-only set), train every missing run of
-    `rows` (and of the rows they start from) and collect the results of those finished (per
-    run and set, and per class: collect)."""
+def selection_set(e: Experiment, data: str) -> Location:
+    """Where a selection set's shards go: prepared like the evaluation-only set, apart."""
+    return storage.join(storage.join(e.out, SELECTION), dataset_name(data))
+
+
+def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: bool = True,
+        selection: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Prepare the learned sets (and the evaluation-only set, and the selection set: images
+    never trained on, all in its test split, that the rows are chosen on), train every missing
+    run of `rows` (and of the rows they start from) and collect the results of those finished
+    (per run and set, per class and per image: collect)."""
     rows = list(dict.fromkeys([r for row in rows for r in reads(ROWS[row])] + rows))
     all_cells = cells(e, rows, seeds, runs)
     if any(c[4].init == str(runs / TRUNK_START) for c in all_cells):
@@ -488,13 +505,16 @@ def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: b
     extra = extra_set(e)
     if train_missing:
         learned = replace(e, jpeg_qualities=(), webp_qualities=())  # no classical rows
-        prep(all_prep_configs(learned, storage.location(e.out), e.splits[0]))  # done: skipped
+        prep(all_prep_configs(learned, storage.location(e.out), e.splits[0])
+             + (prep_configs(replace(learned, data=selection),
+                             storage.join(e.out, SELECTION), 1) if selection else []))
         train(all_cells, e, needed=True)  # the rows others start from: a fit may read them
         fit_task_hints(e, all_cells, runs)
         train(all_cells, e, needed=False)
     bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
-    return collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)),
-                   Catalogue(extra) if extra is not None else None)
+    others = ({EXTRA: Catalogue(extra)} if extra is not None else {}) | (
+        {SELECTION: Catalogue(selection_set(e, selection))} if selection else {})
+    return collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)), others)
 
 
 @stage_main
@@ -514,6 +534,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--earlier", type=Path, default=None, metavar="CSV",
                    help=f"an earlier {RESULTS}: its rows that this study does not run join the "
                    "table (marked `earlier` in the results)")
+    p.add_argument("--selection", default=None, metavar="DATA",
+                   help="a set of images never trained on (all in its test split, e.g. "
+                   "synthetic textures of another seed) that every run is also scored on: "
+                   "what python -m pipeline.selection chooses rows on")
     p.add_argument("--list", action="store_true", help="print the rows and exit")
     p.add_argument("--no-train", action="store_true",
                    help="only the table of the runs that have finished (while a study runs)")
@@ -528,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.qualities:
         e = replace(e, qualities=tuple(args.qualities))
     runs = args.runs / e.dataset
-    results, classes = run(e, args.rows, args.seeds, runs, train_missing=not args.no_train)
+    results, classes, hits = run(e, args.rows, args.seeds, runs,
+                                 train_missing=not args.no_train, selection=args.selection)
     if args.earlier:
         earlier = pd.read_csv(args.earlier)
         kept = earlier[~earlier["row"].isin(results["row"])].assign(earlier=True)
@@ -537,8 +562,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / RESULTS, index=False)
     classes.to_csv(out / PER_CLASS, index=False)
+    hits.to_parquet(out / HITS, index=False)
     table = summary(results) + "\n\nValidation Top-1 (what a recipe is chosen on):\n\n" + \
         summary(results, "val_top1")
+    if f"{SELECTION}_top1" in results:
+        table += ("\n\nOn the selection set (never trained on; what python -m pipeline.selection "
+                  "chooses on):\n\n" + summary(results, f"{SELECTION}_top1"))
     if "extra_top1" in results:
         table += (f"\n\nOn the evaluation-only set {e.extra_label} (its test split):\n\n"
                   + summary(results, "extra_top1"))

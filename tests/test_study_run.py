@@ -15,6 +15,7 @@ from evaluation.classifiers import read_classifier
 from foundation import storage
 from pipeline import study
 from pipeline.experiment import load
+from prep.datasets.synthetic import write_dataset
 
 DEMO = load("demo")
 
@@ -30,8 +31,11 @@ def test_distillation_and_every_rate_run_and_are_scored(synthetic_small, tmp_pat
     runs = tmp_path / "runs"
     for row in ("latent-hint-task", "transplant-anchor2"):
         monkeypatch.setitem(study.ROWS, row, replace(study.ROWS[row], hint_steps=3))
-    results, classes = study.run(e, ["distill-anchor2", "every-rate", "latent-hint-task",
-                            "transplant-anchor2"], 1, runs)
+    selection = write_dataset(tmp_path / "selection", classes=4, per_class=3, size=128, seed=5,
+                              fractions=(0, 0, 1))
+    results, classes, hits = study.run(e, ["distill-anchor2", "every-rate", "latent-hint-task",
+                                           "transplant-anchor2"], 1, runs,
+                                       selection=str(selection))
     assert sorted(zip(results["row"], results["set"], strict=True)) == [
         ("anchor2", "q1"), ("anchor2", "q8"), ("distill-anchor2", "q1"),
         ("distill-anchor2", "q8"), ("every-rate", "q1"), ("every-rate", "q8"),
@@ -66,5 +70,13 @@ def test_distillation_and_every_rate_run_and_are_scored(synthetic_small, tmp_pat
     joined = results.set_index(["row", "set", "seed"]).join(per_run)
     assert len(per_run) == len(results) and (joined["images"] == joined["samples"]).all()
     assert ((joined["right"] / joined["images"] - joined["top1"]).abs() < 1e-9).all()
+    # every run also scored on the selection set, image by image: 12 images never trained on
+    assert (results["selection_samples"] == 12).all()
+    per_image = hits.groupby(["row", "set", "seed", "split"])["top1"].agg(["mean", "size"])
+    for split, column in (("test", "top1"), ("selection", "selection_top1")):
+        scored = per_image.xs(split, level="split")
+        joined = results.set_index(["row", "set", "seed"]).join(scored)
+        assert len(scored) == len(results) and (
+            (joined["mean"] - joined[column]).abs() < 1e-9).all()
     by_class = study.class_summary(classes, "test")
     assert "| every-rate | q8 |" in by_class and by_class.count("\n") == len(per_run) + 1

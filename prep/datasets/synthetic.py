@@ -149,9 +149,10 @@ def write_layout(out: str | Path, names: list[str], render: Callable[[int, int],
     """Write `per_class` images of each class, `render(class_index, index)`, in MINC-2500's
     layout (split 1, first images train, then validate, then test); existing images are kept,
     so an interrupted run resumes."""
-    n_validate, n_test = (max(1, round(per_class * f)) for f in fractions[1:])
+    # a share of 0 is none (an evaluation-only set: all test); any other, at least one image
+    n_validate, n_test = (max(1, round(per_class * f)) if f > 0 else 0 for f in fractions[1:])
     n_train = per_class - n_validate - n_test
-    if n_train < 1:
+    if n_train < 0 or n_train == 0 and fractions[0] > 0:
         raise ValueError(f"per_class={per_class} leaves no training images")
     out = Path(out)
     description = (f"{readme}; split 1 = {n_train}/{n_validate}/{n_test} per class "
