@@ -62,7 +62,7 @@ class Experiment:
     # fc (pipeline.run.transplant_fit; docs/comp-study, row transplant-anchor2)
     transplant_steps: int = 0
     # Comp.'s own learning rate (None: lr), divided as lr is (docs/comp-study, row
-    # transplant-res-lr-0.001: a tenth helped the demo's test split, hurt the photographs)
+    # transplant-res-lr-0.001)
     latent_lr: float | None = None
     nproc: int = 2  # processes of each trainer (torchrun --nproc_per_node)
     lanes: int = 1  # trainers at once, the node's cores shared out among them as threads

@@ -72,8 +72,7 @@ class TrainConfig:
     def train_loader_workers(self, held: bool, device_type: str) -> int:
         """loader_workers, but a training split held decoded on a CPU loads in the training
         process by default: its per-batch work is a few ms, and worker processes that take a
-        core in the middle of a step stalled it (bench-train on 2 cores: trainer / bare 0.88-0.92
-        in the demo's lanes with 2 workers, 0.94 in process)."""
+        core in the middle of a step stall it (`make bench-train` measures both)."""
         if self.workers is None and held and device_type != "cuda":
             return 0
         return self.loader_workers

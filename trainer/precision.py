@@ -2,10 +2,10 @@
 benchmarks: the autocast precision and the memory format.
 
 bf16 autocast pays where the hardware multiplies bf16 faster than fp32: CUDA GPUs with bf16,
-CPUs with AMX tiles, and AMD CPUs with AVX-512 BF16 (Zen 4 and Zen 5: `make bench-train`
-measured a bf16 GEMM at 2.1-5x the fp32 one, the demo's training steps 1.4-1.7x). An Intel CPU
-with AVX-512 BF16 and no AMX multiplied bf16 at about half the fp32 rate where measured: `auto`
-keeps fp32 there, and `--precision bf16` remains a choice on any CPU with native bf16.
+CPUs with AMX tiles, and AMD CPUs with AVX-512 BF16 (Zen 4 and Zen 5). An Intel CPU with
+AVX-512 BF16 and no AMX multiplies bf16 slower than fp32: `auto` keeps fp32 there, and
+`--precision bf16` remains a choice on any CPU with native bf16. `make bench-train` measures
+both on the machine at hand.
 """
 
 from __future__ import annotations
