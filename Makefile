@@ -21,7 +21,7 @@ PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS)) \
 	$(if $(filter-out none,$(JPEG)),--jpeg $(JPEG)) $(if $(filter-out none,$(WEBP)),--webp $(WEBP))
 
-.PHONY: help setup browser test test-fast lint prep data synthetic demo demo-codecs pretrain pretrain-latent latent-hint minc-codecs codec train ui table2 evaluate \
+.PHONY: help setup browser test test-fast lint docs prep data synthetic demo demo-codecs pretrain pretrain-latent latent-hint minc-codecs codec train ui table2 evaluate \
 	report minc-subset demo-selection bench bench-prep bench-train bench-eval bench-gpu clean
 comma := ,
 
@@ -66,6 +66,9 @@ test-fast: $(PY)  ## the edit-test loop: every test not marked slow (unit and sm
 
 lint: $(PY)  ## ruff
 	$(VENV)/bin/ruff check .
+
+docs: $(PY)  ## rewrite the result blocks of README.md and docs/ from the committed data
+	$(PY) -m evaluation.doc_blocks
 
 data: $(PY)  ## download MINC-2500 to data/ (needs a network)
 	$(PY) -m prep.datasets.download --dest $(dir $(DATA))
