@@ -166,9 +166,9 @@ def test_the_answer_is_given_against_the_equal_budget_anchor2_where_a_report_has
     assert demo.curve == COMP and demo.reference == ANCHOR2
     before = f"{100 * demo.bd_top1:+.1f} [{100 * demo.bd_top1_low:+.1f}, "
     after = f"{100 * demo.bd_top1 - 2:+.1f} [{100 * demo.bd_top1_low - 2:+.1f}, "
-    assert before in plain and after not in plain and "trained for as many steps" not in plain
+    assert before in plain and after not in plain and "trained as long" not in plain
     assert f"is {after}" in answer
-    assert f"{before}{100 * demo.bd_top1_high:+.1f}] against the Anchor 2 it starts from" in answer
+    assert f"{before}{100 * demo.bd_top1_high:+.1f}] against the one it starts from" in answer
     summary_text = doc_blocks.report_summary(tmp_path, Path("docs/demo-report"), "Test split")
     assert f"against {ANCHOR2_EQUAL} {after}" in summary_text
     assert f"against {ANCHOR2} {before}" in summary_text
