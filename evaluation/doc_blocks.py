@@ -34,8 +34,9 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation import tables, verdicts
-from evaluation.bd import bd_accuracy
 from evaluation.classifiers import curve_name
+from evaluation.seeds import STUDY_REFERENCE as REFERENCE
+from evaluation.seeds import row_result, seeds_range
 from foundation.cli import stage_main
 from foundation.sets import LEARNED, SetId
 from trainer.domains import ANCHOR2, ANCHOR2_EQUAL, ANCHOR3, COMP, DECODED, LATENT
@@ -45,7 +46,6 @@ DEMO = Path("docs/demo-report")
 MINC = Path("docs/minc-subset-report")
 STUDY = Path("docs/comp-study")
 SOURCES = STUDY / "sources.toml"
-REFERENCE = "anchor2"  # the study's row every BD is measured against
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)<!-- begin: (?P<name>\S+) -->[ \t]*$")
 END = "<!-- end: {} -->"
 WIDTH = 100
@@ -57,12 +57,6 @@ def pct(x: float) -> str:
 
 def points(x: float) -> str:
     return f"{100 * x:+.1f}"
-
-
-def seeds_range(low: float, high: float, signed: bool = False) -> str:
-    """A range over seeds, never in brackets (brackets are a 95% interval)."""
-    return (f"seeds {points(low)} to {points(high)}" if signed else
-            f"seeds {pct(low)}-{pct(high)}")
 
 
 # ---------------------------------------------------------------- the reports
@@ -255,39 +249,6 @@ def study(root: Path) -> Study:
         frame["samples"] = frame["samples"].fillna(frame["samples"].dropna().iloc[0])
         sources[source.name], runs[source.name] = source, frame
     return Study(sources, runs, spec["rows"], spec.get("adopted", {}))
-
-
-@dataclass(frozen=True)
-class RowResult:
-    """One row of a source on one metric (top1, val_top1, extra_top1): per set its mean over
-    the seeds, their min and max and how many; the BD against the mean Anchor 2 curve with the
-    range of the per-seed BDs (each seed's curve against that mean), as pipeline.study.summary."""
-
-    cells: dict[str, tuple[float, float, float, int]]
-    seeds: int
-    bd: tuple[float, float, float] | None
-
-
-def row_result(runs: pd.DataFrame, row: str, metric: str = "top1") -> RowResult:
-    if metric not in runs:
-        return RowResult({}, 0, None)
-    results = runs.dropna(subset=[metric])
-    group = results[results["row"] == row]
-    per_set = group.groupby("set")[metric]
-    cells = {s: (per_set.mean()[s], per_set.min()[s], per_set.max()[s], per_set.count()[s])
-             for s in per_set.mean().index}
-    coded = [s for s in results["set"].unique() if SetId.parse(s).coded]
-    reference = results[results["row"] == REFERENCE].groupby("set")[["bpp", metric]].mean()
-    bd = None
-    if row != REFERENCE and len(reference) >= 2 and set(coded) <= set(group["set"]):
-        ref = reference.loc[coded].sort_values("bpp")
-        curve = group.groupby("set")[["bpp", metric]].mean().loc[ref.index]
-        per_seed = [bd_accuracy(ref["bpp"], ref[metric], ref["bpp"],
-                                g.set_index("set").loc[ref.index, metric])
-                    for _, g in group.groupby("seed") if set(coded) <= set(g["set"])]
-        bd = (float(bd_accuracy(ref["bpp"], ref[metric], curve["bpp"], curve[metric])),
-              float(min(per_seed)), float(max(per_seed)))
-    return RowResult(cells, group["seed"].nunique(), bd)
 
 
 def cell_parts(cell: tuple[float, float, float, int], seeds: int) -> tuple[str, str]:

@@ -7,11 +7,23 @@ so runs made before seeds existed resume and count as seed 0; seed k > 0 trains 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
+from evaluation.bd import bd_accuracy
 from evaluation.metrics import wilson_interval
+from foundation.sets import SetId
 
 CELL = ["method", "set"]  # a table cell: one per method and set, whatever the seeds
+STUDY_REFERENCE = "anchor2"  # the study's row every BD is measured against
+
+
+def seeds_range(low: float, high: float, signed: bool = False) -> str:
+    """A range over seeds (0..1 values in points), never in brackets: brackets are a 95%
+    interval."""
+    return (f"seeds {100 * low:+.1f} to {100 * high:+.1f}" if signed else
+            f"seeds {100 * low:.1f}-{100 * high:.1f}")
 
 
 def suffix(seed: int) -> str:
@@ -39,3 +51,36 @@ def over_seeds(results: pd.DataFrame) -> pd.DataFrame:
     cells = pd.DataFrame(rows)
     cells["quality"] = cells["quality"].astype("Int64")
     return cells
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """One row of a source on one metric (top1, val_top1, extra_top1): per set its mean over
+    the seeds, their min and max and how many; the BD against the mean Anchor 2 curve with the
+    range of the per-seed BDs (each seed's curve against that mean): pipeline.study.summary."""
+
+    cells: dict[str, tuple[float, float, float, int]]
+    seeds: int
+    bd: tuple[float, float, float] | None
+
+
+def row_result(runs: pd.DataFrame, row: str, metric: str = "top1") -> RowResult:
+    if metric not in runs:
+        return RowResult({}, 0, None)
+    results = runs.dropna(subset=[metric])
+    group = results[results["row"] == row]
+    per_set = group.groupby("set")[metric]
+    cells = {s: (per_set.mean()[s], per_set.min()[s], per_set.max()[s], per_set.count()[s])
+             for s in per_set.mean().index}
+    coded = [s for s in results["set"].unique() if SetId.parse(s).coded]
+    reference = results[results["row"] == STUDY_REFERENCE].groupby("set")[["bpp", metric]].mean()
+    bd = None
+    if row != STUDY_REFERENCE and len(reference) >= 2 and set(coded) <= set(group["set"]):
+        ref = reference.loc[coded].sort_values("bpp")
+        curve = group.groupby("set")[["bpp", metric]].mean().loc[ref.index]
+        per_seed = [bd_accuracy(ref["bpp"], ref[metric], ref["bpp"],
+                                g.set_index("set").loc[ref.index, metric])
+                    for _, g in group.groupby("seed") if set(coded) <= set(g["set"])]
+        bd = (float(bd_accuracy(ref["bpp"], ref[metric], curve["bpp"], curve[metric])),
+              float(min(per_seed)), float(max(per_seed)))
+    return RowResult(cells, group["seed"].nunique(), bd)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from evaluation import seeds
 from evaluation.report import EXTRA, TABLE, write_report
@@ -58,6 +59,7 @@ TRAINER = Path(__file__).resolve().parent.parent / "trainer" / "main.py"
 
 
 STAGES: list[tuple[str, float]] = []  # (step, wall seconds) of this run, in order
+STAGES_FILE = "stages.md"  # beside the report: the stage table and the machine
 
 
 def _call(command: list[str], what: str) -> None:
@@ -471,7 +473,13 @@ def run(e: Experiment) -> list[Path]:
     if len(frames) > 1:
         reports.append(summarize_splits(frames, Path(e.reports) / e.dataset / "splits.md"))
     minutes = (time.perf_counter() - start) / 60
-    print(stage_table(STAGES, time.perf_counter() - start, e.lanes))
+    table = stage_table(STAGES, time.perf_counter() - start, e.lanes)
+    print(table)
+    device = torch.device(resolve_device(e.device))
+    (Path(e.reports) / e.dataset / STAGES_FILE).write_text(
+        f"# The pipeline's stages\n\nWhat `python -m pipeline` timed, on "
+        f"{precision.machine(device)} in {precision.resolve(e.precision, device)} "
+        f"(`--precision {e.precision}`); a step done before is not listed.\n{table}\n")
     print(f"\ndone in {minutes:.1f} min. Report: {reports[-1]}\n"
           f"MLflow UI: make ui, then {UI_URL} (the runs are in the "
           f"'{e.mlflow_experiment}' experiment, the report is the parent run '{e.dataset}/report')")

@@ -23,11 +23,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from evaluation.bd import bd_accuracy
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import read_classifier
 from evaluation.evaluate import Target, evaluate_target
 from evaluation.report import EXTRA
+from evaluation.seeds import row_result, seeds_range
 from foundation import schema, storage
 from foundation.cli import stage_main
 from foundation.sets import LEARNED, SetId
@@ -407,35 +407,29 @@ def mean_bpp(shards: str, qualities: tuple[int, ...]) -> dict[str, float]:
 
 
 def summary(results: pd.DataFrame, metric: str = "top1") -> str:
-    """A markdown table: per row and set the mean Top-1 [min, max] over seeds (metric: the
-    column, top1 or extra_top1); BD against
-    Anchor 2 (mean curves; in brackets the range over seeds, seed k of the row against the
-    mean Anchor 2 curve); mean wall time of a run."""
+    """A markdown table: per row and set the mean Top-1 over the seeds and their range (metric:
+    the column, top1, val_top1, extra_top1 or selection_top1); BD against Anchor 2 (mean curves;
+    the range: seed k of the row against the mean Anchor 2 curve); mean wall time of a run."""
     results = results.dropna(subset=[metric])  # runs of an earlier study may lack it
     sets = sorted(results["set"].unique(), key=SetId.parse)
-    coded = [s for s in sets if SetId.parse(s).coded]
-    head = "| row | " + " | ".join(sets) + " | BD vs Anchor 2 [seed range] | seeds | s/run |"
+    head = "| row | " + " | ".join(sets) + " | BD vs Anchor 2 (seed range) | seeds | s/run |"
     lines = [head, "|---|" + "---|" * len(sets) + "---|---:|---:|"]
-    reference = results[results["row"] == "anchor2"].groupby("set")[["bpp", metric]].mean()
     for row, group in results.groupby("row", sort=False):
-        per_set = group.groupby("set")[metric]
-        mean, low, high, count = per_set.mean(), per_set.min(), per_set.max(), per_set.count()
-        texts = [("" if s not in mean else
-                  f"{100 * mean[s]:.1f} ({count[s]} seed{'s' if count[s] > 1 else ''})"
-                  if count[s] < group["seed"].nunique() else
-                  f"{100 * mean[s]:.1f} [{100 * low[s]:.1f}, {100 * high[s]:.1f}]")
-                 for s in sets]
-        bd = ""
-        if row != "anchor2" and len(reference) >= 2 and set(coded) <= set(group["set"]):
-            ref = reference.loc[coded].sort_values("bpp")
-            curve = group.groupby("set")[["bpp", metric]].mean().loc[ref.index]
-            value = 100 * bd_accuracy(ref["bpp"], ref[metric], curve["bpp"], curve[metric])
-            per_seed = [100 * bd_accuracy(ref["bpp"], ref[metric], ref["bpp"],
-                                          g.set_index("set").loc[ref.index, metric])
-                        for _, g in group.groupby("seed") if set(coded) <= set(g["set"])]
-            bd = f"{value:+.1f} [{min(per_seed):+.1f}, {max(per_seed):+.1f}]"
+        result = row_result(results, row, metric)
+        texts = []
+        for s in sets:
+            if s not in result.cells:
+                texts.append("")
+                continue
+            mean, low, high, count = result.cells[s]
+            texts.append(f"{100 * mean:.1f} ({count} seed{'s' if count > 1 else ''})"
+                         if count < result.seeds else
+                         f"{100 * mean:.1f}" + (f" ({seeds_range(low, high)})" if count > 1
+                                                else ""))
+        bd = ("" if result.bd is None else f"{100 * result.bd[0]:+.1f} "
+              f"({seeds_range(*result.bd[1:], signed=True)})")
         lines.append(f"| {row} | " + " | ".join(texts) +
-                     f" | {bd} | {group['seed'].nunique()} | {group['wall_s'].mean():.0f} |")
+                     f" | {bd} | {result.seeds} | {group['wall_s'].mean():.0f} |")
     return "\n".join(lines)
 
 

@@ -120,11 +120,12 @@ def test_the_study_figures_are_pipeline_study_summarys():
                         mean, low, high, count = result.cells[set_name]
                         assert cell == (f"{100 * mean:.1f} ({count} seed{'s' if count > 1 else ''})"
                                         if count < result.seeds else
-                                        f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]")
+                                        f"{100 * mean:.1f} (seeds {100 * low:.1f}-{100 * high:.1f})"
+                                        if count > 1 else f"{100 * mean:.1f}")
                         checked += 1
                 value, low, high = result.bd or (None, None, None)
-                assert bd == ("" if value is None else
-                              f"{100 * value:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"), \
+                spread = f"seeds {100 * low:+.1f} to {100 * high:+.1f}" if value is not None else ""
+                assert bd == ("" if value is None else f"{100 * value:+.1f} ({spread})"), \
                     (name, row, metric)
     assert checked > 300
 

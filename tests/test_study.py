@@ -57,11 +57,12 @@ def test_the_summary_gives_the_seed_spread_and_bd_against_anchor2():
     table = study.summary(pd.DataFrame(rows))
     baseline = next(line for line in table.splitlines() if line.startswith("| baseline"))
     cells = [c.strip() for c in baseline.split("|")[1:-1]]
-    assert cells[1] == "62.0 [60.0, 64.0]" and cells[2] == "72.0 [70.0, 74.0]"
-    bd, seeds_range = cells[3].split(" [")
+    assert cells[1] == "62.0 (seeds 60.0-64.0)" and cells[2] == "72.0 (seeds 70.0-74.0)"
+    bd, seeds_range = cells[3].split(" (seeds ")
     assert float(bd) == pytest.approx(-10.0, abs=0.05)
-    low, high = (float(v) for v in seeds_range.rstrip("]").split(", "))
+    low, high = (float(v) for v in seeds_range.rstrip(")").split(" to "))
     assert (low, high) == pytest.approx((-12.0, -8.0), abs=0.05)
+    assert "[" not in table  # brackets are a 95% interval, never a range over seeds
     assert cells[4] == "3" and cells[5] == "40"
 
 

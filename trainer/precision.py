@@ -10,6 +10,7 @@ both on the machine at hand.
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from pathlib import Path
@@ -33,6 +34,23 @@ def cpu_info() -> tuple[str, frozenset[str]]:
     def field(name: str) -> str:
         return next((ln for ln in lines if ln.startswith(name)), "").partition(":")[2].strip()
     return field("vendor_id"), frozenset(field("flags").split())
+
+
+def machine(device: torch.device) -> str:
+    """The machine a timing or a result came from, in words: the GPU's name, or the CPU's
+    model, cores and the vector units that decide its arithmetic."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    model = next((ln.partition(":")[2].strip() for ln in lines if ln.startswith("model name")),
+                 "CPU")
+    flags = cpu_flags()
+    units = [name for flag, name in (("amx_tile", "AMX"), ("avx512_bf16", "AVX-512 BF16"),
+                                     ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags]
+    return f"{model}, {os.cpu_count()} cores" + (f" ({', '.join(units[:2])})" if units else "")
 
 
 def cpu_flags() -> frozenset[str]:
