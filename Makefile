@@ -21,7 +21,7 @@ PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS)) \
 	$(if $(filter-out none,$(JPEG)),--jpeg $(JPEG)) $(if $(filter-out none,$(WEBP)),--webp $(WEBP))
 
-.PHONY: help setup browser test test-fast lint docs prep data synthetic demo demo-codecs pretrain pretrain-latent latent-hint minc-codecs codec train ui table2 evaluate \
+.PHONY: help setup browser test test-fast lint docs prep data synthetic demo demo-codecs pretrain pretrain-latent latent-hint minc-codecs codec train ui tracking-server table2 evaluate \
 	report minc-subset demo-selection bench bench-prep bench-train bench-eval bench-gpu clean
 comma := ,
 
@@ -180,6 +180,15 @@ demo-selection: $(PY)  ## choose the demo's Comp. recipe on a selection set (doc
 ui: $(PY)  ## MLflow UI on http://127.0.0.1:5000 (the runs in mlflow.db)
 	@echo "open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (model training view)"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
+
+# TRACKING_HOST: the address to listen on (on a cluster, the head's private IP); AUTH_CONFIG: MLflow's
+# basic_auth.ini, outside the repository (default $MLFLOW_AUTH_CONFIG_PATH, else ~/.cdmr/mlflow-auth.ini)
+TRACKING_HOST ?= 127.0.0.1
+TRACKING_PORT ?= 5000
+AUTH_CONFIG ?=
+tracking-server: $(PY)  ## MLflow server (mlflow.db) that asks each client for a user and password
+	$(PY) -m foundation.tracking_server --host $(TRACKING_HOST) --port $(TRACKING_PORT) \
+		--store sqlite:///$(CURDIR)/mlflow.db $(if $(AUTH_CONFIG),--auth-config $(AUTH_CONFIG))
 
 # SEEDS=N: every classifier trained N times (seeds 0..N-1; seed k>0 in <run folder>-seed<k>)
 SEEDS ?=

@@ -8,8 +8,9 @@ that tag shows a cell's seeds together.
 Select the children in the MLflow UI and compare them (e.g. top1 against bpp) to see the matrix.
 Running the report again updates the same runs instead of adding new ones.
 
-A tracking server that does not answer does not fail the report (log_or_keep): its files stay
-in the report's folder and `python -m evaluation.tracking <folder> --dataset D` logs them later.
+A tracking server that does not answer, or refuses the credentials (MLFLOW_TRACKING_USERNAME/
+PASSWORD), does not fail the report (log_or_keep): its files stay in the report's folder and
+`python -m evaluation.tracking <folder> --dataset D` logs them later.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from evaluation.tables import BD_RESULTS, EXTRA, TABLE
 from foundation import journal
 from foundation.cli import stage_main
 from foundation.tracking import experiment_id as find_experiment
-from foundation.tracking import tracking_uri
+from foundation.tracking import refusal, tracking_uri
 from trainer.domains import ANCHOR1
 
 log = logging.getLogger(__name__)
@@ -166,8 +167,9 @@ def _bd_metrics(bd: pd.DataFrame | None, now: int, prefix: str = "") -> list:
 def log_or_keep(experiment: str, dataset: str, cells: pd.DataFrame, results: pd.DataFrame,
                 folder: Path, bd: pd.DataFrame | None = None,
                 extra: dict[str, pd.DataFrame] | None = None) -> str | None:
-    """log_report, or, when the tracking server does not answer, None and one line saying
-    where the report is kept and the command that logs it later."""
+    """log_report, or, when the tracking server does not answer or refuses the credentials,
+    None and one line saying which, where the report is kept and the command that logs it
+    later."""
     from mlflow.exceptions import MlflowException
 
     journal.fail_fast()  # a gone server: seconds, not MLflow's 7 retries per call
@@ -176,8 +178,9 @@ def log_or_keep(experiment: str, dataset: str, cells: pd.DataFrame, results: pd.
     except (MlflowException, OSError) as err:  # OSError: requests' connection errors
         command = (f"python -m evaluation.tracking {folder} --dataset {dataset} "
                    f"--experiment {experiment}")
-        log.warning("MLflow: %s did not take the report (%s); it is kept in %s: log it with "
-                    "`%s`", tracking_uri(), journal.first_line(err), folder, command)
+        why = refusal(err) or f"did not take the report ({journal.first_line(err)})"
+        log.warning("MLflow: %s %s; it is kept in %s: log it with `%s`", tracking_uri(), why,
+                    folder, command)
         return None
 
 

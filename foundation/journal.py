@@ -2,8 +2,9 @@
 
 A run's params, metrics, tags and end are appended to a JSON-lines journal in its folder and
 delivered in order by a background thread; the training loop never waits for the server. When
-the server does not answer, the thread says so once, keeps the records (on disk and in memory)
-and retries with back-off until it answers again. At the end of the run it waits a little
+the server does not answer, or refuses the caller's credentials (HTTP 401/403: check
+MLFLOW_TRACKING_USERNAME/PASSWORD), the thread says so once, keeps the records (on disk and in
+memory) and retries with back-off until it takes them. At the end of the run it waits a little
 (WAIT_S) for what is left; what still could not be delivered is one line naming the journal
 and the command that delivers it later (`python -m foundation.journal <journal>`).
 
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from foundation.cli import stage_main
 from foundation.storage import write_atomic
-from foundation.tracking import experiment_id, tracking_uri
+from foundation.tracking import experiment_id, refusal, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,14 @@ def fail_fast() -> None:
 
 
 def is_refusal(err: Exception) -> bool:
-    """The server answered and refused the record (4xx): trying again cannot help."""
+    """The server answered and refused the record (4xx): trying again cannot help. A refused
+    caller (401, 403: its credentials) is not: its records are kept, as in an outage."""
     from mlflow.exceptions import MlflowException
 
     if isinstance(err, LookupError):  # a record whose run could not be started
         return True
-    return isinstance(err, MlflowException) and 400 <= err.get_http_status_code() < 500
+    return (isinstance(err, MlflowException) and 400 <= err.get_http_status_code() < 500
+            and refusal(err) is None)
 
 
 def first_line(err: Exception) -> str:
@@ -169,9 +172,9 @@ class Journal:
             except Exception as err:  # any failure here must stay here, away from the run
                 if not is_refusal(err):
                     if not self.down:
-                        log.warning("tracking: %s does not answer (%s); records are kept in %s "
-                                    "and delivered when it does", self.uri,
-                                    first_line(err), self.path)
+                        log.warning("tracking: %s %s; records are kept in %s and delivered when "
+                                    "it takes them", self.uri, refusal(err)
+                                    or f"does not answer ({first_line(err)})", self.path)
                     self.down = True
                     self.stop.wait(delay)
                     delay = min(delay * 2, RETRY_S[1])

@@ -14,11 +14,24 @@ UI_QUERY = "?workflowType=machine_learning"
 UI_URL = f"http://127.0.0.1:5000/#/experiments{UI_QUERY}"  # what `make ui` serves
 # `mlflow ui` also starts a GenAI job runner (7 huey consumers, 10 processes, 2.2 GiB here)
 UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+# a server that asks for a user (foundation.tracking_server): MLflow's client sends these itself
+CREDENTIALS = "MLFLOW_TRACKING_USERNAME/PASSWORD"
 
 
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI if set, else sqlite:///<cwd>/mlflow.db (the file store is refused)."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / DEFAULT_STORE}"
+
+
+def refusal(err: Exception) -> str | None:
+    """One line when the server refused the caller rather than the request (HTTP 401: no user
+    or a wrong password; 403: a user without the permission), else None: not an outage, and
+    not the record's fault."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, MlflowException) and (code := err.get_http_status_code()) in (401, 403):
+        return f"refused (HTTP {code}): check {CREDENTIALS}"
+    return None
 
 
 def artifact_location() -> str | None:

@@ -39,9 +39,13 @@ def test_cloud_config_is_valid_for_ray_up():
     assert metadata.version("ray") in image
     assert f"py{sys.version_info.major}{sys.version_info.minor}" in image
     # the checkout goes to every node and is installed there
-    [(remote, local)] = config["file_mounts"].items()
-    assert local == "."
+    [remote] = [r for r, local in config["file_mounts"].items() if local == "."]
     assert any(f"pip install --quiet -e {remote}" in c for c in config["setup_commands"])
+    # the head starts the tracking server with the users of a file from outside the checkout
+    [(users, local)] = [(r, x) for r, x in config["file_mounts"].items() if x != "."]
+    assert local.startswith("~/") and not users.startswith(remote)
+    [start] = [c for c in config["head_start_ray_commands"] if "tracking_server" in c]
+    assert f"--auth-config {users}" in start and "--host 0.0.0.0" not in start
 
 
 def test_on_premises_config_is_valid_for_ray_up():
