@@ -36,7 +36,7 @@ def blocks(kind: str) -> list[str]:
 def test_the_page_says_what_the_demo_experiment_does():
     demo, text = load("demo"), " ".join(PAGE.read_text().split())
     configs = train_configs(demo, Path("shards"), Path("runs"), "x")
-    assert f"trains the {len(configs)} classifiers" in text and len(configs) == 9
+    assert f"trains the {len(configs)} classifiers" in text and len(configs) == 12
     assert demo.jpeg_qualities == (5, 60) and "JPEG 5 and 60" in text
     assert demo.qualities == (1, 4, 8) and "qualities 1, 4 and 8" in text
     assert blocks("sh") and blocks("toml")
