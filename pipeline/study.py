@@ -9,6 +9,10 @@ Each run is the trainer itself (torchrun, the preset's recipe with the row's cha
 runs/study/<dataset>/<row>/<set>/seed<k>; a run with its test result is skipped, so the study
 resumes. The trainer's test result is the report's (one classifier, one test accuracy). Rows:
 `python -m pipeline.study --list`.
+
+`--split F` runs split F of the data (MINC-2500's layout) with its own shards and runs, as
+python -m pipeline keeps several splits apart (<out>/split<F>, <runs>/split<F>/<dataset>): one
+fold of a prep.datasets.folds root a call, whose test split is that fold's held-out images.
 """
 
 from __future__ import annotations
@@ -486,6 +490,16 @@ def selection_set(e: Experiment, data: str) -> Location:
     return storage.join(storage.join(e.out, SELECTION), dataset_name(data))
 
 
+def of_split(e: Experiment, runs: Path, split: int | None) -> tuple[Experiment, Path]:
+    """The experiment and the study's run folder of the dataset for `--split`: none, the
+    experiment's first split in the folders it always had; a split, its own shards and runs
+    (python -m pipeline's folders of one of several splits)."""
+    if split is None:
+        return e, runs / e.dataset
+    return (replace(e, splits=(split,), out=str(storage.join(e.out, f"split{split}"))),
+            runs / f"split{split}" / e.dataset)
+
+
 def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: bool = True,
         selection: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Prepare the learned sets (and the evaluation-only set, and the selection set: images
@@ -518,6 +532,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment", default="demo", metavar="NAME|FILE",
                    help="the recipe the rows change (experiments/ or a TOML file)")
     p.add_argument("--data", default=None, help="the experiment's data folder otherwise")
+    p.add_argument("--split", type=int, default=None, metavar="F",
+                   help="the data's split F (MINC-2500's layout; a fold of prep.datasets.folds), "
+                   "its shards and runs apart (<out>/split<F>, <runs>/split<F>/<dataset>); the "
+                   "experiment's first split otherwise, in the folders it always had")
+    p.add_argument("--extra-test", default=None, metavar="DATA",
+                   help='the experiment\'s evaluation-only set otherwise; "" for none (on a '
+                   "choice's folds: those are test images, read after the choice)")
     p.add_argument("--rows", nargs="+", default=["anchor2", "baseline"], choices=sorted(ROWS))
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--qualities", type=int, nargs="+", default=None,
@@ -545,7 +566,9 @@ def main(argv: list[str] | None = None) -> int:
         e = replace(e, data=args.data)
     if args.qualities:
         e = replace(e, qualities=tuple(args.qualities))
-    runs = args.runs / e.dataset
+    if args.extra_test is not None:
+        e = replace(e, extra_test=args.extra_test or None)
+    e, runs = of_split(e, args.runs, args.split)
     results, classes, hits = run(e, args.rows, args.seeds, runs,
                                  train_missing=not args.no_train, selection=args.selection)
     if args.earlier:

@@ -165,3 +165,56 @@ def test_a_row_on_another_rows_starts_fits_none_of_its_own(tmp_path, monkeypatch
     if "kd_weight" in changed:  # the teacher: the Anchor 2 of the run's own seed
         assert [c.distill for _, c in taught] == [
             str(tmp_path / "anchor2" / "q4" / f"seed{seed}" / "checkpoint.pth") for seed in (0, 1)]
+
+
+def test_a_split_has_its_own_shards_and_runs_and_the_first_split_its_folders_as_ever(
+        tmp_path, monkeypatch):
+    """--split F (a fold of prep.datasets.folds): F's shards in <out>/split<F>, its runs in
+    <runs>/split<F>/<dataset>, prepared from split F; without it, nothing moves."""
+    minc = load("minc-subset")
+    data, runs = tmp_path / "minc-subset-folds", tmp_path / "runs"
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def run(e, rows, seeds, runs, train_missing=True, selection=None):
+        seen.update(e=e, runs=runs)
+        raise Stop
+
+    monkeypatch.setattr(study, "run", run)
+    argv = ["--experiment", "minc-subset", "--data", str(data), "--runs", str(runs),
+            "--seeds", "1", "--rows", "anchor2", "transplant-res"]
+    with pytest.raises(Stop):
+        study.main(argv)
+    assert seen["runs"] == runs / "minc-subset-folds"
+    assert (seen["e"].out, seen["e"].splits, seen["e"].extra_test) == (
+        minc.out, (1,), minc.extra_test)
+    with pytest.raises(Stop):
+        study.main([*argv, "--split", "2", "--extra-test", ""])
+    e = seen["e"]
+    assert seen["runs"] == runs / "split2" / "minc-subset-folds"
+    assert e.splits == (2,) and e.out == str(Path(minc.out) / "split2") and e.extra_test is None
+
+    # the study of that split: prepared from split 2 into its folder, trained and scored there
+    monkeypatch.undo()
+    e = replace(e, out=str(tmp_path / "shards" / "split2"))
+    prepared, scored = [], {}
+    monkeypatch.setattr(study, "prep", prepared.extend)
+    monkeypatch.setattr(study, "train", lambda *args, **kwargs: None)
+    monkeypatch.setattr(study, "fit_task_hints", lambda *args: None)
+    monkeypatch.setattr(study, "mean_bpp", lambda shards, qualities: scored.update(bpp=shards))
+
+    def collect(all_cells, bpp, catalogue, others=None):
+        scored.update(cells=all_cells, others=others)
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+
+    monkeypatch.setattr(study, "collect", collect)
+    study.run(e, ["anchor2", "transplant-res"], 1, seen["runs"])
+    shards = tmp_path / "shards" / "split2" / "minc-subset-folds"
+    assert prepared and {(c.split, str(c.data), c.out) for c in prepared} == {
+        (2, str(data), tmp_path / "shards" / "split2")}  # no evaluation-only set
+    assert scored["bpp"] == str(shards) and scored["others"] == {}
+    assert {c[4].shards for c in scored["cells"]} == {str(shards)}
+    assert all(Path(c[4].out).is_relative_to(runs / "split2" / "minc-subset-folds")
+               for c in scored["cells"])
