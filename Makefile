@@ -22,7 +22,7 @@ PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(filter-out none,$(JPEG)),--jpeg $(JPEG)) $(if $(filter-out none,$(WEBP)),--webp $(WEBP))
 
 .PHONY: help setup browser test test-fast lint docs prep data synthetic demo demo-codecs pretrain pretrain-latent latent-hint minc-codecs codec train ui tracking-server table2 evaluate \
-	report minc-subset demo-selection bench bench-prep bench-train bench-eval bench-gpu clean
+	report minc-subset demo-selection minc-selection bench bench-prep bench-train bench-eval bench-gpu clean
 comma := ,
 
 # the embedded default: built-in synthetic textures coded by the project's own demo codecs
@@ -176,6 +176,25 @@ demo-selection: $(PY)  ## choose the demo's Comp. recipe on a selection set (doc
 	  --rows anchor2 transplant-res-lr-0.001 transplant-res transplant-anchor2-seed
 	$(PY) -m pipeline.selection $(SELECTION_RUNS)/demo-textures \
 	  --incumbent transplant-res-lr-0.001 --challengers transplant-res transplant-anchor2-seed
+
+# the photographs' recipe chosen by the same rule where no image is spare: k-fold cross-validation
+# over split 1's train and validation images (prep.datasets.folds), a study a fold (its held-out
+# images its test split; neither the real test split nor the evaluation-only set read), then the
+# rule on the folds' held-out images together (docs/comp-study/selection.md)
+MINC_SUBSET ?= ../shared/data/minc-2500-subset/minc-2500
+FOLDS_DATA ?= data/minc-subset-folds
+FOLDS_RUNS ?= runs/study-folds
+FOLDS_K ?= 3
+FOLDS = $(shell seq 1 $(FOLDS_K))
+minc-selection: $(PY)  ## choose the photographs' Comp. recipe by k-fold cross-validation (docs/comp-study/selection.md)
+	$(PY) -m prep.datasets.folds $(MINC_SUBSET) --split 1 --k $(FOLDS_K) --seed 0 --out $(FOLDS_DATA)
+	for f in $(FOLDS); do \
+	  $(PY) -m pipeline.study --experiment minc-subset --data $(FOLDS_DATA) --split $$f --seeds 1 \
+	    --extra-test "" --runs $(FOLDS_RUNS) --rows anchor2 transplant-res transplant-res-up \
+	    || exit 1; \
+	done
+	$(PY) -m pipeline.selection $(foreach f,$(FOLDS),$(FOLDS_RUNS)/split$(f)/$(notdir $(FOLDS_DATA))) \
+	  --incumbent transplant-res --challengers transplant-res-up
 
 ui: $(PY)  ## MLflow UI on http://127.0.0.1:5000 (the runs in mlflow.db)
 	@echo "open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (model training view)"

@@ -1,6 +1,6 @@
 """The study on tiny data, for real: prep with the demo codecs, torchrun trainers in two lanes, a
 distilled run that waits for its teacher, one classifier for every rate scored on each quality,
-and the table with validation beside test."""
+and the table with validation beside test; one fold of a folds root as its own split."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from evaluation.classifiers import read_classifier
 from foundation import storage
 from pipeline import study
 from pipeline.experiment import load
+from prep.datasets.folds import write_folds
 from prep.datasets.synthetic import write_dataset
+from trainer.train import TEST_RESULT
 
 DEMO = load("demo")
 
@@ -80,3 +82,23 @@ def test_distillation_and_every_rate_run_and_are_scored(synthetic_small, tmp_pat
             (joined["mean"] - joined[column]).abs() < 1e-9).all()
     by_class = study.class_summary(classes, "test")
     assert "| every-rate | q8 |" in by_class and by_class.count("\n") == len(per_run) + 1
+
+
+def test_a_fold_is_a_split_of_its_own_scored_on_its_held_out_images(synthetic_small, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    data = write_folds(synthetic_small, tmp_path / "textures-folds", k=3, seed=0)
+    e = replace(DEMO, data=str(data), out=str(tmp_path / "shards"), qualities=(1,),
+                codecs=str(CODECS), epochs=1, max_steps=2, batch_size=8, resize=40, crop=32,
+                jpeg_qualities=(), loader_workers=1, shard_size=8, prep_workers=2)
+    e, runs = study.of_split(e, tmp_path / "runs", 2)
+    results, _, hits = study.run(e, ["anchor2"], 1, runs)
+    # fold 2's shards and run apart; its test split (the trainer's and the hits) its held-out
+    # images, read from the source's images through the folds root's link
+    assert runs == tmp_path / "runs" / "split2" / "textures-folds"
+    assert (runs / "anchor2" / "q1" / "seed0" / TEST_RESULT).is_file()
+    assert (tmp_path / "shards" / "split2" / "textures-folds" / "q1").is_dir()
+    assert not (tmp_path / "shards" / "textures-folds").exists()
+    held_out = {Path(s).stem for s in (data / "labels" / "test2.txt").read_text().split()}
+    assert len(held_out) == 12 and set(hits["key"]) == held_out
+    assert list(results["samples"]) == [12] and list(results["row"]) == ["anchor2"]
