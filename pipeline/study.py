@@ -30,7 +30,6 @@ import torch
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import read_classifier
 from evaluation.evaluate import Target, evaluate_target
-from evaluation.report import EXTRA
 from evaluation.seeds import row_result, seeds_range
 from foundation import schema, storage
 from foundation.cli import stage_main
@@ -520,7 +519,7 @@ def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: b
         fit_task_hints(e, all_cells, runs)
         train(all_cells, e, needed=False)
     bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
-    others = ({EXTRA: Catalogue(extra)} if extra is not None else {}) | (
+    others = ({"extra": Catalogue(extra)} if extra is not None else {}) | (
         {SELECTION: Catalogue(selection_set(e, selection))} if selection else {})
     return collect(all_cells, bpp, Catalogue(storage.join(e.out, e.dataset)), others)
 
