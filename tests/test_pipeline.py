@@ -1,5 +1,5 @@
 """A small demo end to end, for real: synthetic textures -> the committed demo codecs and JPEG ->
-Ray prep -> 7 classifiers with torchrun -> evaluation (Anchor 1 included) -> report with
+Ray prep -> 9 classifiers with torchrun -> evaluation (Anchor 1 included) -> report with
 BD-accuracy -> MLflow."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from foundation import schema
 from foundation.hyperprior import load_codec, read_weights_file
 from foundation.sets import SetId
 from trainer.data import open_shard_set
-from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR3, COMP
+from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, ANCHOR3, COMP
 
 pytestmark = pytest.mark.slow
 CODECS = Path(__file__).resolve().parents[1] / "codecs" / "demo"
@@ -64,7 +64,8 @@ def test_the_table_has_every_method_and_set_that_was_trained(demo):
     cells = set(zip(results["method"], results["set"], strict=True))
     assert cells == {(ANCHOR3, "original"), (ANCHOR1, "q1"), (ANCHOR1, "q8"), (ANCHOR2, "q1"),
                      (ANCHOR2, "q8"), (COMP, "q1"), (COMP, "q8"), (ANCHOR1, "jpeg5"),
-                     (ANCHOR1, "jpeg60"), (ANCHOR2, "jpeg5"), (ANCHOR2, "jpeg60")}
+                     (ANCHOR1, "jpeg60"), (ANCHOR2, "jpeg5"), (ANCHOR2, "jpeg60"),
+                     (ANCHOR2_EQUAL, "q1"), (ANCHOR2_EQUAL, "q8")}
     table2 = (demo["report"] / "table2.md").read_text()
     for text in ("| Anchor 1 |", "| Anchor 2 |", "| Comp. |", "| | q1 | q8 |", "Anchor 3",
                  "| | jpeg5 | jpeg60 |", "| Anchor 1 (JPEG) |", "| Anchor 2 (JPEG) |"):
@@ -73,14 +74,19 @@ def test_the_table_has_every_method_and_set_that_was_trained(demo):
     jpeg = results[results["codec"] == "jpeg"].groupby("set")["bpp"].first()
     assert 0 < jpeg["jpeg5"] < jpeg["jpeg60"]
     assert [name for name, _ in figures.curves(results)] == [
-        "Anchor 1", "Anchor 1 (JPEG)", "Anchor 2", "Anchor 2 (JPEG)", "Comp."]
+        "Anchor 1", "Anchor 1 (JPEG)", "Anchor 2", "Anchor 2 (JPEG)", "Anchor 2 (equal budget)",
+        "Comp."]
     assert "done in" in demo["output"] and "make ui" in demo["output"]
     # the stage table: every prep job (JPEG with the first), every classifier, the report
     stages = re.findall(r"^\| ((?:prep|train|evaluate)[^|]*) \| ([\d.]+) \|", demo["output"], re.M)
     assert [s for s, _ in stages if s.startswith("prep")] == [
         "prep q1, jpeg5, jpeg60 (and the original set)", "prep q8 (and the original set)"]
-    assert sum(s.startswith("train") for s, _ in stages) == 7
+    assert sum(s.startswith("train") for s, _ in stages) == 9
     assert stages[-1][0] == "evaluate and report" and all(float(t) > 0 for _, t in stages)
+    # the same table beside the report, with the machine and the arithmetic it ran in
+    written = (demo["report"] / "stages.md").read_text()
+    assert f"| {stages[0][0]} | {stages[0][1]} |" in written and " cores" in written
+    assert re.search(r" in (fp32|bf16) \(`--precision auto`\)", written)
     # the latent start fitted on this run's training latents in a lane after prep, beside the
     # pixel trainers: every Comp. trains after it
     steps = re.findall(r"^\| ([^|]+) \| [\d.]+ \|", demo["output"], re.M)
@@ -139,12 +145,28 @@ def test_every_test_sample_is_evaluated_once(demo):
         check_counts({"key": keys[1:].to_numpy()}, shard_set, "test")
 
 
+def test_comp_is_charged_its_anchor2_and_has_an_anchor2_of_equal_budget(demo):
+    cost = pd.read_csv(demo["report"] / "training_cost.csv").set_index(["method", "set"])
+    for q in ("q1", "q8"):
+        comp, anchor2, equal = (cost.loc[(m, q)] for m in (COMP, ANCHOR2, ANCHOR2_EQUAL))
+        # the test trains 1 epoch of 2 steps of 8 images: the equal budget is both runs' steps
+        assert (anchor2.epochs, anchor2.images, comp.images) == (1, 16, 16)
+        assert (equal.epochs, equal.images) == (2, anchor2.images + comp.images)
+        assert comp.path_gflops == pytest.approx(comp.gflops + anchor2.gflops)
+        assert comp.path_wall_s == pytest.approx(comp.wall_s + anchor2.wall_s)
+        assert anchor2.path_gflops == anchor2.gflops and equal.path_gflops == equal.gflops
+        assert equal.gflops == pytest.approx(2 * anchor2.gflops) and comp.gflops > 0
+    report = (demo["report"] / "README.md").read_text()
+    assert "## What each path cost to train" in report
+    assert "Comp. minus Anchor 2 (equal budget) in points" in report
+
+
 def test_bd_accuracy_compares_every_pair_of_curves(demo):
     table = pd.read_csv(demo["report"] / "bd_accuracy.csv")
     pairs = set(zip(table["curve"], table["reference"], strict=True))
     assert {("Comp.", "Anchor 2"), ("Comp.", "Anchor 1"), ("Anchor 2", "Anchor 2 (JPEG)"),
             ("Anchor 1", "Anchor 1 (JPEG)"), ("Anchor 2 (JPEG)", "Anchor 1 (JPEG)")} <= pairs
-    assert len(pairs) == 10  # 5 curves
+    assert len(pairs) == 15  # 6 curves
     comp = table[(table["curve"] == "Comp.") & (table["reference"] == "Anchor 2")].iloc[0]
     assert comp.bd_top1_low <= comp.bd_top1 <= comp.bd_top1_high
     q1 = demo["results"][demo["results"]["set"] == "q1"]
@@ -315,7 +337,7 @@ def test_the_mlflow_parent_run_holds_the_report(demo):
     assert "## The experiment (experiment.toml)" in (demo["report"] / "README.md").read_text()
     children = client.search_runs([experiment.experiment_id],
                                   f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    assert len(children) == len(demo["results"]) == 11
+    assert len(children) == len(demo["results"]) == 13
     by_cell = {(r.data.tags["method"], r.data.tags["quality"]): r for r in children}
     for row in demo["results"].itertuples():
         child = by_cell[(row.method, row.set)]  # the set names codec and quality: q1, jpeg5
@@ -326,7 +348,7 @@ def test_the_mlflow_parent_run_holds_the_report(demo):
     # offline, every pixel classifier fine-tunes from the procedural stand-in for ImageNet, and
     # Comp. from the latent branches fitted to it on the demo codecs' latents (demo.toml)
     every_run = client.search_runs([experiment.experiment_id], "tags.domain != ''")
-    assert len(every_run) == 7
+    assert len(every_run) == 9
     runs = demo["root"] / "runs" / demo["data"].name
     hint, transplant = runs / "latent-hint-task-3.pth", runs / "transplant"
     assert {(r.data.tags["domain"] == "latent", r.data.params["init"]) for r in every_run} == {

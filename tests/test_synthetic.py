@@ -82,3 +82,10 @@ def test_prepared_synthetic_shards_match_their_manifest(trainer_shards):
                 assert sample["cls"] == labels[sample["__key__"]]
                 assert info["categories"][sample["cls"]] == sample["__key__"].rsplit("_", 1)[0]
     assert info["codec"]["N"] == 64 and info["codec"]["M"] == 96  # the demo codec's sizes
+
+
+def test_an_evaluation_only_set_is_all_test(tmp_path):
+    out = write_dataset(tmp_path, classes=2, per_class=3, size=64, fractions=(0, 0, 1))
+    labels = {split: (out / "labels" / f"{split}1.txt").read_text().split()
+              for split in ("train", "validate", "test")}
+    assert labels["train"] == labels["validate"] == [] and len(labels["test"]) == 6
