@@ -58,6 +58,7 @@ from trainer.train import TEST_RESULT
 RESULTS = "study.csv"
 PER_CLASS = "per_class.csv"
 HITS = "hits.parquet"  # per run, set, split and image: right or not
+TABLES = "study.md"  # the tables of RESULTS and PER_CLASS
 SELECTION = "selection"  # the selection set: its shards' folder, its split in the results
 TRUNK_LAYERS = ("layer2", "layer3", "layer4")
 
@@ -552,6 +553,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="a set of images never trained on (all in its test split, e.g. "
                    "synthetic textures of another seed) that every run is also scored on: "
                    "what python -m pipeline.selection chooses rows on")
+    p.add_argument("--tables", type=Path, default=None, metavar="FOLDER",
+                   help=f"write FOLDER's {TABLES} again from its {RESULTS} and {PER_CLASS} "
+                   "(a committed study's; the experiment names its evaluation-only set)")
     p.add_argument("--list", action="store_true", help="print the rows and exit")
     p.add_argument("--no-train", action="store_true",
                    help="only the table of the runs that have finished (while a study runs)")
@@ -561,6 +565,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:14} {row.what}")
         return 0
     e = experiment_file.load(args.experiment)
+    if args.tables:  # the tables again from a study's own CSVs: nothing is run
+        classes = args.tables / PER_CLASS
+        write_tables(pd.read_csv(args.tables / RESULTS),
+                     pd.read_csv(classes) if classes.is_file() else pd.DataFrame(), args.tables,
+                     e.extra_label)
+        print(f"wrote {args.tables / TABLES}")
+        return 0
     if args.data:
         e = replace(e, data=args.data)
     if args.qualities:
@@ -579,20 +590,26 @@ def main(argv: list[str] | None = None) -> int:
     results.to_csv(out / RESULTS, index=False)
     classes.to_csv(out / PER_CLASS, index=False)
     hits.to_parquet(out / HITS, index=False)
+    print("\n" + write_tables(results, classes, out, e.extra_label))
+    return 0
+
+
+def write_tables(results: pd.DataFrame, classes: pd.DataFrame, out: Path,
+                 extra_label: str | None) -> str:
+    """study.md in `out`: the summary of every metric the results hold, then by class."""
     table = summary(results) + "\n\nValidation Top-1 (what a recipe is chosen on):\n\n" + \
         summary(results, "val_top1")
     if f"{SELECTION}_top1" in results:
         table += ("\n\nOn the selection set (never trained on; what python -m pipeline.selection "
                   "chooses on):\n\n" + summary(results, f"{SELECTION}_top1"))
-    if "extra_top1" in results:
-        table += (f"\n\nOn the evaluation-only set {e.extra_label} (its test split):\n\n"
+    if "extra_top1" in results and results["extra_top1"].notna().any():
+        table += (f"\n\nOn the evaluation-only set {extra_label} (its test split):\n\n"
                   + summary(results, "extra_top1"))
     for split in classes["split"].unique() if len(classes) else ():
-        table += (f"\n\nTop-1 by class on the {split} split, over the seeds (images a class "
-                  f"in brackets):\n\n" + class_summary(classes, split))
-    (out / "study.md").write_text(table + "\n")
-    print("\n" + table)
-    return 0
+        table += (f"\n\nTop-1 by class on the {split} split, over the seeds (a class's images "
+                  f"in parentheses):\n\n" + class_summary(classes, split))
+    (out / TABLES).write_text(table + "\n")
+    return table
 
 
 if __name__ == "__main__":

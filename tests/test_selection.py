@@ -146,3 +146,12 @@ def test_the_command_reads_the_folds_studies_and_writes_beside_them(tmp_path, ca
     assert "**Adopted: better**" in (tmp_path / "selection.md").read_text()
     assert selection.main([folders[0], "--incumbent", "old", "--challengers", "better"]) == 2
     assert "or give the studies of every fold" in capsys.readouterr().err
+
+
+def test_the_committed_choice_is_what_the_rule_gives_on_the_committed_runs(tmp_path):
+    from pathlib import Path
+
+    study = Path(__file__).resolve().parents[1] / "docs" / "comp-study" / "selection-demo"
+    selection.main([str(study), "--incumbent", "transplant-res-lr-0.001", "--challengers",
+                    "transplant-res", "transplant-anchor2-seed", "--out", str(tmp_path)])
+    assert (tmp_path / "selection.md").read_text() == (study / "selection.md").read_text()

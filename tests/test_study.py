@@ -218,3 +218,17 @@ def test_a_split_has_its_own_shards_and_runs_and_the_first_split_its_folders_as_
     assert {c[4].shards for c in scored["cells"]} == {str(shards)}
     assert all(Path(c[4].out).is_relative_to(runs / "split2" / "minc-subset-folds")
                for c in scored["cells"])
+
+
+@pytest.mark.parametrize("folder, experiment", [
+    ("", "demo"), ("zen4", "demo"), ("xeon", "demo"), ("xeon-fp32", "demo"),
+    ("selection-demo", "demo"), ("minc-2500", "minc-subset"), ("minc-2500-zen4", "minc-subset")])
+def test_a_committed_studys_tables_are_what_its_csvs_give(folder, experiment, tmp_path):
+    from pipeline.experiment import load
+
+    committed = Path(__file__).resolve().parents[1] / "docs" / "comp-study" / folder
+    classes = committed / study.PER_CLASS
+    study.write_tables(pd.read_csv(committed / study.RESULTS),
+                       pd.read_csv(classes) if classes.is_file() else pd.DataFrame(), tmp_path,
+                       load(experiment).extra_label)
+    assert (tmp_path / study.TABLES).read_text() == (committed / study.TABLES).read_text()
