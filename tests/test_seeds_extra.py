@@ -65,7 +65,7 @@ def seeded(synthetic_small, tmp_path_factory):
                "--transplant-steps", "3"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=3600)  # 10 trainings: minutes, more on a loaded machine
+                          timeout=3600)  # 12 trainings: minutes, more on a loaded machine
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return {"root": root, "report": root / "reports" / synthetic_small.name,
             "dataset": synthetic_small.name}
@@ -93,14 +93,16 @@ def test_mlflow_has_a_run_per_seed_and_the_ablations_metrics(seeded):
     client = MlflowClient(f"sqlite:///{seeded['root'] / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("classifiers").experiment_id
     training = client.search_runs([experiment], "tags.domain != ''")
-    # Anchor 3, Anchor 2, Comp., Comp. (y), Comp. (sigma) at q1, each with seeds 0 and 1
-    assert len(training) == 10
+    # Anchor 3, Anchor 2, Anchor 2 (equal budget), Comp., Comp. (y), Comp. (sigma) at q1,
+    # each with seeds 0 and 1
+    assert len(training) == 12
     by_cell = {}
     for run in training:
         by_cell.setdefault(run.data.tags["cdmr.cell"], set()).add(
             (run.data.params["seed"], run.data.tags["seed"]))
     assert by_cell == {cell: {("0", "0"), ("1", "1")} for cell in (
-        "Anchor 3/original", "Anchor 2/q1", "Comp./q1", "Comp. (y)/q1", "Comp. (sigma)/q1")}
+        "Anchor 3/original", "Anchor 2/q1", "Anchor 2 (equal budget)/q1", "Comp./q1",
+        "Comp. (y)/q1", "Comp. (sigma)/q1")}
     [parent] = client.search_runs([experiment], "tags.`cdmr.report` = "
                                   f"'{seeded['dataset']}'")
     [cell] = client.search_runs([experiment], "tags.`cdmr.cell` = 'Comp. (y)/q1' and "
