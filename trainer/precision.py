@@ -24,16 +24,18 @@ AMD = "AuthenticAMD"  # /proc/cpuinfo's vendor_id: its AVX-512 BF16 is faster th
 
 
 @cache
-def cpu_info() -> tuple[str, frozenset[str]]:
-    """The CPU's vendor and feature flags (Linux); empty where /proc/cpuinfo is not readable."""
+def cpuinfo_field(name: str) -> str:
+    """A field of /proc/cpuinfo's first CPU (Linux); empty where it is not readable."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return "", frozenset()
+        return ""
+    return next((ln for ln in lines if ln.startswith(name)), "").partition(":")[2].strip()
 
-    def field(name: str) -> str:
-        return next((ln for ln in lines if ln.startswith(name)), "").partition(":")[2].strip()
-    return field("vendor_id"), frozenset(field("flags").split())
+
+def cpu_info() -> tuple[str, frozenset[str]]:
+    """The CPU's vendor and feature flags (Linux); empty where /proc/cpuinfo is not readable."""
+    return cpuinfo_field("vendor_id"), frozenset(cpuinfo_field("flags").split())
 
 
 def machine(device: torch.device) -> str:
@@ -41,16 +43,11 @@ def machine(device: torch.device) -> str:
     model, cores and the vector units that decide its arithmetic."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    model = next((ln.partition(":")[2].strip() for ln in lines if ln.startswith("model name")),
-                 "CPU")
     flags = cpu_flags()
     units = [name for flag, name in (("amx_tile", "AMX"), ("avx512_bf16", "AVX-512 BF16"),
                                      ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags]
-    return f"{model}, {os.cpu_count()} cores" + (f" ({', '.join(units[:2])})" if units else "")
+    return (f"{cpuinfo_field('model name') or 'CPU'}, {os.cpu_count()} cores"
+            + (f" ({', '.join(units[:2])})" if units else ""))
 
 
 def cpu_flags() -> frozenset[str]:
