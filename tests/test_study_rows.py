@@ -1,0 +1,83 @@
+"""Every study row plans the same runs as the rows did when they were a Python constant: the
+trainer's config of each run, the fits the study makes before them, the rows each reads and the
+experiments that refuse a row (tests/fixtures/study_rows.json, made from that code). A
+committed study's numbers keep their meaning only while this holds."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+
+import pytest
+
+from pipeline import study
+from pipeline.experiment import load
+from trainer.config import TrainConfig
+
+FROZEN = json.loads((Path(__file__).parent / "fixtures" / "study_rows.json").read_text())
+EXPERIMENTS = [name for name in FROZEN if name != "made_by"]
+
+
+def plain(value, runs: Path):
+    """A value as the fixture holds it: lists for tuples, the run folder as {runs}."""
+    return json.loads(json.dumps(value, default=str).replace(str(runs), "{runs}"))
+
+
+def changed(config: TrainConfig) -> dict:
+    default = TrainConfig(domain=config.domain, shards=config.shards)
+    return {f.name: getattr(config, f.name) for f in fields(config)
+            if f.name in ("domain", "shards") or getattr(config, f.name) != getattr(default,
+                                                                                   f.name)}
+
+
+@pytest.fixture(params=EXPERIMENTS)
+def frozen(request):
+    found = FROZEN[request.param]
+    e = replace(load(request.param), qualities=tuple(found["qualities"]))
+    return e, found
+
+
+def test_the_rows_are_the_frozen_rows():
+    assert sorted(study.ROWS) == sorted(FROZEN["demo"]["reads"])
+
+
+def test_every_row_trains_the_runs_it_trained(frozen, tmp_path):
+    e, found = frozen
+    rows = [r for r in study.ROWS if r not in found["errors"]]
+    cells = study.cells(e, rows, found["seeds"], tmp_path)
+    got = [[row, set_name, quality, seed,
+            {k: v for k, v in plain(changed(config), tmp_path).items()
+             if found["common"].get(k, object()) != v}]
+           for row, set_name, quality, seed, config in cells]
+    assert all(plain(changed(c[4]), tmp_path).items() >= found["common"].items() for c in cells)
+    by_row = lambda listing, row: [c for c in listing if c[0] == row]  # noqa: E731
+    for row in rows:  # one row at a time: a difference names its row
+        assert by_row(got, row) == by_row(found["cells"], row), row
+    assert got == found["cells"]  # and in the same order: the rows others read first
+
+
+def test_every_row_fits_the_starts_it_fitted(frozen, tmp_path, monkeypatch):
+    e, found = frozen
+    rows = [r for r in study.ROWS if r not in found["errors"]]
+    cells = study.cells(e, rows, found["seeds"], tmp_path)
+    fits = []
+
+    def fit_file(shards, rates, trunk, steps, out, **options):
+        fits.append(plain({"shards": shards, "rates": list(rates), "trunk": trunk,
+                           "steps": steps, "out": out, **options}, tmp_path))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"")
+
+    monkeypatch.setattr(study.latent_start, "fit_file", fit_file)
+    study.fit_task_hints(e, cells, tmp_path)
+    assert fits == found["fits"]
+
+
+def test_every_row_reads_the_rows_it_read_and_is_refused_where_it_was(frozen, tmp_path):
+    e, found = frozen
+    assert {row: study.reads(spec) for row, spec in study.ROWS.items()} == found["reads"]
+    for row, error in found["errors"].items():
+        with pytest.raises(ValueError) as refused:
+            study.cells(e, [row], 1, tmp_path)
+        assert str(refused.value) == error
