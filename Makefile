@@ -171,10 +171,10 @@ SELECTION_RUNS ?= runs/study-selection
 demo-selection: $(PY)  ## choose the demo's Comp. recipe on a selection set (docs/comp-study/selection.md)
 	$(PY) -m prep.datasets.synthetic --out $(SELECTION_DATA) --classes 6 --per-class 300 --size 256 \
 	  --max-mix 0.2 --fractions 0 0 1 --seed 2
-	$(PY) -m pipeline.study --experiment demo --data $(DEMO_DATA) --seeds 3 \
+	$(PY) -m research.study --experiment demo --data $(DEMO_DATA) --seeds 3 \
 	  --selection $(SELECTION_DATA) --runs $(SELECTION_RUNS) \
 	  --rows anchor2 transplant-res-lr-0.001 transplant-res transplant-anchor2-seed
-	$(PY) -m pipeline.selection $(SELECTION_RUNS)/demo-textures \
+	$(PY) -m research.selection $(SELECTION_RUNS)/demo-textures \
 	  --incumbent transplant-res-lr-0.001 --challengers transplant-res transplant-anchor2-seed
 
 # the photographs' recipe chosen by the same rule where no image is spare: k-fold cross-validation
@@ -189,11 +189,11 @@ FOLDS = $(shell seq 1 $(FOLDS_K))
 minc-selection: $(PY)  ## choose the photographs' Comp. recipe by k-fold cross-validation (docs/comp-study/selection.md)
 	$(PY) -m prep.datasets.folds $(MINC_SUBSET) --split 1 --k $(FOLDS_K) --seed 0 --out $(FOLDS_DATA)
 	for f in $(FOLDS); do \
-	  $(PY) -m pipeline.study --experiment minc-subset --data $(FOLDS_DATA) --split $$f --seeds 1 \
+	  $(PY) -m research.study --experiment minc-subset --data $(FOLDS_DATA) --split $$f --seeds 1 \
 	    --extra-test "" --runs $(FOLDS_RUNS) --rows anchor2 transplant-res transplant-res-up \
 	    || exit 1; \
 	done
-	$(PY) -m pipeline.selection $(foreach f,$(FOLDS),$(FOLDS_RUNS)/split$(f)/$(notdir $(FOLDS_DATA))) \
+	$(PY) -m research.selection $(foreach f,$(FOLDS),$(FOLDS_RUNS)/split$(f)/$(notdir $(FOLDS_DATA))) \
 	  --incumbent transplant-res --challengers transplant-res-up
 
 ui: $(PY)  ## MLflow UI on http://127.0.0.1:5000 (the runs in mlflow.db)

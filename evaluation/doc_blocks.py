@@ -11,8 +11,8 @@ only, the reports' CSVs (docs/demo-report, docs/minc-subset-report) and the stud
 (docs/comp-study: the CSVs that docs/comp-study/sources.toml names, with what the runs do not
 say: the data set, the machine and precision, each row in a few words). The numbers are the
 project's own: the reports' BD-accuracy and verdicts (evaluation.bd, evaluation.verdicts),
-their Table 2 (evaluation.tables), and the study's BD as `python -m pipeline.study` computes it
-(pipeline.study.summary; tests/test_doc_blocks.py checks that the two agree).
+their Table 2 (evaluation.tables), and the study's BD as `python -m research.study` computes it
+(research.study.summary; tests/test_doc_blocks.py checks that the two agree).
 
     python -m evaluation.doc_blocks            # rewrite every block (make docs)
     python -m evaluation.doc_blocks --check    # exit 1 naming each stale block, by file and name
@@ -200,7 +200,7 @@ class Source:
 @dataclass(frozen=True)
 class Study:
     sources: dict[str, Source]
-    runs: dict[str, pd.DataFrame]  # per source: a row per run and set (pipeline.study's columns)
+    runs: dict[str, pd.DataFrame]  # per source: a row per run and set (research.study's columns)
     what: dict[str, str]  # what each row changes
     adopted: dict[str, list[str]]  # per experiment file, the (source, row) it adopted
 
@@ -210,8 +210,8 @@ def _bpp(frame: pd.DataFrame) -> dict[str, float]:
 
 
 def _rows(frame: pd.DataFrame, source: Source, bpp: dict[str, float]) -> pd.DataFrame:
-    """One file as pipeline.study's rows: a study.csv as it is; a pipeline's per-seed CSV its
-    decoded q<Q> runs as anchor2 and its latent runs as source.pipeline_row; pipeline.starts'
+    """One file as research.study's rows: a study.csv as it is; a pipeline's per-seed CSV its
+    decoded q<Q> runs as anchor2 and its latent runs as source.pipeline_row; research.starts'
     Top-1 (in %) each of source.weights as its row, the validation split as val_top1."""
     if "domain" in frame:
         rows = {DECODED.name: REFERENCE, LATENT.name: source.pipeline_row}
@@ -232,7 +232,7 @@ def _rows(frame: pd.DataFrame, source: Source, bpp: dict[str, float]) -> pd.Data
 
 @functools.cache
 def study(root: Path) -> Study:
-    """Every source of sources.toml with its runs, each file as pipeline.study's rows."""
+    """Every source of sources.toml with its runs, each file as research.study's rows."""
     spec = tomllib.loads((root / SOURCES).read_text())
     folder = root / STUDY
     sources, runs = {}, {}
@@ -247,7 +247,7 @@ def study(root: Path) -> Study:
             frames.append(frame[frame["row"] == REFERENCE].assign(file=source.anchor2_from))
         frame = pd.concat(frames, ignore_index=True).drop_duplicates(["row", "set", "seed"])
         frame["row"] = frame["row"].replace(source.rename)
-        # pipeline.starts' Top-1 has no image count: its starts are scored on the same split
+        # research.starts' Top-1 has no image count: its starts are scored on the same split
         frame["samples"] = frame["samples"].fillna(frame["samples"].dropna().iloc[0])
         sources[source.name], runs[source.name] = source, frame
     return Study(sources, runs, spec["rows"], spec.get("adopted", {}))

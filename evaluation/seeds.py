@@ -57,7 +57,7 @@ def over_seeds(results: pd.DataFrame) -> pd.DataFrame:
 class RowResult:
     """One row of a source on one metric (top1, val_top1, extra_top1): per set its mean over
     the seeds, their min and max and how many; the BD against the mean Anchor 2 curve with the
-    range of the per-seed BDs (each seed's curve against that mean): pipeline.study.summary."""
+    range of the per-seed BDs (each seed's curve against that mean): research.study.summary."""
 
     cells: dict[str, tuple[float, float, float, int]]
     seeds: int

@@ -68,8 +68,8 @@ def test_without_the_flip_training_crops_only():
 
 
 def test_a_flipped_latent_is_not_the_latent_of_the_flipped_image(minc_sample):
-    from evaluation.equivariance import measure
     from foundation.hyperprior import load_codec, read_weights_file
+    from research.equivariance import measure
 
     codec = load_codec(read_weights_file(DEMO_CODEC_Q4)).eval()
     images = sorted(minc_sample.rglob("*.jpg"))[::30]

@@ -13,7 +13,7 @@ import pytest
 from evaluation import doc_blocks, tables, verdicts
 from evaluation.doc_blocks import ROOT
 from foundation.sets import SetId
-from pipeline.study import summary
+from research.study import summary
 from trainer.domains import ANCHOR2, ANCHOR2_EQUAL, COMP
 
 
@@ -101,7 +101,7 @@ def test_an_indented_block_keeps_its_indent_and_the_page_width(tmp_path):
 
 
 def test_the_study_figures_are_pipeline_study_summarys():
-    """The study's cells and BDs as `python -m pipeline.study` prints them (its summary), for
+    """The study's cells and BDs as `python -m research.study` prints them (its summary), for
     every source, row and test set."""
     s = doc_blocks.study(ROOT)
     checked = 0

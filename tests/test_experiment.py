@@ -124,7 +124,7 @@ def test_a_comp_started_from_its_anchor2_gets_an_anchor2_of_equal_budget(tmp_pat
 
 
 def test_comps_own_learning_rate_reaches_every_comp_and_no_pixel_classifier(tmp_path):
-    from pipeline import study
+    from research import study
 
     e = experiment_from(["--experiment", "demo", "--latent-lr", "0.001", "--ablations",
                          "--every-rate"])

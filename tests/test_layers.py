@@ -9,7 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # lower first; a package may import its own modules and any package of a lower layer
-LAYERS = [("foundation",), ("prep", "trainer"), ("evaluation",), ("pipeline",), ("benchmarks",)]
+# research (the study and its tools) sits above the pipeline, beside the benchmarks: nothing on
+# the product path imports it
+LAYERS = [("foundation",), ("prep", "trainer"), ("evaluation",), ("pipeline",),
+          ("research", "benchmarks")]
 LAYER = {package: i for i, packages in enumerate(LAYERS) for package in packages}
 
 
@@ -42,6 +45,7 @@ GRAPH = project_graph()
 def test_the_graph_is_read():
     assert len(GRAPH) > 60
     assert "foundation.schema" in GRAPH["trainer.data"]  # an import the rule allows is seen
+    assert "pipeline.run" in GRAPH["research.study"]  # and the research floor is read
 
 
 @pytest.mark.parametrize("module", sorted(GRAPH))

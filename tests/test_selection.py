@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import selection
-from pipeline.study import HITS, RESULTS, SELECTION
+from research import selection
+from research.study import HITS, RESULTS, SELECTION
 
 SETS = {"q1": 0.2, "q4": 0.5, "q8": 1.1}
 IMAGES = {"test": 180, SELECTION: 1800}

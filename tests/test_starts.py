@@ -1,4 +1,4 @@
-"""`python -m pipeline.starts`: a start scored as it is and with its BatchNorm statistics
+"""`python -m research.starts`: a start scored as it is and with its BatchNorm statistics
 re-estimated on the training latents, every test image counted once per class; a transplant
 beside its teacher at two views."""
 
@@ -14,7 +14,8 @@ import torch
 
 from evaluation.predict import predict
 from foundation.sets import SetId
-from pipeline import experiment, starts
+from pipeline import experiment
+from research import starts
 from trainer import checkpoint, precision
 from trainer.backbone import write_start
 from trainer.config import TrainConfig

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import study
 from pipeline.experiment import load
+from research import study
 
 DEMO = load("demo")
 

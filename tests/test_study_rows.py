@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import study
 from pipeline.experiment import load
+from research import study
 from trainer.config import TrainConfig
 
 FROZEN = json.loads((Path(__file__).parent / "fixtures" / "study_rows.json").read_text())

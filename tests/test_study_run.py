@@ -13,10 +13,10 @@ import torch
 
 from evaluation.classifiers import read_classifier
 from foundation import storage
-from pipeline import study
 from pipeline.experiment import load
 from prep.datasets.folds import write_folds
 from prep.datasets.synthetic import write_dataset
+from research import study
 from trainer.train import TEST_RESULT
 
 DEMO = load("demo")

@@ -7,7 +7,7 @@ the train split, L2 chosen on the validation split) is trained on the train spli
 the test split. If the probe's Top-1 rises with the rate while the trained cResNet-39's does
 not, the classifier is short of learning, not of information.
 
-    python -m evaluation.probe data/demo-shards/demo-textures --qualities 1 4 8
+    python -m research.probe data/demo-shards/demo-textures --qualities 1 4 8
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def probe(directory) -> dict:
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m evaluation.probe", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m research.probe", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("shards", help="<out>/<dataset> written by prep")
     p.add_argument("--qualities", type=int, nargs="+", required=True)

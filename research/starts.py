@@ -10,7 +10,7 @@ first steps. A start on a trained pixel classifier's trunk (a transplant) is sho
 classifier, on the same images at its own view and at the view its fit showed it.
 docs/comp-study compares these with the fine-tuned Comp. and its Anchor 2.
 
-    python -m pipeline.starts runs/study/demo-textures/transplant-res/q4-seed0.pth \
+    python -m research.starts runs/study/demo-textures/transplant-res/q4-seed0.pth \
         --experiment demo [--shards DIR] [--extra DIR]
 """
 
@@ -136,7 +136,7 @@ def teacher_scores(teacher: Classifier, config: TrainConfig, roots: dict[str, tu
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m pipeline.starts", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m research.starts", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("starts", type=Path, nargs="+", help="start files (q<Q>[-seed<S>].pth)")
     p.add_argument("--experiment", default="demo",

@@ -10,7 +10,7 @@ energy, between
 - shift: y(x shifted by one cell, 16 px) and y(x) rolled by one cell (the wrapped column
   included, so this overstates the crop's error).
 
-    python -m evaluation.equivariance --codecs codecs/demo --images data/demo-textures/images
+    python -m research.equivariance --codecs codecs/demo --images data/demo-textures/images
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def table(codecs: Path, qualities: list[int], images: list[Path]) -> str:
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m evaluation.equivariance", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m research.equivariance", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--codecs", type=Path, required=True, help="a folder of codec-q<Q>.pth")
     p.add_argument("--images", type=Path, required=True, help="a folder of images (recursive)")

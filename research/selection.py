@@ -1,8 +1,8 @@
 """Choose a recipe on a selection set by a rule fixed before the runs, then read the test split.
 
-    python -m pipeline.study --experiment demo --seeds 3 --selection data/demo-selection \
+    python -m research.study --experiment demo --seeds 3 --selection data/demo-selection \
         --rows anchor2 transplant-res-lr-0.001 transplant-res transplant-anchor2-seed
-    python -m pipeline.selection runs/study/demo-textures --incumbent transplant-res-lr-0.001 \
+    python -m research.selection runs/study/demo-textures --incumbent transplant-res-lr-0.001 \
         --challengers transplant-res transplant-anchor2-seed
 
 The selection set is images of the task that no run trains on (`--selection` of the study: for
@@ -15,7 +15,7 @@ Where no image is spare (the photographs), k-fold cross-validation: one study a 
 prep.datasets.folds root (`--split F`), each fold's test split its held-out images, and their
 studies given together:
 
-    python -m pipeline.selection runs/study-folds/split{1,2,3}/minc-subset-folds \
+    python -m research.selection runs/study-folds/split{1,2,3}/minc-subset-folds \
         --incumbent transplant-res --challengers transplant-res-up
 
 The selection images are then every train and validation image of the source split, each scored
@@ -36,7 +36,7 @@ import pandas as pd
 from evaluation import bd
 from evaluation.report import EXTRA
 from foundation.cli import stage_main
-from pipeline.study import HITS, RESULTS, SELECTION
+from research.study import HITS, RESULTS, SELECTION
 
 REFERENCE = "anchor2"
 RULE = ("**The rule, fixed before the runs.** Each row is trained with the same seeds at every "
@@ -182,7 +182,7 @@ def markdown(decision: Decision, results: pd.DataFrame, hits: pd.DataFrame,
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.selection", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m research.selection", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("studies", type=Path, nargs="+", metavar="study",
                    help=f"the study's output folder ({RESULTS}, {HITS}); several: the studies "

@@ -3,12 +3,12 @@ trained with several seeds at every learned quality of an experiment, beside Anc
 with the same seeds; per cell the test Top-1 over the seeds (mean, min-max), per row the
 BD-accuracy against Anchor 2 and the wall time of its runs.
 
-    python -m pipeline.study --experiment demo --rows anchor2 baseline log-sigma --seeds 3
+    python -m research.study --experiment demo --rows anchor2 baseline log-sigma --seeds 3
 
 Each run is the trainer itself (torchrun, the preset's recipe with the row's changes), in
 runs/study/<dataset>/<row>/<set>/seed<k>; a run with its test result is skipped, so the study
 resumes. The trainer's test result is the report's (one classifier, one test accuracy). Rows:
-`python -m pipeline.study --list`.
+`python -m research.study --list`.
 
 `--split F` runs split F of the data (MINC-2500's layout) with its own shards and runs, as
 python -m pipeline keeps several splits apart (<out>/split<F>, <runs>/split<F>/<dataset>): one
@@ -527,7 +527,7 @@ def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: b
 
 @stage_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.study", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m research.study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", default="demo", metavar="NAME|FILE",
                    help="the recipe the rows change (experiments/ or a TOML file)")
@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--selection", default=None, metavar="DATA",
                    help="a set of images never trained on (all in its test split, e.g. "
                    "synthetic textures of another seed) that every run is also scored on: "
-                   "what python -m pipeline.selection chooses rows on")
+                   "what python -m research.selection chooses rows on")
     p.add_argument("--tables", type=Path, default=None, metavar="FOLDER",
                    help=f"write FOLDER's {TABLES} again from its {RESULTS} and {PER_CLASS} "
                    "(a committed study's; the experiment names its evaluation-only set)")
@@ -600,7 +600,7 @@ def write_tables(results: pd.DataFrame, classes: pd.DataFrame, out: Path,
     table = summary(results) + "\n\nValidation Top-1 (what a recipe is chosen on):\n\n" + \
         summary(results, "val_top1")
     if f"{SELECTION}_top1" in results:
-        table += ("\n\nOn the selection set (never trained on; what python -m pipeline.selection "
+        table += ("\n\nOn the selection set (never trained on; what python -m research.selection "
                   "chooses on):\n\n" + summary(results, f"{SELECTION}_top1"))
     if "extra_top1" in results and results["extra_top1"].notna().any():
         table += (f"\n\nOn the evaluation-only set {extra_label} (its test split):\n\n"
