@@ -3,10 +3,12 @@ read into the frozen Experiment that the pipeline and the study run.
 
 TOML because it is the format of pyproject.toml, read by the standard library (tomllib) and
 written with tomli-w. The keys are Experiment's fields; a list is a tuple; `""` is none (an
-optional folder or count not set); a key left out keeps its base's value. `base = "demo"` (a
-name in experiments/ or a file, relative to the one that names it) starts from another
-experiment, else the start is Experiment()'s defaults, the paper's recipe. An unknown key or a
-value of the wrong type is one line naming the file and the key.
+optional folder or count not set); a key left out keeps its base's value. `base = "demo"` (the
+name of a file beside the one that names it or in experiments/, or a file relative to it)
+starts from another experiment, else the start is Experiment()'s defaults, the paper's recipe.
+`description = "..."` says what the file is, for a listing; it is not inherited. An unknown key
+or a value of the wrong type is one line naming the file and the key. The study's rows
+(research/rows/) are such files too, overlays of the experiment the study runs (chain).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from trainer.transforms import PAPER_SIZES
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SUFFIX = ".toml"
 BASE = "base"
+DESCRIPTION = "description"
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,10 @@ def names() -> list[str]:
 def find(name: str | Path, relative_to: Path | None = None) -> Path:
     """The file of an experiment: a path to a file, or the name of one in experiments/."""
     path = Path(name)
-    if not path.is_absolute() and relative_to is not None and (relative_to / path).is_file():
-        path = relative_to / path
+    if not path.is_absolute() and relative_to is not None:
+        beside = next((p for p in (relative_to / path, relative_to / f"{name}{SUFFIX}")
+                       if p.is_file()), None)
+        path = beside or path
     if path.is_file():
         return path
     if path.suffix != SUFFIX and (EXPERIMENTS / f"{name}{SUFFIX}").is_file():
@@ -133,8 +138,19 @@ def find(name: str | Path, relative_to: Path | None = None) -> Path:
                      f"(experiments/)")
 
 
-def load(name: str | Path, relative_to: Path | None = None, _seen: tuple = ()) -> Experiment:
+def load(name: str | Path, relative_to: Path | None = None) -> Experiment:
     """The Experiment a file describes (its base first, then its own keys)."""
+    e = Experiment()
+    for path, table in chain(name, relative_to):
+        e = replace(e, **values(table, path))
+    return e
+
+
+def chain(name: str | Path, relative_to: Path | None = None, _seen: tuple = ()
+          ) -> list[tuple[Path, dict]]:
+    """The files an experiment is read from, the root of its base chain first, each with its
+    TOML table less `base`: what load() folds into an Experiment, and what a reader of further
+    tables (the study's rows) reads."""
     path = find(name, relative_to)
     if path.resolve() in _seen:
         raise ValueError(f"{path}: its {BASE} chain comes back to itself")
@@ -145,14 +161,19 @@ def load(name: str | Path, relative_to: Path | None = None, _seen: tuple = ()) -
     base = table.pop(BASE, None)
     if base is not None and not isinstance(base, str):
         raise ValueError(f"{path}: {BASE} = {base!r}: give an experiment's name or file")
-    start = load(base, path.parent, (*_seen, path.resolve())) if base else Experiment()
-    return replace(start, **values(table, path))
+    below = chain(base, path.parent, (*_seen, path.resolve())) if base else []
+    return [*below, (path, table)]
 
 
 def values(table: dict, where: Path | str) -> dict:
-    """The fields a TOML table sets, checked against Experiment's types."""
+    """The fields a TOML table sets, checked against Experiment's types (its description
+    aside)."""
     found = {}
     for key, value in table.items():
+        if key == DESCRIPTION:
+            if not isinstance(value, str):
+                raise ValueError(f"{where}: {DESCRIPTION} = {value!r}: give a string")
+            continue
         if key not in FIELDS:
             raise ValueError(f"{where}: unknown key {key!r}; the keys are {', '.join(FIELDS)}")
         found[key] = _checked(key, value, where)

@@ -5,7 +5,8 @@ BD-accuracy against Anchor 2 and the wall time of its runs.
 
     python -m research.study --experiment demo --rows anchor2 baseline log-sigma --seeds 3
 
-Each run is the trainer itself (torchrun, the preset's recipe with the row's changes), in
+Each run is the trainer itself (torchrun, the experiment's recipe with the row's changes:
+research/rows/<row>.toml, an experiment file over it; Row), in
 runs/study/<dataset>/<row>/<set>/seed<k>; a run with its test result is skipped, so the study
 resumes. The trainer's test result is the report's (one classifier, one test accuracy). Rows:
 `python -m research.study --list`.
@@ -21,7 +22,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,7 @@ import torch
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import read_classifier
 from evaluation.evaluate import Target, evaluate_target
+from evaluation.seeds import STUDY_REFERENCE as REFERENCE
 from evaluation.seeds import row_result, seeds_range
 from foundation import schema, storage
 from foundation.cli import stage_main
@@ -47,11 +49,12 @@ from pipeline.run import (
     prep_configs,
     train_configs,
     train_jobs,
+    transplanted,
 )
 from prep.datasets.listing import dataset_name
 from trainer import checkpoint, latent_start
 from trainer.config import TrainConfig
-from trainer.domains import DECODED, LATENT, ORIGINAL
+from trainer.domains import COMP, METHOD_ORDER
 from trainer.models import initial_state
 from trainer.train import TEST_RESULT
 
@@ -61,215 +64,132 @@ HITS = "hits.parquet"  # per run, set, split and image: right or not
 TABLES = "study.md"  # the tables of RESULTS and PER_CLASS
 SELECTION = "selection"  # the selection set: its shards' folder, its split in the results
 TRUNK_LAYERS = ("layer2", "layer3", "layer4")
+ROWS_FOLDER = Path(__file__).resolve().parent / "rows"
+TRAINER_TABLE, ROW_TABLE = "trainer", "row"  # a row file's tables beside its experiment keys
+TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
+ROW_KEYS = {"trains": str, "transplant_seed": int}
+# what each of the study's fits reads: rows that change none of it after a row share its file
+HINT_READS = {"latent_init", "latent_hint_steps", "latent_adapter", "latent_resize", "latent_crop"}
+TRANSPLANT_READS = HINT_READS | {"transplant_steps", "transplant_seed"}
+TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
 
 
 @dataclass(frozen=True)
 class Row:
-    """One variant: the domain it trains and the TrainConfig fields it changes ({q}: the
-    quality, {seed}: the run's seed, {runs}: the study's run folder of the dataset,
-    {latent_init}: the experiment's latent_init)."""
+    """One variant: the study's experiment with the changes of rows/<name>.toml, its base chain
+    first (pipeline/experiment.py reads it). `changes`: the Experiment fields it sets, which
+    reach the trainer as the pipeline gives them (train_configs), the fits included
+    (latent_hint_steps, transplant_steps). The file's [row] table: `trains`, which classifier
+    of that experiment the row trains (the paper's name: Anchor 2, Comp. (every rate), ...;
+    Comp. by default), and `transplant_seed`, the seed of the Anchor 2 that every seed's Comp.
+    is carried from (the run's own otherwise). Its [trainer] table: TrainConfig fields an
+    experiment cannot say, since the pipeline gives every classifier the same, set last
+    ({runs}: the study's run folder of the dataset, {q}: the quality, {seed}: the run's seed;
+    {runs}/<row>/.../checkpoint.pth a trained run of another row, trained first)."""
 
+    name: str
     what: str
-    domain: str = LATENT.name
-    changes: tuple[tuple[str, object], ...] = ()
-    every_rate: bool = False  # one classifier on every quality's latents, evaluated on each
-    hint_steps: int = 0  # >0: its init, latent_init fitted on the task's latents (task_hint_job)
-    # with hint_steps: the fit's teacher and trunk ({runs}, {q}), one fit per quality on that
-    # quality's latents, its branches starting from the fitted start of the row hint_from
-    hint_teacher: str = ""
+    changes: dict
+    trainer: dict
+    trains: str = COMP
+    transplant_seed: int | None = None
+    # the rows whose fitted starts it reads: the last of its chain to change what each fit reads
     hint_from: str = ""
+    transplant_from: str = ""
 
-    def config(self, base: TrainConfig, quality: int, runs: Path, latent_init: str
-               ) -> TrainConfig:
-        fields = {k: v.format(q=quality, seed=base.seed, runs=runs, latent_init=latent_init)
-                  if isinstance(v, str) else v for k, v in self.changes}
-        return replace(base, **fields)
+    def recipe(self, e: Experiment) -> Experiment:
+        return replace(e, **self.changes, seeds=1)  # the study runs the seeds itself
+
+    def hint_file(self, runs: Path) -> Path:
+        """The latent start fitted on the task's latents, every quality pooled."""
+        return runs / f"{self.hint_from}.pth"
+
+    def transplant_file(self, runs: Path, quality: int, seed: int) -> Path:
+        """The start carried from the Anchor 2 of the quality (and of the seed)."""
+        name = f"q{quality}" + ("" if self.transplant_seed is not None else f"-seed{seed}")
+        return runs / self.transplant_from / f"{name}.pth"
+
+    def teacher_seed(self, seed: int) -> int:
+        return seed if self.transplant_seed is None else self.transplant_seed
+
+    def config(self, config: TrainConfig, e: Experiment, runs: Path) -> TrainConfig:
+        """A run of this row from its recipe's classifier (seed set): Comp. started from the
+        study's own files and runs (the pipeline keeps its own elsewhere), then the trainer
+        fields."""
+        quality, seed = config.quality, config.seed
+        if transplanted(config) and e.transplant_steps:
+            config = replace(config, init=str(self.transplant_file(runs, quality, seed)))
+        elif config.reader.latent and e.latent_hint_steps:
+            config = replace(config, init=str(self.hint_file(runs)))
+        if config.reader.latent and not config.rates and e.distill:  # taught and started
+            teacher = trained(REFERENCE).format(runs=runs, q=quality, seed=seed)
+            config = replace(config, distill=teacher, init=teacher)
+        return replace(config, **{k: v.format(runs=runs, q=quality, seed=seed)
+                                  if isinstance(v, str) else v for k, v in self.trainer.items()})
+
+    @property
+    def reads_latent_init(self) -> bool:
+        """Whether its Comp. trains from the experiment's latent start as it is (latent-hint):
+        it keeps latent_init, fits nothing and names no start of its own."""
+        return (self.trains == COMP and "latent_init" not in self.changes
+                and not self.changes.get("latent_hint_steps")
+                and not self.changes.get("transplant_steps") and "init" not in self.trainer)
+
+
+def read_row(name: str) -> Row:
+    """rows/<name>.toml and its base chain as a Row."""
+    changes, trainer, keys, owners = {}, {}, {}, {}
+    chain = experiment_file.chain(ROWS_FOLDER / f"{name}{experiment_file.SUFFIX}")
+    for path, table in chain:
+        table = dict(table)
+        trainer |= _checked(table.pop(TRAINER_TABLE, {}), TRAIN_FIELDS, path, TRAINER_TABLE)
+        row = _checked(table.pop(ROW_TABLE, {}), ROW_KEYS, path, ROW_TABLE)
+        keys |= row
+        own = experiment_file.values(table, path)
+        changes |= own
+        for fit, reads in (("hint_from", HINT_READS), ("transplant_from", TRANSPLANT_READS)):
+            if reads & (own.keys() | row.keys()):
+                owners[fit] = path.stem
+    path, table = chain[-1]
+    what = table.get(experiment_file.DESCRIPTION)
+    if not what:
+        raise ValueError(f"{path}: a row says what it changes: description = \"...\"")
+    if keys.get("trains", COMP) not in METHOD_ORDER:
+        raise ValueError(f"{path}: [{ROW_TABLE}] trains = {keys['trains']!r}: give one of "
+                         f"{', '.join(METHOD_ORDER)}")
+    return Row(name, what, changes, trainer, **keys, **owners)
+
+
+def _checked(table: dict, known, path: Path, name: str) -> dict:
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ValueError(f"{path}: [{name}] {', '.join(unknown)}: the keys are "
+                         f"{', '.join(sorted(known))}")
+    if isinstance(known, dict):  # the [row] table's own types
+        for key, value in table.items():
+            if type(value) is not known[key]:
+                raise ValueError(f"{path}: [{name}] {key} = {value!r}: give a "
+                                 f"{known[key].__name__}")
+    return table
 
 
 def trained(row: str, set_name: str = "q{q}", seed: int | str = "{seed}") -> str:
-    """A row's trained classifier as a Row field names it: run_folder's checkpoint."""
+    """A row's trained classifier as a [trainer] field names it: run_folder's checkpoint."""
     return f"{{runs}}/{row}/{set_name}/seed{seed}/{checkpoint.CHECKPOINT}"
 
 
-ANCHOR2_OF_SEED = trained("anchor2")
-ANCHOR2_SEED0 = trained("anchor2", seed=0)
-
-
-def transplant_row(what: str, starts: str, hint_from: str, *changes: tuple) -> Row:
-    """A row started from hint_from's start fitted further, for 300 steps, to the Anchor 2 of
-    the quality and the run's own seed (one start a quality and seed, in {runs}/<starts>/)."""
-    return Row(what, changes=(("init", f"{{runs}}/{starts}/q{{q}}-seed{{seed}}.pth"), *changes),
-               hint_steps=300, hint_teacher=ANCHOR2_OF_SEED, hint_from=hint_from)
-
-
-LATENT_UP = (("latent_resize", 32), ("latent_crop", 28))  # 2x the cells: the paper's 23 -> 32
-# the Anchor 2 of the run's quality and seed a teacher of soft targets alone (no conv_2x hint)
-SOFT_TARGETS = (("distill", ANCHOR2_OF_SEED), ("distill_weight", 0.0), ("kd_weight", 1.0))
-TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
-LATENT_START = "latent-start-q4.pth"  # docs/comp-study/README.md says how it is made
-ROWS = {
-    "anchor2": Row("Anchor 2: ResNet-50 on the decoded images (the reference)", DECODED.name),
-    "anchor3": Row("Anchor 3: ResNet-50 on the original images", ORIGINAL.name),
-    "baseline": Row("Comp. from the pixel start (y_hat and sigma_hat, crop 14 of 16, the "
-                    "procedural trunk, fresh latent branches): what each row changes"),
-    "log-sigma": Row("log(sigma_hat) at the input", changes=(("latent_sigma", "log"),)),
-    "trunk-none": Row("the trunk from random weights", changes=(("init", "none"),)),
-    "trunk-anchor3": Row("the trunk from the trained Anchor 3 (seed 0)",
-                         changes=(("init", trained("anchor3", "original", 0)),)),
-    "trunk-anchor2": Row("the trunk from the trained Anchor 2 of the same quality (seed 0)",
-                         changes=(("init", ANCHOR2_SEED0),)),
-    "latent-whole": Row("the whole latent (16 of 16, no crop)",
-                        changes=(("latent_resize", 16), ("latent_crop", 16))),
-    "latent-up": Row("the latent upsampled 2x, then cropped (32, crop 28, as the paper's 23 "
-                     "-> 32)", changes=LATENT_UP),
-    "latent-no-flip": Row("no random flip of the latent in training (a flipped latent is "
-                          "not the latent of the flipped image)",
-                          changes=(("no_latent_flip", True),)),
-    "epochs-10": Row("10 epochs instead of 6 (lr /10 after 7): about Anchor 2's wall time",
-                     changes=(("epochs", 10), ("lr_steps", (7,)))),
-    "adapter-se": Row("a channel attention (squeeze and excitation) between the branches and "
-                      "the trunk", changes=(("latent_adapter", "se"),)),
-    "adapter-se-anchor2": Row("the channel attention, the trunk from the trained Anchor 2 "
-                              "(the follow-up's adaptation)",
-                              changes=(("latent_adapter", "se"),
-                                       ("init", ANCHOR2_SEED0))),
-    "distill": Row("the trained Anchor 2 of the same quality and seed as teacher: its conv_2x "
-                   "map on the decoded image a hint for the latent branches (trainer.distill)",
-                   changes=(("distill", ANCHOR2_OF_SEED),)),
-    "distill-anchor2": Row("the hint, and the trunk from that same Anchor 2 (the follow-up's "
-                           "adaptation from pixel-domain weights, our way)",
-                           changes=(("distill", ANCHOR2_OF_SEED), ("init", ANCHOR2_OF_SEED))),
-    "fresh-lr-10": Row("the tensors --init did not fill (latent branches, fc) at 10x the "
-                       "learning rate", changes=(("fresh_lr", 10.0),)),
-    "anchor2-fresh-stem": Row("Anchor 2 with its stem and conv_2x fresh, the trunk alone from "
-                              "the procedural start, as Comp. starts (is the gap the latent, or "
-                              "the pretrained stem Comp. lacks?)", DECODED.name,
-                              changes=(("init", "{runs}/" + TRUNK_START),)),
-    "latent-start": Row("every tensor but the fc from a cResNet-39 pretrained on the latents "
-                        "of the procedural corpus (coded at q4): the latent branches start "
-                        "trained, as the pixel classifiers' stem does",
-                        changes=(("init", "{runs}/" + LATENT_START),)),
-    "latent-hint": Row("the latent branches fitted, without labels, to the procedural "
-                       "backbone's conv_2x on the procedural corpus (trainer.latent_start), "
-                       "the trunk the procedural one: the pixel start carried to the latent "
-                       "(the experiment's latent_init)", changes=(("init", "{latent_init}"),)),
-    "latent-hint-epochs-10": Row("latent-hint's start and 10 epochs (lr /10 after 7)",
-                                 changes=(("init", "{latent_init}"), ("epochs", 10),
-                                          ("lr_steps", (7,)))),
-    "latent-hint-task": Row("latent-hint's start fitted further, without labels, on the "
-                            "task's own training latents (every quality pooled, 1,000 steps "
-                            "as the corpus fit): the branches meet the task's images before "
-                            "its labels", changes=(("init", "{runs}/latent-hint-task.pth"),),
-                            hint_steps=1000),
-    "latent-hint-task-epochs-10": Row("latent-hint-task's start and 10 epochs (lr /10 after 7)",
-                                      changes=(("init", "{runs}/latent-hint-task.pth"),
-                                               ("epochs", 10), ("lr_steps", (7,))),
-                                      hint_steps=1000),
-    "latent-hint-task-3000": Row("latent-hint-task with 3,000 fitting steps",
-                                 changes=(("init", "{runs}/latent-hint-task-3000.pth"),),
-                                 hint_steps=3000),
-    "latent-hint-task-500": Row("latent-hint-task with 500 fitting steps",
-                                changes=(("init", "{runs}/latent-hint-task-500.pth"),),
-                                hint_steps=500),
-    "latent-hint-task-300": Row("latent-hint-task with 300 fitting steps (what the demo's "
-                                "wall time can pay)",
-                                changes=(("init", "{runs}/latent-hint-task-300.pth"),),
-                                hint_steps=300),
-    "transplant-anchor2": Row("the trained Anchor 2 of the quality (seed 0) carried to the "
-                              "latent: latent-hint-task's branches fitted further, without "
-                              "labels, to its conv_2x on that quality's training latents "
-                              "(300 steps), under its trunk and fc",
-                              changes=(("init", "{runs}/transplant-anchor2/q{q}.pth"),),
-                              hint_steps=300, hint_teacher=ANCHOR2_SEED0,
-                              hint_from="latent-hint-task"),
-    "transplant-anchor2-seed": transplant_row("transplant-anchor2 with the Anchor 2 of the "
-                                              "quality and the run's own seed, one fit a run "
-                                              "(the demo's recipe: transplant_steps)",
-                                              "transplant-anchor2-seed", "latent-hint-task"),
-    "transplant-kd": transplant_row("transplant-anchor2-seed, and that Anchor 2's class "
-                                    "probabilities (temperature 4) on the same view of the "
-                                    "decoded image a target beside the labels in fine-tuning "
-                                    "(Hinton et al.'s distillation, weight 1)",
-                                    "transplant-anchor2-seed", "latent-hint-task",
-                                    *SOFT_TARGETS),
-    "latent-hint-task-res": Row("latent-hint-task with the residual adapter (two conv_2x "
-                                "bottleneck blocks after the branches), fitted with them",
-                                changes=(("init", "{runs}/latent-hint-task-res.pth"),
-                                         ("latent_adapter", "res")), hint_steps=1000),
-    "transplant-res": transplant_row("transplant-anchor2-seed with the residual adapter: "
-                                     "latent-hint-task-res's branches and adapter fitted to the "
-                                     "Anchor 2 of the quality and seed", "transplant-res",
-                                     "latent-hint-task-res", ("latent_adapter", "res")),
-    "transplant-res-lr-0.001": transplant_row("transplant-res fine-tuned at a tenth of the "
-                                              "learning rate (0.001): the start already "
-                                              "classifies, keep what it carries",
-                                              "transplant-res", "latent-hint-task-res",
-                                              ("latent_adapter", "res"), ("lr", 0.001)),
-    "transplant-res-epochs-18": transplant_row("transplant-res trained 18 epochs instead of 6 "
-                                               "(lr /10 after 12): on the photographs a Comp. "
-                                               "run costs a third of an Anchor 2 run, so this "
-                                               "is about Anchor 2's wall time",
-                                               "transplant-res", "latent-hint-task-res",
-                                               ("latent_adapter", "res"), ("epochs", 18),
-                                               ("lr_steps", (12,))),
-    "transplant-res-kd": transplant_row("transplant-res, and its Anchor 2's soft targets as "
-                                        "transplant-res-up-kd's, on the view the 14-of-16 "
-                                        "latent is cut to: half the scale that Anchor 2 was "
-                                        "trained at on the photographs", "transplant-res",
-                                        "latent-hint-task-res", ("latent_adapter", "res"),
-                                        *SOFT_TARGETS),
-    "latent-hint-task-res-up": Row("latent-hint-task-res on the latent upsampled 2x (32, crop "
-                                   "28): the teacher's view is the pixel classifiers' (4 pixels "
-                                   "a latent cell)",
-                                   changes=(("init", "{runs}/latent-hint-task-res-up.pth"),
-                                            ("latent_adapter", "res"), *LATENT_UP),
-                                   hint_steps=1000),
-    "transplant-res-up": transplant_row("transplant-res on the latent upsampled 2x (32, crop 28): "
-                                        "its Anchor 2's conv_2x at the scale that Anchor 2 was "
-                                        "trained at, where the photographs' 14 of 16 cells are "
-                                        "a 56-pixel view of its 112-pixel input",
-                                        "transplant-res-up", "latent-hint-task-res-up",
-                                        ("latent_adapter", "res"), *LATENT_UP),
-    "transplant-res-up-lr-0.001": transplant_row("transplant-res-up fine-tuned at a tenth of "
-                                                 "the learning rate (0.001): a start that "
-                                                 "carries its Anchor 2 needs less changing",
-                                                 "transplant-res-up", "latent-hint-task-res-up",
-                                                 ("latent_adapter", "res"), *LATENT_UP,
-                                                 ("lr", 0.001)),
-    "transplant-res-up-kd": transplant_row("transplant-res-up, and its Anchor 2's class "
-                                           "probabilities (temperature 4) on the decoded "
-                                           "image's view at that Anchor 2's own scale a target "
-                                           "beside the labels (transplant-kd's distillation, "
-                                           "weight 1)", "transplant-res-up",
-                                           "latent-hint-task-res-up", ("latent_adapter", "res"),
-                                           *LATENT_UP, *SOFT_TARGETS),
-    "latent-hint-task-up-res": Row("latent-hint-task-res with a learned 2x upsampling before "
-                                   "the adapter's blocks (adapter up-res), on the latent as it "
-                                   "is (16, crop 14): the teacher's view is the pixel "
-                                   "classifiers' (8 pixels a latent cell)",
-                                   changes=(("init", "{runs}/latent-hint-task-up-res.pth"),
-                                            ("latent_adapter", "up-res")), hint_steps=1000),
-    "transplant-up-res": transplant_row("transplant-res-up with the upsampling learned: the "
-                                        "trunk reads 28 cells as there, made by a stride-2 "
-                                        "transposed convolution from the 14 latent cells, each "
-                                        "sub-cell by its own weights, instead of bilinear "
-                                        "upsampling before the branches",
-                                        "transplant-up-res", "latent-hint-task-up-res",
-                                        ("latent_adapter", "up-res")),
-    "every-rate": Row("one classifier for every rate: trained on the latents of every quality "
-                      "together (3x the steps of one quality's), evaluated on each",
-                      every_rate=True),
-    "y-only": Row("y_hat alone (the ablation)", changes=(("inputs", "y"),)),
-    "sigma-only": Row("sigma_hat alone (the ablation)", changes=(("inputs", "sigma"),)),
-}
+ROWS = {name: read_row(name) for name in sorted(p.stem for p in ROWS_FOLDER.glob("*.toml"))}
 
 
 def reads(spec: Row) -> list[str]:
     """The rows whose trained classifiers `spec` reads, as a start or a teacher: those whose
-    checkpoint (`trained`) a change or its hint_teacher names."""
-    paths = [v for _, v in spec.changes if isinstance(v, str)] + [spec.hint_teacher]
-    return sorted({p.split("/")[1] for p in paths
-                   if p.startswith("{runs}/") and p.endswith("/" + checkpoint.CHECKPOINT)})
+    checkpoint (`trained`) a trainer field names, and Anchor 2 where Comp. is carried from it
+    (transplant_steps) or taught by it (distill)."""
+    paths = [v for v in spec.trainer.values() if isinstance(v, str)]
+    named = {p.split("/")[1] for p in paths
+             if p.startswith("{runs}/") and p.endswith("/" + checkpoint.CHECKPOINT)}
+    teacher = spec.changes.get("transplant_steps") or spec.changes.get("distill")
+    return sorted(named | ({REFERENCE} if teacher else set()))
 
 
 READ_BY_OTHERS = frozenset(r for spec in ROWS.values() for r in reads(spec))  # trained first
@@ -280,16 +200,10 @@ def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
 
 
 def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]:
-    """(row, set name, quality, seed, TrainConfig) of every run, dependencies first."""
+    """(row, set name, quality, seed, TrainConfig) of every run, dependencies first: per row its
+    recipe's classifier of the kind it trains, at each learned quality (learned sets only)."""
     out = storage.location(e.out)
-    # every latent row starts where the baseline does, from the pixel start (init), whatever
-    # start, adapter and learning rate the preset gives Comp. (latent_init, latent_adapter,
-    # latent_lr): one baseline for every row and preset
-    base = {c.domain: c if c.domain != LATENT.name else replace(c, init=e.init,
-                                                                latent_adapter="none", lr=e.lr)
-            for c in train_configs(e, out, runs, "study")
-            if c.inputs == "both" and c.codec == LEARNED and not c.equal_budget}
-    hinted = [r for r in rows if ("init", "{latent_init}") in ROWS[r].changes]
+    hinted = [r for r in rows if ROWS[r].reads_latent_init]
     if hinted and not e.latent_init:
         raise ValueError(f"rows {', '.join(hinted)}: the experiment has no latent_init (the "
                          f"latent start they read); set it, e.g. to a `make latent-hint` file")
@@ -297,17 +211,16 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
     found = []
     for row in ordered:
         spec = ROWS[row]
-        qualities = ((None,) if spec.domain == ORIGINAL.name else
-                     e.qualities[:1] if spec.every_rate else e.qualities)
-        for quality in qualities:
+        recipe = spec.recipe(e)
+        for config in train_configs(recipe, out, runs, "study"):
+            if config.method != spec.trains or config.codec != LEARNED:
+                continue
             for seed in range(seeds):
-                rates = e.qualities if spec.every_rate else ()
-                config = spec.config(replace(base[spec.domain], quality=quality, seed=seed,
-                                             rates=rates), quality, runs, e.latent_init)
-                set_name = Path(config.run_name).name  # q4, or q1+4+8 for every rate
+                run = spec.config(replace(config, seed=seed), recipe, runs)
+                set_name = Path(run.run_name).name  # q4, or q1+4+8 for every rate
                 folder = run_folder(runs, row, set_name, seed)
-                found.append((row, set_name, quality, seed,
-                              replace(config, out=str(folder), experiment=f"study-{row}")))
+                found.append((row, set_name, run.quality, seed,
+                              replace(run, out=str(folder), experiment=f"study-{row}")))
     return found
 
 
@@ -446,43 +359,36 @@ def write_trunk_start(init: str, path: Path) -> None:
 
 
 def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
-    """Each task-hint row's start that is not there yet (trainer.latent_start: no label is
-    read), for the row's steps: the experiment's latent_init (as the pipeline: fresh branches
-    on the pixel start where it has none) fitted further to the pixel start's conv_2x on the
-    training latents of its qualities pooled; or, for a row with a
-    hint_teacher, per quality its hint_from row's branches fitted to that teacher's conv_2x on
-    the quality's latents, under the teacher's trunk."""
+    """Each fitted start a Comp. run needs that is not there yet (trainer.latent_start: no label
+    is read), as the pipeline fits its own: for the row's latent_hint_steps, its latent start
+    (latent_init, else fresh branches on the pixel start) fitted to the pixel start's conv_2x
+    on the training latents of its qualities pooled; for its transplant_steps, per quality
+    those branches fitted further to the conv_2x of that quality's trained Anchor 2 (the run's
+    seed's, or transplant_seed's) under its trunk. Each file goes under the row that made it
+    (Row.hint_file, Row.transplant_file), shared by the rows built on it."""
     shards = storage.join(e.out, e.dataset)
-
-    def fitted(row: str, quality: int | None = None, seed: int = 0) -> Path:
+    for row, _, quality, seed, config in all_cells:
+        if not config.reader.latent:
+            continue
         spec = ROWS[row]
-        path = Path(dict(spec.changes)["init"].format(runs=runs, q=quality, seed=seed))
-        if path.is_file():
-            return path
-        changes = dict(spec.changes)
+        recipe = spec.recipe(e)
         shape = {"arithmetic": e.precision,  # the adapter is fitted with the branches
-                 "adapter": changes.get("latent_adapter", "none"),
-                 "latent_resize": changes.get("latent_resize", e.latent_resize),
-                 "latent_crop": changes.get("latent_crop", e.latent_crop)}
-        if not spec.hint_teacher:
-            latent_start.fit_file(shards, e.qualities, latent_start_of(e), spec.hint_steps,
-                                  path, **shape)
-            return path
-        teacher = Path(spec.hint_teacher.format(runs=runs, q=quality, seed=seed))
-        latent_start.fit_file(shards, (quality,), str(teacher), spec.hint_steps, path,
-                              teacher=teacher, branches=str(fitted(spec.hint_from)), seed=seed,
-                              **shape)
-        return path
-
-    def fit_of(row: str, quality: int | None, seed: int) -> tuple:
-        """The fit a run needs: one per row, per quality (a teacher), or per quality and seed
-        (a teacher of the run's seed)."""
-        spec = ROWS[row]
-        per_seed = "{seed}" in dict(spec.changes)["init"]
-        return row, quality if spec.hint_teacher else None, seed if per_seed else 0
-
-    for fit in dict.fromkeys(fit_of(c[0], c[2], c[3]) for c in all_cells if ROWS[c[0]].hint_steps):
-        fitted(*fit)
+                 "adapter": recipe.latent_adapter, "latent_resize": recipe.latent_resize,
+                 "latent_crop": recipe.latent_crop}
+        branches = latent_start_of(recipe)
+        if recipe.latent_hint_steps:
+            pooled = spec.hint_file(runs)
+            if not pooled.is_file():
+                latent_start.fit_file(shards, recipe.qualities, branches,
+                                      recipe.latent_hint_steps, pooled, **shape)
+            branches = str(pooled)
+        path = spec.transplant_file(runs, quality, seed)
+        if recipe.transplant_steps and not path.is_file():
+            teacher_seed = spec.teacher_seed(seed)
+            teacher = Path(trained(REFERENCE, seed=teacher_seed).format(runs=runs, q=quality))
+            latent_start.fit_file(shards, (quality,), str(teacher), recipe.transplant_steps,
+                                  path, teacher=teacher, branches=branches, seed=teacher_seed,
+                                  **shape)
 
 
 def selection_set(e: Experiment, data: str) -> Location:
@@ -561,8 +467,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="only the table of the runs that have finished (while a study runs)")
     args = p.parse_args(argv)
     if args.list:
+        width = max(map(len, ROWS))
         for name, row in ROWS.items():
-            print(f"{name:14} {row.what}")
+            print(f"{name:{width}} {row.what}")
         return 0
     e = experiment_file.load(args.experiment)
     if args.tables:  # the tables again from a study's own CSVs: nothing is run

@@ -54,6 +54,17 @@ def test_a_users_file_starts_from_its_base_and_sets_what_differs(tmp_path):
     assert mine == replace(load("minc-subset"), data="photos", extra_test=None, qualities=(4,),
                            lr=1.0, seeds=3, ablations=True)
     assert mine.dataset == "photos" and isinstance(mine.lr, float)
+    # a base by its name alone is the file of that name beside it before one in experiments/;
+    # a description says what a file is, changes nothing and is not inherited
+    (tmp_path / "demo.toml").write_text('base = "more"\ndescription = "fewer seeds"\nseeds = 2\n')
+    (tmp_path / "last.toml").write_text('base = "demo"\n')
+    assert load(tmp_path / "last.toml") == replace(mine, seeds=2)
+    files = experiment.chain(tmp_path / "demo.toml")
+    assert [(path.name, table) for path, table in files] == [
+        ("minc-subset.toml", dict(files[0][1])), ("mine.toml", {"data": "photos",
+         "extra_test": "", "qualities": [4], "lr": 1}),
+        ("more.toml", {"seeds": 3, "ablations": True}),
+        ("demo.toml", {"description": "fewer seeds", "seeds": 2})]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -66,6 +77,7 @@ def test_a_users_file_starts_from_its_base_and_sets_what_differs(tmp_path):
     ("codecs = 3", r"codecs = 3: give a string or \"\" for none"),
     ("base = 'nowhere'", r"experiment 'nowhere': no such file, nor one of demo, minc-subset"),
     ("lr = [", r"not TOML"),
+    ("description = 3", r"description = 3: give a string"),
 ])
 def test_a_wrong_file_is_one_line_naming_the_file_and_the_key(tmp_path, text, message):
     path = tmp_path / "wrong.toml"

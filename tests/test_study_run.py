@@ -31,8 +31,10 @@ def test_distillation_and_every_rate_run_and_are_scored(synthetic_small, tmp_pat
                 codecs=str(CODECS), epochs=1, max_steps=2, batch_size=8, resize=40, crop=32,
                 jpeg_qualities=(), loader_workers=1, shard_size=8, prep_workers=2)
     runs = tmp_path / "runs"
-    for row in ("latent-hint-task", "transplant-anchor2"):
-        monkeypatch.setitem(study.ROWS, row, replace(study.ROWS[row], hint_steps=3))
+    for row in ("latent-hint-task", "transplant-anchor2"):  # each fit 3 steps
+        spec = study.ROWS[row]
+        fits = {k: 3 for k in ("latent_hint_steps", "transplant_steps") if spec.changes.get(k)}
+        monkeypatch.setitem(study.ROWS, row, replace(spec, changes=spec.changes | fits))
     selection = write_dataset(tmp_path / "selection", classes=4, per_class=3, size=128, seed=5,
                               fractions=(0, 0, 1))
     results, classes, hits = study.run(e, ["distill-anchor2", "every-rate", "latent-hint-task",
