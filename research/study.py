@@ -22,7 +22,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -49,12 +49,11 @@ from pipeline.run import (
     prep_configs,
     train_configs,
     train_jobs,
-    transplanted,
 )
 from prep.datasets.listing import dataset_name
+from research.row import READ_BY_OTHERS, ROWS, reads, trained
 from trainer import checkpoint, latent_start
 from trainer.config import TrainConfig
-from trainer.domains import COMP, METHOD_ORDER
 from trainer.models import initial_state
 from trainer.train import TEST_RESULT
 
@@ -64,135 +63,7 @@ HITS = "hits.parquet"  # per run, set, split and image: right or not
 TABLES = "study.md"  # the tables of RESULTS and PER_CLASS
 SELECTION = "selection"  # the selection set: its shards' folder, its split in the results
 TRUNK_LAYERS = ("layer2", "layer3", "layer4")
-ROWS_FOLDER = Path(__file__).resolve().parent / "rows"
-TRAINER_TABLE, ROW_TABLE = "trainer", "row"  # a row file's tables beside its experiment keys
-TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
-ROW_KEYS = {"trains": str, "transplant_seed": int}
-# what each of the study's fits reads: rows that change none of it after a row share its file
-HINT_READS = {"latent_init", "latent_hint_steps", "latent_adapter", "latent_resize", "latent_crop"}
-TRANSPLANT_READS = HINT_READS | {"transplant_steps", "transplant_seed"}
 TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
-
-
-@dataclass(frozen=True)
-class Row:
-    """One variant: the study's experiment with the changes of rows/<name>.toml, its base chain
-    first (pipeline/experiment.py reads it). `changes`: the Experiment fields it sets, which
-    reach the trainer as the pipeline gives them (train_configs), the fits included
-    (latent_hint_steps, transplant_steps). The file's [row] table: `trains`, which classifier
-    of that experiment the row trains (the paper's name: Anchor 2, Comp. (every rate), ...;
-    Comp. by default), and `transplant_seed`, the seed of the Anchor 2 that every seed's Comp.
-    is carried from (the run's own otherwise). Its [trainer] table: TrainConfig fields an
-    experiment cannot say, since the pipeline gives every classifier the same, set last
-    ({runs}: the study's run folder of the dataset, {q}: the quality, {seed}: the run's seed;
-    {runs}/<row>/.../checkpoint.pth a trained run of another row, trained first)."""
-
-    name: str
-    what: str
-    changes: dict
-    trainer: dict
-    trains: str = COMP
-    transplant_seed: int | None = None
-    # the rows whose fitted starts it reads: the last of its chain to change what each fit reads
-    hint_from: str = ""
-    transplant_from: str = ""
-
-    def recipe(self, e: Experiment) -> Experiment:
-        return replace(e, **self.changes, seeds=1)  # the study runs the seeds itself
-
-    def hint_file(self, runs: Path) -> Path:
-        """The latent start fitted on the task's latents, every quality pooled."""
-        return runs / f"{self.hint_from}.pth"
-
-    def transplant_file(self, runs: Path, quality: int, seed: int) -> Path:
-        """The start carried from the Anchor 2 of the quality (and of the seed)."""
-        name = f"q{quality}" + ("" if self.transplant_seed is not None else f"-seed{seed}")
-        return runs / self.transplant_from / f"{name}.pth"
-
-    def teacher_seed(self, seed: int) -> int:
-        return seed if self.transplant_seed is None else self.transplant_seed
-
-    def config(self, config: TrainConfig, e: Experiment, runs: Path) -> TrainConfig:
-        """A run of this row from its recipe's classifier (seed set): Comp. started from the
-        study's own files and runs (the pipeline keeps its own elsewhere), then the trainer
-        fields."""
-        quality, seed = config.quality, config.seed
-        if transplanted(config) and e.transplant_steps:
-            config = replace(config, init=str(self.transplant_file(runs, quality, seed)))
-        elif config.reader.latent and e.latent_hint_steps:
-            config = replace(config, init=str(self.hint_file(runs)))
-        if config.reader.latent and not config.rates and e.distill:  # taught and started
-            teacher = trained(REFERENCE).format(runs=runs, q=quality, seed=seed)
-            config = replace(config, distill=teacher, init=teacher)
-        return replace(config, **{k: v.format(runs=runs, q=quality, seed=seed)
-                                  if isinstance(v, str) else v for k, v in self.trainer.items()})
-
-    @property
-    def reads_latent_init(self) -> bool:
-        """Whether its Comp. trains from the experiment's latent start as it is (latent-hint):
-        it keeps latent_init, fits nothing and names no start of its own."""
-        return (self.trains == COMP and "latent_init" not in self.changes
-                and not self.changes.get("latent_hint_steps")
-                and not self.changes.get("transplant_steps") and "init" not in self.trainer)
-
-
-def read_row(name: str) -> Row:
-    """rows/<name>.toml and its base chain as a Row."""
-    changes, trainer, keys, owners = {}, {}, {}, {}
-    chain = experiment_file.chain(ROWS_FOLDER / f"{name}{experiment_file.SUFFIX}")
-    for path, table in chain:
-        table = dict(table)
-        trainer |= _checked(table.pop(TRAINER_TABLE, {}), TRAIN_FIELDS, path, TRAINER_TABLE)
-        row = _checked(table.pop(ROW_TABLE, {}), ROW_KEYS, path, ROW_TABLE)
-        keys |= row
-        own = experiment_file.values(table, path)
-        changes |= own
-        for fit, reads in (("hint_from", HINT_READS), ("transplant_from", TRANSPLANT_READS)):
-            if reads & (own.keys() | row.keys()):
-                owners[fit] = path.stem
-    path, table = chain[-1]
-    what = table.get(experiment_file.DESCRIPTION)
-    if not what:
-        raise ValueError(f"{path}: a row says what it changes: description = \"...\"")
-    if keys.get("trains", COMP) not in METHOD_ORDER:
-        raise ValueError(f"{path}: [{ROW_TABLE}] trains = {keys['trains']!r}: give one of "
-                         f"{', '.join(METHOD_ORDER)}")
-    return Row(name, what, changes, trainer, **keys, **owners)
-
-
-def _checked(table: dict, known, path: Path, name: str) -> dict:
-    unknown = sorted(set(table) - set(known))
-    if unknown:
-        raise ValueError(f"{path}: [{name}] {', '.join(unknown)}: the keys are "
-                         f"{', '.join(sorted(known))}")
-    if isinstance(known, dict):  # the [row] table's own types
-        for key, value in table.items():
-            if type(value) is not known[key]:
-                raise ValueError(f"{path}: [{name}] {key} = {value!r}: give a "
-                                 f"{known[key].__name__}")
-    return table
-
-
-def trained(row: str, set_name: str = "q{q}", seed: int | str = "{seed}") -> str:
-    """A row's trained classifier as a [trainer] field names it: run_folder's checkpoint."""
-    return f"{{runs}}/{row}/{set_name}/seed{seed}/{checkpoint.CHECKPOINT}"
-
-
-ROWS = {name: read_row(name) for name in sorted(p.stem for p in ROWS_FOLDER.glob("*.toml"))}
-
-
-def reads(spec: Row) -> list[str]:
-    """The rows whose trained classifiers `spec` reads, as a start or a teacher: those whose
-    checkpoint (`trained`) a trainer field names, and Anchor 2 where Comp. is carried from it
-    (transplant_steps) or taught by it (distill)."""
-    paths = [v for v in spec.trainer.values() if isinstance(v, str)]
-    named = {p.split("/")[1] for p in paths
-             if p.startswith("{runs}/") and p.endswith("/" + checkpoint.CHECKPOINT)}
-    teacher = spec.changes.get("transplant_steps") or spec.changes.get("distill")
-    return sorted(named | ({REFERENCE} if teacher else set()))
-
-
-READ_BY_OTHERS = frozenset(r for spec in ROWS.values() for r in reads(spec))  # trained first
 
 
 def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import experiment
 from pipeline.experiment import load
 from research import study
 
@@ -65,14 +64,6 @@ def test_the_summary_gives_the_seed_spread_and_bd_against_anchor2():
     assert (low, high) == pytest.approx((-12.0, -8.0), abs=0.05)
     assert "[" not in table  # brackets are a 95% interval, never a range over seeds
     assert cells[4] == "3" and cells[5] == "40"
-
-
-def test_a_row_reads_the_runs_whose_checkpoints_it_names_not_the_starts_beside_them():
-    assert study.reads(study.ROWS["trunk-anchor3"]) == ["anchor3"]
-    # its start lies in transplant-res/, a fit beside that row's runs: only its teacher is read
-    assert study.reads(study.ROWS["transplant-res-lr-0.001"]) == ["anchor2"]
-    assert study.reads(study.ROWS["latent-hint-task"]) == []
-    assert study.READ_BY_OTHERS == {"anchor2", "anchor3"}
 
 
 def test_a_distilled_run_learns_from_the_anchor2_of_its_own_seed(tmp_path):
@@ -235,46 +226,8 @@ def test_a_committed_studys_tables_are_what_its_csvs_give(folder, experiment, tm
     assert (tmp_path / study.TABLES).read_text() == (committed / study.TABLES).read_text()
 
 
-def test_a_row_file_holds_what_it_changes_from_its_base():
-    """Each row's own keys (beyond its description) change what its base gives, so a row's file
-    reads as the difference that its name stands for."""
-    for name in study.ROWS:
-        *below, (path, table) = experiment.chain(study.ROWS_FOLDER / f"{name}.toml")
-        own = {k: v for k, v in table.items() if k != experiment.DESCRIPTION}
-        assert own or name in ("anchor2", "anchor3"), f"{name} changes nothing"
-        if not below:  # a change of the study's experiment itself
-            continue
-        base = study.ROWS[below[-1][0].stem]
-        given = base.changes | {study.TRAINER_TABLE: base.trainer, study.ROW_TABLE: {
-            "trains": base.trains, "transplant_seed": base.transplant_seed}}
-        for key, value in own.items():
-            if isinstance(value, dict):
-                same = {k for k, v in value.items() if given[key].get(k) == v}
-            else:
-                same = {key} if key in given and given[key] == experiment.values(
-                    {key: value}, path)[key] else set()
-            assert not same, f"{name} sets {same} as its base {base.name} has them"
-
-
 def test_the_rows_are_listed_with_what_each_changes(capsys):
     assert study.main(["--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == list(study.ROWS)
     assert listed[list(study.ROWS).index("log-sigma")].endswith(" log(sigma_hat) at the input")
-
-
-@pytest.mark.parametrize("text, message", [
-    ('latent_lr = 0.001\n', r"a row says what it changes: description = "),
-    ('description = "x"\n[trainer]\nlatent_sigmaa = "log"\n',
-     r"\[trainer\] latent_sigmaa: the keys are batch_size, codec,"),
-    ('description = "x"\n[row]\ntrains = 2\n', r"\[row\] trains = 2: give a str"),
-    ('description = "x"\n[row]\ntrains = "Anchor 4"\n', r"trains = 'Anchor 4': give one of Anch"),
-    ('description = "x"\nlatent_sigma = "log"\n', r"unknown key 'latent_sigma'"),
-])
-def test_a_wrong_row_file_is_one_line_naming_the_file_and_the_key(tmp_path, monkeypatch, text,
-                                                                  message):
-    monkeypatch.setattr(study, "ROWS_FOLDER", tmp_path)
-    (tmp_path / "wrong.toml").write_text(text)
-    with pytest.raises(ValueError, match=message) as caught:
-        study.read_row("wrong")
-    assert "\n" not in str(caught.value) and "wrong.toml" in str(caught.value)

@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.experiment import load
 from research import study
+from research.row import ROWS, reads
 from trainer.config import TrainConfig
 
 FROZEN = json.loads((Path(__file__).parent / "fixtures" / "study_rows.json").read_text())
@@ -44,7 +45,7 @@ def frozen(request):
 
 
 def test_the_rows_are_the_frozen_rows():
-    assert sorted(study.ROWS) == sorted(FROZEN["demo"]["reads"])
+    assert sorted(ROWS) == sorted(FROZEN["demo"]["reads"])
 
 
 def test_every_row_trains_the_runs_it_trained(frozen, tmp_path):
@@ -79,7 +80,7 @@ def test_every_row_fits_the_starts_it_fitted(frozen, tmp_path, monkeypatch):
 
 def test_every_row_reads_the_rows_it_read_and_is_refused_where_it_was(frozen, tmp_path):
     e, found = frozen
-    assert {row: study.reads(spec) for row, spec in study.ROWS.items()} == found["reads"]
+    assert {name: reads(spec) for name, spec in ROWS.items()} == found["reads"]
     for row, error in found["errors"].items():
         with pytest.raises(ValueError) as refused:
             study.cells(e, [row], 1, tmp_path)
