@@ -124,7 +124,8 @@ def names() -> list[str]:
 
 
 def find(name: str | Path, relative_to: Path | None = None) -> Path:
-    """The file of an experiment: a path to a file, or the name of one in experiments/."""
+    """The file of an experiment: a path to a file, or the name of one beside `relative_to`
+    (the file that names it as its base) or in experiments/."""
     path = Path(name)
     if not path.is_absolute() and relative_to is not None:
         beside = next((p for p in (relative_to / path, relative_to / f"{name}{SUFFIX}")
