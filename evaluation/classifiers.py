@@ -39,6 +39,9 @@ class Classifier:
     config: TrainConfig
     epoch: int  # epochs completed
     mlflow_run_id: str
+    # the precision its training resolved (fp32, bf16), which it is evaluated in; None: a
+    # checkpoint written before the trainer kept it
+    precision: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -56,7 +59,8 @@ class Classifier:
 def read_classifier(path: Path) -> Classifier:
     state = checkpoint.load(path)
     config = dict(state["config"], lr_steps=tuple(state["config"]["lr_steps"]))
-    return Classifier(path, TrainConfig(**config), state["epoch"] + 1, state["mlflow_run_id"])
+    return Classifier(path, TrainConfig(**config), state["epoch"] + 1, state["mlflow_run_id"],
+                      state.get("precision"))
 
 
 def find_classifiers(runs: str | Path) -> list[Classifier]:

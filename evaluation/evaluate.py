@@ -28,9 +28,8 @@ from evaluation.classifiers import Classifier, curve_name, find_classifiers, loa
 from evaluation.predict import predict
 from foundation import predictions, schema, storage
 from foundation.cli import stage_main
-from foundation.device import DEVICES, resolve_device
+from foundation.runtime import DEVICES, evaluation_precision, memory_format, resolve_device
 from foundation.sets import SetId
-from trainer import precision
 from trainer.data import ShardSet
 from trainer.domains import ANCHOR1, DECODED
 
@@ -134,12 +133,13 @@ def evaluate_target(target: Target, catalogue: Catalogue, split: str, out: Path,
         if found is not None:
             predictions.write(cache, found, sha256, shards)
     if found is None:
-        config = target.classifier.config
-        model = load_model(target.classifier, len(label_space), shard_set.latent_channels)
-        model = model.to(device, memory_format=precision.memory_format(device))
-        found = predict(model, shard_set, split, config.input_sizes, workers=workers,
+        classifier = target.classifier
+        model = load_model(classifier, len(label_space), shard_set.latent_channels)
+        model = model.to(device, memory_format=memory_format(device))
+        found = predict(model, shard_set, split, classifier.config.input_sizes, workers=workers,
                         desc=f"{target.method} {target.set_id}",
-                        arithmetic=precision.for_evaluation(config.precision, device))
+                        arithmetic=evaluation_precision(classifier.precision,
+                                                        classifier.config.precision, device))
         predictions.write(cache, found, sha256, shards)
     check_counts(found, shard_set, split, catalogue.manifest(shard_set))
     if names != label_space:

@@ -26,7 +26,7 @@ from evaluation.evaluate import CONFUSION, HITS, RESULTS, common_arguments, eval
 from evaluation.examples import gather_examples
 from foundation import storage
 from foundation.cli import stage_main
-from foundation.device import resolve_device
+from foundation.runtime import resolve_device
 from foundation.storage import Location
 from trainer.domains import ORIGINAL
 from trainer.latent_start import TRANSPLANT

@@ -33,6 +33,7 @@ from evaluation.evaluate import Target, evaluate_target
 from evaluation.seeds import row_result, seeds_range
 from foundation import schema, storage
 from foundation.cli import stage_main
+from foundation.runtime import torch_device
 from foundation.sets import LEARNED, SetId
 from foundation.storage import Location
 from pipeline import experiment as experiment_file
@@ -52,6 +53,7 @@ from prep.datasets.listing import dataset_name
 from trainer import checkpoint, latent_start
 from trainer.config import TrainConfig
 from trainer.domains import DECODED, LATENT, ORIGINAL
+from trainer.latent_start import LatentFit
 from trainer.models import initial_state
 from trainer.train import TEST_RESULT
 
@@ -332,7 +334,7 @@ def test_hits(config: TrainConfig, quality: int | None, catalogue: Catalogue, ca
     target = Target(classifier.trained_method, config.reader.set_for(quality), config.domain,
                     classifier)
     predictions, shard_set = evaluate_target(target, catalogue, "test", Path(config.out) / cache,
-                                             torch.device("cpu"), 2, label_space)
+                                             torch_device(config.device), 2, label_space)
     names = label_space or list(shard_set.info["categories"])
     return pd.DataFrame({"key": predictions["key"], "label": predictions["label"],
                          "top1": predictions["top"][:, 0] == predictions["label"]}), names
@@ -460,18 +462,19 @@ def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
         if path.is_file():
             return path
         changes = dict(spec.changes)
-        shape = {"arithmetic": e.precision,  # the adapter is fitted with the branches
-                 "adapter": changes.get("latent_adapter", "none"),
+        shape = {"shards": str(shards), "out": path, "steps": spec.hint_steps,
+                 "device": e.device, "precision": e.precision,
+                 # the adapter is fitted with the branches
+                 "latent_adapter": changes.get("latent_adapter", "none"),
                  "latent_resize": changes.get("latent_resize", e.latent_resize),
                  "latent_crop": changes.get("latent_crop", e.latent_crop)}
         if not spec.hint_teacher:
-            latent_start.fit_file(shards, e.qualities, latent_start_of(e), spec.hint_steps,
-                                  path, **shape)
+            latent_start.fit_file(LatentFit(rates=e.qualities, trunk=latent_start_of(e), **shape))
             return path
         teacher = Path(spec.hint_teacher.format(runs=runs, q=quality, seed=seed))
-        latent_start.fit_file(shards, (quality,), str(teacher), spec.hint_steps, path,
-                              teacher=teacher, branches=str(fitted(spec.hint_from)), seed=seed,
-                              **shape)
+        latent_start.fit_file(LatentFit(rates=(quality,), trunk=str(teacher), teacher=teacher,
+                                        branches=str(fitted(spec.hint_from)), seed=seed,
+                                        **shape))
         return path
 
     def fit_of(row: str, quality: int | None, seed: int) -> tuple:
