@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from foundation import storage
+from foundation.runtime import evaluation_precision
 from foundation.sets import CODECS, LEARNED
 from trainer import checkpoint
 from trainer.config import TrainConfig
@@ -50,6 +52,11 @@ class Classifier:
     @property
     def trained_method(self) -> str:
         return self.config.method
+
+    def precision_on(self, device: torch.device) -> str:
+        """The precision it is evaluated in on `device`: its training's (runtime's
+        evaluation_precision)."""
+        return evaluation_precision(self.precision, self.config.precision, device)
 
     @cached_property  # read once: a classifier serves several cells (Anchor 3 and Anchor 1)
     def sha256(self) -> str:

@@ -3,11 +3,11 @@
 A field made with `option` is a flag: `--batch-size` for batch_size (a positional where it
 says so), its type from the annotation, its default the field's (none: a required flag), its
 help, choices and any other add_argument keyword from the field itself. `add_options` puts a
-config's flags on a parser, `config_of` makes the config of what it parsed, `to_argv` writes a
-config back as the flags that give it. A bool is a switch: `--name` where it defaults to
-False, `--no-name` where it defaults to True; a tuple takes its values after the flag. A
-config that takes another's flag copies that field (`like`) instead of declaring it again.
-"""
+config's flags on a parser (`command_parser` on a new one), `config_of` makes the config of
+what it parsed, `to_argv` writes a config back as the flags that give it. A bool is a switch:
+`--name` where it defaults to False, `--no-name` where it defaults to True; a tuple takes its
+values after the flag. A config that takes another's flag copies that field (`like`) instead
+of declaring it again."""
 
 from __future__ import annotations
 
@@ -34,6 +34,18 @@ def like(config_class: type, name: str, **changes) -> Field:
     source = _fields(config_class)[name]
     default = changes.pop("default", source.default)
     return field(default=default, metadata={OPTION: {**source.metadata[OPTION], **changes}})
+
+
+def command_parser(prog: str, description: str, config_class: type | None = None,
+                   formatter_class=argparse.ArgumentDefaultsHelpFormatter
+                   ) -> argparse.ArgumentParser:
+    """A command's parser, each flag's help ending in its default; `config_class`'s flags on
+    it (a docstring description wants argparse.RawDescriptionHelpFormatter)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=formatter_class)
+    if config_class is not None:
+        add_options(parser, config_class)
+    return parser
 
 
 def add_options(parser: argparse.ArgumentParser, config_class: type) -> None:

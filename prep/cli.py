@@ -9,24 +9,21 @@ import signal
 import sys
 
 from foundation.cli import stage_main
-from foundation.command_line import add_options, config_of
+from foundation.command_line import command_parser, config_of
 from foundation.sets import CLASSICAL, SetId
 from prep.job.config import DEFAULT_QUALITY, PrepConfig
 from prep.job.driver import describe, run, too_many_failures
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m prep",
-        description="Encode a dataset with CompressAI's bmshj2018-hyperprior (MS-SSIM) on Ray "
-        "actors into WebDataset shards: <out>/<dataset>/q<Q>/ (bitstreams, y_hat, sigma_hat "
-        "index, decoded image), <out>/<dataset>/original/ (original bytes) and, with --jpeg or "
-        "--webp, <out>/<dataset>/jpeg<P>/ and webp<P>/ (the file's bytes and the decoded "
-        "image, bpp from the file's bytes), each with manifest.parquet, failures.parquet and "
-        "dataset.json. Running it again resumes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_options(p, PrepConfig)
+    p = command_parser(
+        "python -m prep",
+        "Encode a dataset with CompressAI's bmshj2018-hyperprior (MS-SSIM) on Ray actors into "
+        "WebDataset shards: <out>/<dataset>/q<Q>/ (bitstreams, y_hat, sigma_hat index, decoded "
+        "image), <out>/<dataset>/original/ (original bytes) and, with --jpeg or --webp, "
+        "<out>/<dataset>/jpeg<P>/ and webp<P>/ (the file's bytes and the decoded image, bpp "
+        "from the file's bytes), each with manifest.parquet, failures.parquet and "
+        "dataset.json. Running it again resumes.", PrepConfig)
     for codec in CLASSICAL:
         p.add_argument(f"--{codec}", type=int, nargs="+", default=None, metavar="P",
                        help=f"also write {codec}<P>/ sets: Pillow's {codec} encoder at these "

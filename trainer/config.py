@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
-from foundation.command_line import add_options, check_choices, config_of, option, to_argv
+from foundation.command_line import check_choices, command_parser, config_of, option, to_argv
 from foundation.runtime import device_option, precision_option
 from foundation.sets import LEARNED, SetId
 from trainer import domains
@@ -175,14 +175,11 @@ class TrainConfig:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="torchrun trainer/main.py",
-        description="Train a material classifier on prepared shards with DDP (torchrun): "
-        "ResNet-50 (deep stem) on original or decoded images, or cResNet-39 on y_hat + "
-        "sigma_hat. Validation every epoch, test at the end, MLflow on rank 0.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_options(p, TrainConfig)
+    p = command_parser(
+        "torchrun trainer/main.py",
+        "Train a material classifier on prepared shards with DDP (torchrun): ResNet-50 (deep "
+        "stem) on original or decoded images, or cResNet-39 on y_hat + sigma_hat. Validation "
+        "every epoch, test at the end, MLflow on rank 0.", TrainConfig)
     p.add_argument("--set", dest="set_name", default=None, metavar="NAME",
                    help="the coded set by its folder name instead of --quality: q<Q>, or a "
                    "classical codec's jpeg<P>, webp<P> (decoded domain only)")

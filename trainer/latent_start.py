@@ -31,7 +31,14 @@ from torch import nn
 
 from foundation import schema
 from foundation.cli import stage_main
-from foundation.command_line import add_options, check_choices, config_of, like, option, to_argv
+from foundation.command_line import (
+    check_choices,
+    command_parser,
+    config_of,
+    like,
+    option,
+    to_argv,
+)
 from foundation.runtime import Runtime, device_option, precision_option
 from trainer.backbone import write_start
 from trainer.config import TrainConfig
@@ -197,10 +204,8 @@ def fit_file(fit: LatentFit) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainer.latent_start", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(p, LatentFit)
-    return p
+    return command_parser("python -m trainer.latent_start", __doc__, LatentFit,
+                          argparse.RawDescriptionHelpFormatter)
 
 
 @stage_main
