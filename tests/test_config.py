@@ -7,17 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from foundation.command_line import config_of
 from foundation.sets import SetId
 from prep.cli import config_from
 from prep.job.config import DEFAULT_QUALITY, PrepConfig
 from trainer import latent_start
 from trainer.config import TrainConfig, parse
 from trainer.latent_start import LatentFit
-
-
-def parse_fit(argv: list[str]) -> LatentFit:
-    return config_of(LatentFit, vars(latent_start.parser().parse_args(argv)))
 
 
 @pytest.mark.parametrize("config", [
@@ -56,14 +51,14 @@ def test_prep_config_round_trips_through_its_command_line(config):
               device="auto", precision="fp32", log_every=10),
 ])
 def test_latent_fit_round_trips_through_its_command_line(fit):
-    assert parse_fit(fit.to_argv()) == fit
+    assert latent_start.parse(fit.to_argv()) == fit
 
 
 def test_each_parser_defaults_to_its_config():
     assert parse(["--domain", "latent", "--shards", "d"]) == TrainConfig(domain="latent",
                                                                         shards="d")
     assert config_from([]) == PrepConfig(quality=DEFAULT_QUALITY)
-    assert parse_fit(["d", "--rates", "4", "--out", "b.pth"]) == LatentFit(
+    assert latent_start.parse(["d", "--rates", "4", "--out", "b.pth"]) == LatentFit(
         shards="d", rates=(4,), out=Path("b.pth"))
 
 
@@ -73,7 +68,7 @@ def test_the_pipelines_fit_command_is_the_fit_it_asks_for():
     argv = latent_start.fit_argv("d", (4,), "runs/a2.pth", 50, Path("q4.pth"), seed=2,
                                  arithmetic="fp32", adapter="res", latent_resize=32,
                                  latent_crop=28)
-    assert parse_fit(argv) == LatentFit(shards="d", rates=(4,), out=Path("q4.pth"),
+    assert latent_start.parse(argv) == LatentFit(shards="d", rates=(4,), out=Path("q4.pth"),
                                         trunk="runs/a2.pth", steps=50, seed=2, precision="fp32",
                                         latent_adapter="res", latent_resize=32, latent_crop=28)
 

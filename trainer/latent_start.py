@@ -208,9 +208,13 @@ def parser() -> argparse.ArgumentParser:
                           argparse.RawDescriptionHelpFormatter)
 
 
+def parse(argv: list[str] | None = None) -> LatentFit:
+    return config_of(LatentFit, vars(parser().parse_args(argv)))
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> int:
-    job = config_of(LatentFit, vars(parser().parse_args(argv)))
+    job = parse(argv)
     config = job.classifier
     runtime = Runtime.resolve(job.device, job.precision)
     shard_set = open_rates(config.shards, config.rates)
