@@ -4,7 +4,7 @@ A field made with `option` is a flag: `--batch-size` for batch_size (a positiona
 says so), its type from the annotation, its default the field's (none: a required flag), its
 help, choices and any other add_argument keyword from the field itself. `add_options` puts a
 config's flags on a parser (`command_parser` on a new one), `config_of` makes the config of
-what it parsed, `to_argv` writes a config back as the flags that give it. A bool is a switch:
+what it parsed, `argv_of` writes a config back as the flags that give it. A bool is a switch:
 `--name` where it defaults to False, `--no-name` where it defaults to True; a tuple takes its
 values after the flag. A config that takes another's flag copies that field (`like`) instead
 of declaring it again."""
@@ -68,7 +68,7 @@ def config_of(config_class: type, values: dict):
     return config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-def to_argv(config, leave_out: Collection[str] = (), always: Collection[str] = ()) -> list[str]:
+def argv_of(config, leave_out: Collection[str] = (), always: Collection[str] = ()) -> list[str]:
     """The flags that give `config` back through its parser: each flag field that differs from
     its default (and those in `always`), positionals first; `leave_out`: fields the caller
     writes its own way."""
@@ -83,7 +83,7 @@ def to_argv(config, leave_out: Collection[str] = (), always: Collection[str] = (
         if spec.get("positional"):
             positionals.append(str(value))
         elif isinstance(value, bool):
-            argv.append(name)  # a switch that differs from its default is given
+            argv += [name] if value != f.default else []  # a switch: given, or left out
         elif value is None:
             raise ValueError(f"{type(config).__name__}.{f.name} = None: {name} cannot say it; "
                              f"leave it at its default {f.default!r}")
@@ -122,18 +122,17 @@ def _add(parser: argparse.ArgumentParser, f: Field, hint, changes: dict) -> None
     spec = {**f.metadata[OPTION], **changes}
     names = tuple(spec.pop("flags", None) or _names(f))
     positional = spec.pop("positional", False)
+    if f.default is MISSING:  # a required flag, or a positional
+        keywords = {} if positional else {"required": True}
+    else:
+        keywords = {"default": list(f.default) if isinstance(f.default, tuple) else f.default}
     kind = _without_none(hint)
-    keywords = {"default": f.default}
     if kind is bool:
         keywords["action"] = "store_false" if f.default is True else "store_true"
     elif typing.get_origin(kind) is tuple:
-        keywords |= {"type": typing.get_args(kind)[0], "nargs": "+",
-                     "default": list(f.default) if f.default is not MISSING else None}
+        keywords |= {"type": typing.get_args(kind)[0], "nargs": "+"}
     else:
         keywords["type"] = kind
-    if f.default is MISSING:
-        del keywords["default"]
-        keywords |= {} if positional else {"required": True}
     if not positional:
         keywords["dest"] = f.name
     parser.add_argument(*names, **keywords | spec)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
-from foundation.command_line import check_choices, command_parser, config_of, option, to_argv
+from foundation.command_line import argv_of, check_choices, command_parser, config_of, option
 from foundation.runtime import device_option, precision_option
 from foundation.sets import LEARNED, SetId
 from trainer import domains
@@ -171,7 +171,7 @@ class TrainConfig:
         by --set, then every flag that differs from its default."""
         coded = ["--set", self.set_id.name] if self.reader.coded else []
         return ["--domain", self.domain, "--shards", self.shards, *coded,
-                *to_argv(self, leave_out=("domain", "shards", "quality"))]
+                *argv_of(self, leave_out=("domain", "shards", "quality"))]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -32,12 +32,12 @@ from torch import nn
 from foundation import schema
 from foundation.cli import stage_main
 from foundation.command_line import (
+    argv_of,
     check_choices,
     command_parser,
     config_of,
     like,
     option,
-    to_argv,
 )
 from foundation.runtime import Runtime, device_option, precision_option
 from trainer.backbone import write_start
@@ -169,7 +169,7 @@ class LatentFit:
 
     def to_argv(self) -> list[str]:
         """This command's arguments (after `python -m trainer.latent_start`)."""
-        return to_argv(self)
+        return argv_of(self)
 
     @property
     def classifier(self) -> TrainConfig:

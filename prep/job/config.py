@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from foundation.command_line import check_choices, option, to_argv
+from foundation.command_line import argv_of, check_choices, option
 from foundation.hyperprior import QUALITIES
 from foundation.images import MAX_PIXELS
 from foundation.runtime import device_option
@@ -71,7 +71,7 @@ class PrepConfig:
         back): every flag that differs from its default (the data and the output always), the
         classical sets as --jpeg P ..., no learned set and no classical one as
         --original-only."""
-        argv = to_argv(self, always=("data", "out"))
+        argv = argv_of(self, always=("data", "out"))
         for codec in CLASSICAL:
             qualities = [str(s.quality) for s in self.classical if s.codec == codec]
             argv += [f"--{codec}", *qualities] if qualities else []
