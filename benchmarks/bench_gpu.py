@@ -36,8 +36,8 @@ from benchmarks.bench_prep import cpu_stage_rates, subset
 from benchmarks.bench_train import domain_rows, process_group
 from evaluation.efficiency import Paths, device_name, measure
 from foundation.coding import transform
-from foundation.device import DEVICES, resolve_device
 from foundation.hyperprior import codec_sizes, load_codec
+from foundation.runtime import DEVICES, resolve_device
 from prep.datasets.listing import list_dataset
 from prep.job.config import PrepConfig
 from prep.job.driver import run

@@ -6,7 +6,7 @@ what bounds it. Everything is measured side by side in one run, on the same thre
   bare step   forward + backward + SGD step on tensors already in memory, per precision and
               memory format (NCHW, channels_last)
   trainer     the trainer's train_one_epoch on real shards: DDP over the processes, the real
-              loader, the trainer's precision and memory format (trainer/precision.py)
+              loader, the trainer's precision and memory format (foundation/runtime.py)
   loader      the trainer's loader alone (read shards, decode, augment, batch)
   all-reduce  where a layout has several processes: one all-reduce of the model's gradients
               alone, what DDP adds to each step beside the bare step
@@ -42,8 +42,9 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from evaluation.training_cost import flops_per_image
+from foundation.command_line import add_option
+from foundation.runtime import autocast, memory_format, native_bf16, resolve_precision
 from foundation.sets import SetId
-from trainer import precision
 from trainer.config import TrainConfig
 from trainer.data import open_shard_set
 from trainer.distill import Supervised
@@ -92,14 +93,14 @@ def bare_stepper(model: nn.Module, shape: tuple, classes: int, device: torch.dev
     """`run(steps)` -> images/s of forward + backward + SGD steps on tensors already on the
     device (by default in the trainer's memory format); the first step, which allocates and
     picks kernels, already taken."""
-    fmt = precision.memory_format(device) if fmt is None else fmt
+    fmt = memory_format(device) if fmt is None else fmt
     model = model.to(device, memory_format=fmt).train()
     x = torch.randn(shape, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, classes, (shape[0],), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step() -> None:
-        with precision.autocast(device, arithmetic):
+        with autocast(device, arithmetic):
             loss = nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad()
         loss.backward()
@@ -146,15 +147,15 @@ def trainer_stepper(shard_set, config, batch: int, steps: int, device: torch.dev
                     group=None):
     """`run(steps)` -> images/s of this rank's train_one_epoch, in the trainer's precision and
     memory format, DDP over `group` (default: every process); warmed up first (steady_after)."""
-    arithmetic = precision.resolve(config.precision, device)
+    arithmetic = resolve_precision(config.precision, device)
     model = build_model(shard_set, config, None).to(device,
-                                                    memory_format=precision.memory_format(device))
+                                                    memory_format=memory_format(device))
     ddp = nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index or 0] if device.type == "cuda" else None,
         gradient_as_bucket_view=True, process_group=group)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     data = iter(load_data(shard_set, config, 0, batch, CPU).train_epoch(0))
-    amp = precision.autocast(device, arithmetic)
+    amp = autocast(device, arithmetic)
 
     def run(n: int) -> float:
         _sync(device)
@@ -193,7 +194,7 @@ def domain_rows(shards: Path, quality: int, batch: int, steps: int, workers: int
         config = TrainConfig(domain=domain.name, shards=str(shards), quality=quality,
                              init="none", workers=workers, batch_size=batch)
         shape = input_shape(domain, shard_set, config.input_sizes, batch)
-        arithmetic = precision.resolve(config.precision, device)
+        arithmetic = resolve_precision(config.precision, device)
         bare = bare_stepper(build_model(shard_set, config, None), shape, shard_set.num_classes,
                             device, arithmetic)
         trainer = trainer_stepper(shard_set, config, batch, steps, device)
@@ -274,10 +275,10 @@ def _layout_rows(rank: int, layout: Layout, port: int, shards: str, quality: int
     group = lanes[rank // world]  # DDP within the lane
     n = 256 if layout.quick else 2048
     rows = {"peak": {"fp32": _timed_together(gemm_rate, torch.float32, n)}}
-    if precision.native_bf16(CPU):
+    if native_bf16(CPU):
         rows["peak"]["bf16"] = _timed_together(gemm_rate, torch.bfloat16, n)
-    adopted = precision.resolve("auto", CPU), precision.memory_format(CPU)
-    variants = [v for v in VARIANTS if v[0] == "fp32" or precision.native_bf16(CPU)]
+    adopted = resolve_precision("auto", CPU), memory_format(CPU)
+    variants = [v for v in VARIANTS if v[0] == "fp32" or native_bf16(CPU)]
     workers = layout.loader_workers()
     for size in ("demo", "paper") if layout.full and not layout.quick else ("demo",):
         batch, steps, rounds = ((4, 1, 2) if layout.quick else
@@ -358,7 +359,7 @@ def print_tables(measured: dict[Layout, dict]) -> None:
               " | ".join(f"{r:.1f}" if r else "-" for r in rates) +
               f" | {100 * best * row['flops'] / 1e9 / peaks['fp32']:.0f}% |")
 
-    adopted = precision.resolve("auto", CPU), precision.memory_format(CPU)
+    adopted = resolve_precision("auto", CPU), memory_format(CPU)
     print(f"\n## The trainer in its settings ({adopted[0]}, {_format_name(adopted[1])}), "
           "img/s over all processes\n")
     print("| domain | sizes | layout | batch | bare img/s | trainer img/s | GFLOP/s | "
@@ -390,10 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quality", type=int, default=4)
     p.add_argument("--quick", action="store_true",
                    help="every code path with 1 step of 4 images (the benchmark's test)")
-    p.add_argument("--loader-workers", type=int, default=None,
-                   help="loader workers per trainer process in every layout (default: the "
-                   "trainer's: in process for a held split on a CPU, else the cores over the "
-                   "processes and at least 2; 0: in process)")
+    add_option(p, TrainConfig, "workers", flags=("--loader-workers",), dest="loader_workers")
     p.add_argument("--processes", type=int, default=2,
                    help="the trainer's processes in the first, full layout (torchrun "
                    "--nproc_per_node; make train's NPROC); then 1 x every core, and one "
@@ -408,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         shards, quality = (args.shards, args.quality) if args.shards else demo_shards(Path(tmp))
         print(f"\n# train benchmark: {shards}, {cores} cores, native bf16: "
-              f"{precision.native_bf16(CPU)}; global batch {BATCH} at the sizes {SIZES}\n")
+              f"{native_bf16(CPU)}; global batch {BATCH} at the sizes {SIZES}\n")
         print_tables({layout: measure_layout(layout, shards, quality) for layout in layouts})
 
 

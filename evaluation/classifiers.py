@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from foundation import storage
+from foundation.runtime import evaluation_precision
 from foundation.sets import CODECS, LEARNED
 from trainer import checkpoint
 from trainer.config import TrainConfig
@@ -39,6 +41,9 @@ class Classifier:
     config: TrainConfig
     epoch: int  # epochs completed
     mlflow_run_id: str
+    # the precision its training resolved (fp32, bf16), which it is evaluated in; None: a
+    # checkpoint written before the trainer kept it
+    precision: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -48,6 +53,11 @@ class Classifier:
     def trained_method(self) -> str:
         return self.config.method
 
+    def precision_on(self, device: torch.device) -> str:
+        """The precision it is evaluated in on `device`: its training's (runtime's
+        evaluation_precision)."""
+        return evaluation_precision(self.precision, self.config.precision, device)
+
     @cached_property  # read once: a classifier serves several cells (Anchor 3 and Anchor 1)
     def sha256(self) -> str:
         return storage.sha256(self.path)
@@ -56,7 +66,8 @@ class Classifier:
 def read_classifier(path: Path) -> Classifier:
     state = checkpoint.load(path)
     config = dict(state["config"], lr_steps=tuple(state["config"]["lr_steps"]))
-    return Classifier(path, TrainConfig(**config), state["epoch"] + 1, state["mlflow_run_id"])
+    return Classifier(path, TrainConfig(**config), state["epoch"] + 1, state["mlflow_run_id"],
+                      state.get("precision"))
 
 
 def find_classifiers(runs: str | Path) -> list[Classifier]:

@@ -28,9 +28,9 @@ from evaluation.classifiers import Classifier, curve_name, find_classifiers, loa
 from evaluation.predict import predict
 from foundation import predictions, schema, storage
 from foundation.cli import stage_main
-from foundation.device import DEVICES, resolve_device
+from foundation.command_line import command_parser
+from foundation.runtime import DEVICES, memory_format, resolve_device
 from foundation.sets import SetId
-from trainer import precision
 from trainer.data import ShardSet
 from trainer.domains import ANCHOR1, DECODED
 
@@ -134,12 +134,12 @@ def evaluate_target(target: Target, catalogue: Catalogue, split: str, out: Path,
         if found is not None:
             predictions.write(cache, found, sha256, shards)
     if found is None:
-        config = target.classifier.config
-        model = load_model(target.classifier, len(label_space), shard_set.latent_channels)
-        model = model.to(device, memory_format=precision.memory_format(device))
-        found = predict(model, shard_set, split, config.input_sizes, workers=workers,
+        classifier = target.classifier
+        model = load_model(classifier, len(label_space), shard_set.latent_channels)
+        model = model.to(device, memory_format=memory_format(device))
+        found = predict(model, shard_set, split, classifier.config.input_sizes, workers=workers,
                         desc=f"{target.method} {target.set_id}",
-                        arithmetic=precision.for_evaluation(config.precision, device))
+                        arithmetic=classifier.precision_on(device))
         predictions.write(cache, found, sha256, shards)
     check_counts(found, shard_set, split, catalogue.manifest(shard_set))
     if names != label_space:
@@ -196,12 +196,11 @@ def evaluate_all(catalogue: Catalogue, classifiers: list[Classifier], out: str |
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m evaluation.evaluate",
-        description="Evaluate every trained classifier (runs folder) on every prepared set it "
-        "applies to (Anchor 3, Anchor 1, Anchor 2, Comp.): Top-1/Top-5 with 95% Wilson "
-        "intervals, per-class accuracy, confusion matrices, and each set's bpp/PSNR/MS-SSIM/SSIM.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = command_parser(
+        "python -m evaluation.evaluate",
+        "Evaluate every trained classifier (runs folder) on every prepared set it applies to "
+        "(Anchor 3, Anchor 1, Anchor 2, Comp.): Top-1/Top-5 with 95% Wilson intervals, "
+        "per-class accuracy, confusion matrices, and each set's bpp/PSNR/MS-SSIM/SSIM.")
     common_arguments(p)
     p.add_argument("--split", default="test", choices=schema.SPLITS)
     p.add_argument("--workers", type=int, default=2, help="loader workers")

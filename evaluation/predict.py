@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from foundation import runtime
 from foundation.predictions import TOP_K
 from foundation.progress import progress
-from trainer import precision
 from trainer.data import EvalStream, KeyedTransform, SampleTransform, ShardSet, loader
 
 
@@ -17,7 +17,7 @@ def predict(model: torch.nn.Module, shard_set: ShardSet, split: str, input_sizes
             ) -> dict[str, np.ndarray]:
     """keys, labels and the top-5 predicted classes (best first) of every sample of the split;
     input_sizes: the classifier's eval transform (TrainConfig.input_sizes); arithmetic: the
-    resolved precision it was trained in (precision.resolve)."""
+    resolved precision it runs in (runtime.evaluation_precision)."""
     transform = KeyedTransform(SampleTransform(shard_set, False, *input_sizes))
     device = next(model.parameters()).device
     data = loader(EvalStream(shard_set.shards(split), transform, rank=0, world=1),
@@ -26,8 +26,8 @@ def predict(model: torch.nn.Module, shard_set: ShardSet, split: str, input_sizes
     with progress(total=shard_set.counts[split], desc=desc or split, unit="img",
                   leave=False) as bar:
         for x, y, key in data:
-            with precision.autocast(device, arithmetic):
-                logits = model(x.to(device, memory_format=precision.memory_format(device)))
+            with runtime.autocast(device, arithmetic):
+                logits = model(x.to(device, memory_format=runtime.memory_format(device)))
             logits = logits.float()
             top.append(logits.topk(min(TOP_K, logits.shape[1]), dim=1).indices.cpu().numpy())
             labels.append(y.numpy())

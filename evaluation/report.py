@@ -26,7 +26,8 @@ from evaluation.evaluate import CONFUSION, HITS, RESULTS, common_arguments, eval
 from evaluation.examples import gather_examples
 from foundation import storage
 from foundation.cli import stage_main
-from foundation.device import resolve_device
+from foundation.command_line import command_parser
+from foundation.runtime import resolve_device
 from foundation.storage import Location
 from trainer.domains import ORIGINAL
 from trainer.latent_start import TRANSPLANT
@@ -160,12 +161,11 @@ def confusion_figures(cells: pd.DataFrame, confusion: pd.DataFrame, names: list[
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m evaluation.report",
-        description="Evaluate every trained classifier and write the report (Table 2, "
-        "Figures 2 and 3, confusion matrices, measured efficiency) to reports/<dataset>/, "
-        "logged as one MLflow parent run with a child run per table cell.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = command_parser(
+        "python -m evaluation.report",
+        "Evaluate every trained classifier and write the report (Table 2, Figures 2 and 3, "
+        "confusion matrices, measured efficiency) to reports/<dataset>/, logged as one MLflow "
+        "parent run with a child run per table cell.")
     common_arguments(p)
     p.add_argument("--min-seconds", type=float, default=2.0,
                    help="efficiency: time each path at least this long per batch size")

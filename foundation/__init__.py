@@ -7,7 +7,8 @@ evaluation read, and what each stage needs to do its job.
     images     any image file read as RGB
     hyperprior the learned codec: CompressAI's bmshj2018-hyperprior, its weights
     coding     an image to its bitstream, y_hat and sigma_hat, and back
-    device     --device auto|cpu|cuda
+    runtime    the device and the precision, resolved once
+    command_line  a config dataclass as a command line, both ways
     tracking   MLflow's store and experiments; journal: records that survive a lost server
     hub        published weights through the torch.hub cache
     progress   progress bars

@@ -85,7 +85,7 @@ class Experiment:
     device: str = "auto"  # training, evaluation, efficiency: auto (CUDA if any), cpu, cuda
     # every classifier's autocast, kept by its evaluation: auto (bf16 where it multiplies faster
     # than fp32: CUDA with bf16, CPUs with AMX, AMD with AVX-512 BF16), fp32, bf16
-    # (trainer.precision)
+    # (foundation.runtime)
     precision: str = "auto"
     mlflow_experiment: str = "classifiers"  # where the runs and the report go in MLflow
 

@@ -30,18 +30,16 @@ from evaluation.classifiers import Classifier, load_model, read_classifier
 from evaluation.predict import predict
 from foundation import storage
 from foundation.cli import stage_main
+from foundation.runtime import DEVICES, Runtime, autocast, memory_format
 from foundation.sets import SetId
 from foundation.storage import Location
 from pipeline import experiment
 from pipeline.run import extra_set, train_configs, transplanted
-from trainer import precision
 from trainer.config import TrainConfig
 from trainer.data import EvalStream, SampleTransform, loader, open_shard_set
 from trainer.domains import DECODED, LATENT
 from trainer.models import initial_state, trunk_of
 from trainer.train import build_model
-
-CPU = torch.device("cpu")
 
 
 def quality_of(start: Path) -> int:
@@ -56,12 +54,14 @@ def quality_of(start: Path) -> int:
 def reestimate_batchnorm(model: torch.nn.Module, shard_set, config: TrainConfig,
                          arithmetic: str) -> None:
     """Every BatchNorm's running statistics anew (torch's update_bn: a cumulative average over
-    one pass of the training split's eval view), the model left in eval mode."""
+    one pass of the training split's eval view, on the model's device), the model left in eval
+    mode."""
     stream = EvalStream(shard_set.shards("train"),
                         SampleTransform(shard_set, False, *config.input_sizes), 0, 1)
-    fmt = precision.memory_format(CPU)  # the layout the classifier runs in
-    with precision.autocast(CPU, arithmetic):
-        update_bn((x.contiguous(memory_format=fmt) for x, _ in loader(stream, 32, 0, 0)), model)
+    device = next(model.parameters()).device
+    fmt = memory_format(device)  # the layout the classifier runs in
+    with autocast(device, arithmetic):
+        update_bn((x.to(device, memory_format=fmt) for x, _ in loader(stream, 32, 0, 0)), model)
     model.eval()
 
 
@@ -80,9 +80,10 @@ def scores(model, sets: dict[str, tuple], config: TrainConfig, arithmetic: str) 
 
 
 def start_scores(start: Path, e: experiment.Experiment, shards: Location,
-                 extra: Location | None) -> dict[str, dict]:
+                 extra: Location | None, device: str | None = None) -> dict[str, dict]:
     """{"as is": scores, "BatchNorm re-estimated": scores} of one start, and for a start on a
-    pixel classifier's trunk that classifier's scores at two views (teacher_scores)."""
+    pixel classifier's trunk that classifier's scores at two views (teacher_scores); on
+    `device` (default: the experiment's), in the experiment's precision."""
     quality = quality_of(start)
     comps = [c for c in train_configs(e, e.out, Path(e.runs), "starts")
              if transplanted(c) and c.quality == quality]
@@ -90,19 +91,19 @@ def start_scores(start: Path, e: experiment.Experiment, shards: Location,
         raise ValueError(f"{start}: experiment {e.dataset} has no Comp. of quality {quality} "
                          f"(its qualities: {e.qualities}); give the experiment it was fitted for")
     config = replace(comps[0], shards=str(shards), init=str(start))  # its sizes and adapter
-    arithmetic = precision.resolve(e.precision, CPU)
+    runtime = Runtime.resolve(device or e.device, e.precision)
     roots = {"validate": (shards, "validate"), "test": (shards, "test"),
              **({"extra": (extra, "test")} if extra is not None else {})}
     sets = {name: (open_shard_set(root, LATENT.name, SetId.of(quality)), split)
             for name, (root, split) in roots.items()}
     shard_set = sets["validate"][0]
     model = build_model(shard_set, config, initial_state(str(start))).to(
-        memory_format=precision.memory_format(CPU)).eval()
-    found = {"as is": scores(model, sets, config, arithmetic)}
-    reestimate_batchnorm(model, shard_set, config, arithmetic)
-    found["BatchNorm re-estimated"] = scores(model, sets, config, arithmetic)
+        runtime.device, memory_format=runtime.memory_format).eval()
+    found = {"as is": scores(model, sets, config, runtime.precision)}
+    reestimate_batchnorm(model, shard_set, config, runtime.precision)
+    found["BatchNorm re-estimated"] = scores(model, sets, config, runtime.precision)
     if (teacher := trunk_classifier(start)) is not None:
-        found.update(teacher_scores(teacher, config, roots, arithmetic))
+        found.update(teacher_scores(teacher, config, roots, runtime))
     return found
 
 
@@ -117,7 +118,7 @@ def trunk_classifier(start: Path) -> Classifier | None:
 
 
 def teacher_scores(teacher: Classifier, config: TrainConfig, roots: dict[str, tuple],
-                   arithmetic: str) -> dict[str, dict]:
+                   runtime: Runtime) -> dict[str, dict]:
     """The start's teacher on the same images at its own view and at the view the fit showed
     it (the config's hint_stride pixels a latent cell): where the two differ, the trunk was
     fed features of another scale than it was trained on, and the start cannot carry all of
@@ -125,12 +126,12 @@ def teacher_scores(teacher: Classifier, config: TrainConfig, roots: dict[str, tu
     pixel = {name: (open_shard_set(root, DECODED.name, SetId.of(config.quality)), split)
              for name, (root, split) in roots.items()}
     model = load_model(teacher, pixel["validate"][0].num_classes, None).to(
-        memory_format=precision.memory_format(CPU))
+        runtime.device, memory_format=runtime.memory_format)
     own = teacher.config
     stride = config.input_sizes.hint_stride
     fit = replace(own, resize=stride * config.latent_resize, crop=stride * config.latent_crop)
     return {f"its Anchor 2 at {c.resize} -> {c.crop} px ({view})":
-            scores(model, pixel, c, arithmetic)
+            scores(model, pixel, c, runtime.precision)
             for c, view in ((own, "its own view"), (fit, "the fit's view"))}
 
 
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="the dataset's shards (default: the experiment's out/dataset)")
     p.add_argument("--extra", type=Path, default=None,
                    help="an evaluation-only set's shards (default: the experiment's extra_test)")
+    p.add_argument("--device", choices=DEVICES, default=None,
+                   help="where the starts are scored (default: the experiment's device)")
     args = p.parse_args(argv)
     e = experiment.load(args.experiment)
     shards = args.shards or storage.join(e.out, e.dataset)
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| start | weights | split | Top-1 % | per class: right / images |")
     print("|---|---|---|---:|---|")
     for start in args.starts:
-        for weights, found in start_scores(start, e, shards, extra).items():
+        for weights, found in start_scores(start, e, shards, extra, args.device).items():
             for split, (top1, classes) in found.items():
                 per_class = ", ".join(f"{c} {r}/{n}" for c, (r, n) in classes.items())
                 print(f"| {start} | {weights} | {split} | {top1:.1f} | {per_class} |",

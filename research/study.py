@@ -35,6 +35,7 @@ from evaluation.seeds import STUDY_REFERENCE as REFERENCE
 from evaluation.seeds import row_result, seeds_range
 from foundation import schema, storage
 from foundation.cli import stage_main
+from foundation.runtime import torch_device
 from foundation.sets import LEARNED, SetId
 from foundation.storage import Location
 from pipeline import experiment as experiment_file
@@ -54,6 +55,7 @@ from prep.datasets.listing import dataset_name
 from research.row import READ_BY_OTHERS, ROWS, reads, trained
 from trainer import checkpoint, latent_start
 from trainer.config import TrainConfig
+from trainer.latent_start import LatentFit
 from trainer.models import initial_state
 from trainer.train import TEST_RESULT
 
@@ -116,7 +118,7 @@ def test_hits(config: TrainConfig, quality: int | None, catalogue: Catalogue, ca
     target = Target(classifier.trained_method, config.reader.set_for(quality), config.domain,
                     classifier)
     predictions, shard_set = evaluate_target(target, catalogue, "test", Path(config.out) / cache,
-                                             torch.device("cpu"), 2, label_space)
+                                             torch_device(config.device), 2, label_space)
     names = label_space or list(shard_set.info["categories"])
     return pd.DataFrame({"key": predictions["key"], "label": predictions["label"],
                          "top1": predictions["top"][:, 0] == predictions["label"]}), names
@@ -243,23 +245,26 @@ def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
             continue
         spec = ROWS[row]
         recipe = spec.recipe(e)
-        shape = {"arithmetic": e.precision,  # the adapter is fitted with the branches
-                 "adapter": recipe.latent_adapter, "latent_resize": recipe.latent_resize,
-                 "latent_crop": recipe.latent_crop}
+        # the adapter is fitted with the branches
+        shape = {"shards": str(shards), "device": e.device, "precision": e.precision,
+                 "latent_adapter": recipe.latent_adapter,
+                 "latent_resize": recipe.latent_resize, "latent_crop": recipe.latent_crop}
         branches = latent_start_of(recipe)
         if recipe.latent_hint_steps:
             pooled = spec.hint_file(runs)
             if not pooled.is_file():
-                latent_start.fit_file(shards, recipe.qualities, branches,
-                                      recipe.latent_hint_steps, pooled, **shape)
+                latent_start.fit_file(LatentFit(rates=recipe.qualities, trunk=branches,
+                                                steps=recipe.latent_hint_steps, out=pooled,
+                                                **shape))
             branches = str(pooled)
         path = spec.transplant_file(runs, quality, seed)
         if recipe.transplant_steps and not path.is_file():
             teacher_seed = spec.teacher_seed(seed)
             teacher = Path(trained(REFERENCE, seed=teacher_seed).format(runs=runs, q=quality))
-            latent_start.fit_file(shards, (quality,), str(teacher), recipe.transplant_steps,
-                                  path, teacher=teacher, branches=branches, seed=teacher_seed,
-                                  **shape)
+            latent_start.fit_file(LatentFit(rates=(quality,), trunk=str(teacher),
+                                            steps=recipe.transplant_steps, out=path,
+                                            teacher=teacher, branches=branches,
+                                            seed=teacher_seed, **shape))
 
 
 def selection_set(e: Experiment, data: str) -> Location:

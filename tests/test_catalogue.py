@@ -27,7 +27,7 @@ def fake_classifier(runs: Path, shards: Path, domain: str, quality: int | None) 
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [1])
     out = runs / config.run_name
     out.mkdir(parents=True)
-    checkpoint.save(out, model, optimizer, scheduler, 0, config, [], None)
+    checkpoint.save(out, model, optimizer, scheduler, 0, config, [], None, precision="fp32")
 
 
 def counting(monkeypatch, name: str) -> Counter:

@@ -1,4 +1,5 @@
-"""Configs write their own command lines: what the pipeline runs parses back to the config."""
+"""Configs write their own command lines: what the pipeline runs parses back to the config,
+each parser's defaults are its config's, and a bad choice is refused whatever makes a config."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import pytest
 
 from foundation.sets import SetId
 from prep.cli import config_from
-from prep.job.config import PrepConfig
+from prep.job.config import DEFAULT_QUALITY, PrepConfig
+from trainer import latent_start
 from trainer.config import TrainConfig, parse
+from trainer.latent_start import LatentFit
 
 
 @pytest.mark.parametrize("config", [
@@ -37,6 +40,52 @@ def test_train_config_round_trips_through_its_command_line(config):
 ])
 def test_prep_config_round_trips_through_its_command_line(config):
     assert config_from(config.to_argv()) == config
+
+
+@pytest.mark.parametrize("fit", [
+    LatentFit(shards="data/shards/d", rates=(1, 4, 8), out=Path("b.pth")),
+    LatentFit(shards="s3://b/d", rates=(4,), out=Path("runs/t/q4-seed1.pth"),
+              teacher=Path("runs/a2/checkpoint.pth"), trunk="runs/a2/checkpoint.pth",
+              branches="runs/latent-hint-task.pth", steps=300, lr=5e-4, batch_size=16,
+              latent_resize=32, latent_crop=28, latent_adapter="up-res", seed=1,
+              device="auto", precision="fp32", log_every=10),
+])
+def test_latent_fit_round_trips_through_its_command_line(fit):
+    assert latent_start.parse(fit.to_argv()) == fit
+
+
+def test_each_parser_defaults_to_its_config():
+    assert parse(["--domain", "latent", "--shards", "d"]) == TrainConfig(domain="latent",
+                                                                        shards="d")
+    assert config_from([]) == PrepConfig(quality=DEFAULT_QUALITY)
+    assert latent_start.parse(["d", "--rates", "4", "--out", "b.pth"]) == LatentFit(
+        shards="d", rates=(4,), out=Path("b.pth"))
+
+
+def test_the_pipelines_fit_command_is_the_fit_it_asks_for():
+    """latent_start.fit_argv, pipeline/run.py's way to a fit's command until it builds a
+    LatentFit: the teacher left out is the procedural backbone."""
+    argv = latent_start.fit_argv("d", (4,), "runs/a2.pth", 50, Path("q4.pth"), seed=2,
+                                 arithmetic="fp32", adapter="res", latent_resize=32,
+                                 latent_crop=28)
+    assert latent_start.parse(argv) == LatentFit(shards="d", rates=(4,), out=Path("q4.pth"),
+                                        trunk="runs/a2.pth", steps=50, seed=2, precision="fp32",
+                                        latent_adapter="res", latent_resize=32, latent_crop=28)
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: TrainConfig(domain="latent", shards="d", precision="fp16"),
+     "--precision fp16: give one of auto, fp32, bf16"),
+    (lambda: TrainConfig(domain="pixels", shards="d"),
+     "--domain pixels: give one of original, decoded, latent"),
+    (lambda: PrepConfig(pipeline="both"), "--pipeline both: give one of auto, fused, split"),
+    (lambda: PrepConfig(quality=9), "--quality 9: give one of 1, 2, 3, 4, 5, 6, 7, 8"),
+    (lambda: LatentFit(shards="d", rates=(4,), out=Path("o"), device="gpu"),
+     "--device gpu: give one of auto, cpu, cuda"),
+])
+def test_a_bad_choice_is_refused_whatever_makes_the_config(make, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        make()
 
 
 def test_one_classifier_for_every_rate_is_named_for_its_rates():

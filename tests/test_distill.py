@@ -83,7 +83,8 @@ def teacher_file(tmp_path, domain="decoded"):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [1])
     checkpoint.save(tmp_path, model, optimizer, scheduler, 0,
-                    TrainConfig(domain=domain, shards="x", quality=4), [], None)
+                    TrainConfig(domain=domain, shards="x", quality=4), [], None,
+                    precision="fp32")
     return str(tmp_path / checkpoint.CHECKPOINT), model
 
 

@@ -74,7 +74,7 @@ def tiny_classifier(runs: Path) -> Path:
     out = runs / "latent" / "q1"
     out.mkdir(parents=True)
     config = TrainConfig(domain="latent", shards=str(runs), quality=1, epochs=1)
-    checkpoint.save(out, model, optimizer, scheduler, 0, config, [], None)
+    checkpoint.save(out, model, optimizer, scheduler, 0, config, [], None, precision="fp32")
     return runs
 
 

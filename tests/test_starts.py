@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from evaluation.predict import predict
+from foundation.runtime import resolve_precision
 from foundation.sets import SetId
 from pipeline import experiment
 from research import starts
-from trainer import checkpoint, precision
+from trainer import checkpoint
 from trainer.backbone import write_start
 from trainer.config import TrainConfig
 from trainer.data import open_shard_set
@@ -57,7 +58,8 @@ def test_a_transplant_is_shown_beside_its_teacher_at_its_view_and_at_the_fits(
     (tmp_path / "anchor2").mkdir()
     weights = checkpoint.save(tmp_path / "anchor2", teacher, optimizer, scheduler, 0,
                               TrainConfig(domain="decoded", shards=str(trainer_shards),
-                                          quality=4, resize=72, crop=64), [], None)
+                                          quality=4, resize=72, crop=64), [], None,
+                              precision="fp32")
     start = tmp_path / "transplant" / "q4-seed0.pth"
     branches = cresnet39(shard_set.latent_channels, shard_set.num_classes, adapter="res")
     write_start(branches.adaptation_state(), start, trunk=str(weights))
@@ -71,7 +73,7 @@ def test_a_transplant_is_shown_beside_its_teacher_at_its_view_and_at_the_fits(
     pixel = open_shard_set(trainer_shards, "decoded", SetId.of(4))
     own = predict(teacher.eval().to(memory_format=torch.channels_last), pixel, "test",
                   (72, 64, 16, 14), workers=0,
-                  arithmetic=precision.resolve(experiment.load("demo").precision, CPU))
+                  arithmetic=resolve_precision(experiment.load("demo").precision, CPU))
     one_image = 100 / pixel.counts["test"]  # the model's layout may tip a near tie
     assert float(rows[5][3]) == pytest.approx(100 * (own["top"][:, 0] == own["label"]).mean(),
                                               abs=one_image)

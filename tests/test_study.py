@@ -90,11 +90,11 @@ def test_a_transplant_of_the_runs_own_seed_fits_once_per_quality_and_seed(tmp_pa
     cells = study.cells(e, ["transplant-anchor2-seed"], 2, tmp_path)
     fits = []
 
-    def fit_file(shards, rates, trunk, steps, out, teacher=None, branches=None, seed=0,
-                 **shape):
-        fits.append((rates, Path(trunk).parent.name, Path(out).name, seed, steps, branches))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(b"")
+    def fit_file(fit):
+        fits.append((fit.rates, Path(fit.trunk).parent.name, fit.out.name, fit.seed, fit.steps,
+                     fit.branches))
+        fit.out.parent.mkdir(parents=True, exist_ok=True)
+        fit.out.write_bytes(b"")
 
     monkeypatch.setattr(study.latent_start, "fit_file", fit_file)
     study.fit_task_hints(e, cells, tmp_path)
@@ -115,11 +115,10 @@ def test_a_row_on_the_upsampled_latent_fits_and_trains_at_its_sizes(tmp_path, mo
     cells = study.cells(e, ["transplant-res-up"], 1, tmp_path)
     shapes = []
 
-    def fit_file(shards, rates, trunk, steps, out, **shape):
-        shapes.append((Path(out).name, shape["adapter"], shape["latent_resize"],
-                       shape["latent_crop"]))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(b"")
+    def fit_file(fit):
+        shapes.append((fit.out.name, fit.latent_adapter, fit.latent_resize, fit.latent_crop))
+        fit.out.parent.mkdir(parents=True, exist_ok=True)
+        fit.out.write_bytes(b"")
 
     monkeypatch.setattr(study.latent_start, "fit_file", fit_file)
     study.fit_task_hints(e, cells, tmp_path)
@@ -139,10 +138,10 @@ def test_a_row_on_another_rows_starts_fits_none_of_its_own(tmp_path, monkeypatch
     cells = study.cells(e, [starts, row], 2, tmp_path)
     fits = []
 
-    def fit_file(shards, rates, trunk, steps, out, **shape):
-        fits.append(Path(out).relative_to(tmp_path).as_posix())
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(b"")
+    def fit_file(fit):
+        fits.append(fit.out.relative_to(tmp_path).as_posix())
+        fit.out.parent.mkdir(parents=True, exist_ok=True)
+        fit.out.write_bytes(b"")
 
     monkeypatch.setattr(study.latent_start, "fit_file", fit_file)
     study.fit_task_hints(e, cells, tmp_path)

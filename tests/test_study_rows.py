@@ -67,11 +67,18 @@ def test_every_row_fits_the_starts_it_fitted(frozen, tmp_path, monkeypatch):
     cells = study.cells(e, planned(found), found["seeds"], tmp_path)
     fits = []
 
-    def fit_file(shards, rates, trunk, steps, out, **options):
-        fits.append(plain({"shards": shards, "rates": list(rates), "trunk": trunk,
-                           "steps": steps, "out": out, **options}, tmp_path))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(b"")
+    def fit_file(fit):
+        # the frozen fits name the fit's settings as fit_file's keywords did then
+        assert fit.device == e.device
+        named = {"shards": fit.shards, "rates": list(fit.rates), "trunk": fit.trunk,
+                 "steps": fit.steps, "out": fit.out}
+        if fit.branches is not None:  # a transplant: carried from its Anchor 2
+            named.update(teacher=fit.teacher, branches=fit.branches, seed=fit.seed)
+        fits.append(plain({**named, "arithmetic": fit.precision, "adapter": fit.latent_adapter,
+                           "latent_resize": fit.latent_resize, "latent_crop": fit.latent_crop},
+                          tmp_path))
+        fit.out.parent.mkdir(parents=True, exist_ok=True)
+        fit.out.write_bytes(b"")
 
     monkeypatch.setattr(study.latent_start, "fit_file", fit_file)
     study.fit_task_hints(e, cells, tmp_path)

@@ -78,6 +78,7 @@ def test_latent_classifier_learns_on_two_processes(trainer_shards, tmp_path):
     from trainer.data import open_shard_set
 
     classifier = read_classifier(tmp_path / "run" / "checkpoint.pth")
+    assert classifier.precision == run.data.params["precision_resolved"]  # what it ran in
     shard_set = open_shard_set(trainer_shards, "latent", SetId.of(4))
     model = load_model(classifier, shard_set.num_classes, shard_set.latent_channels)
     report = predict(model, shard_set, "test", classifier.config.input_sizes, workers=0)

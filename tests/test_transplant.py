@@ -12,6 +12,7 @@ from foundation import storage
 from pipeline import run as pipeline_run
 from pipeline.experiment import load
 from pipeline.run import job, train_configs, train_in_lanes
+from trainer import latent_start
 from trainer.config import TrainConfig
 from trainer.train import TEST_RESULT
 
@@ -41,10 +42,9 @@ def test_each_comp_is_fitted_to_the_anchor2_of_its_set_and_seed(tmp_path):
         argv = list(command)
         weights = str(folder / "checkpoint.pth")
         assert argv[1:3] == ["-m", "trainer.latent_start"]
-        for flag, value in (("--teacher", weights), ("--trunk", weights), ("--branches", hint),
-                            ("--rates", str(c.quality)), ("--steps", "7"),
-                            ("--seed", str(c.seed)), ("--out", c.init)):
-            assert argv[argv.index(flag) + 1] == value, flag
+        fit = latent_start.parse(argv[3:])
+        assert (fit.teacher, fit.trunk, fit.branches, fit.rates, fit.steps, fit.seed, fit.out) \
+            == (Path(weights), weights, hint, (c.quality,), 7, c.seed, Path(c.init))
         assert f"seed {c.seed}" in what
     # the ablations and the every-rate classifier keep the branches' start and wait for it alone
     for c in configs:
@@ -129,8 +129,8 @@ def test_an_experiments_adapter_and_latent_sizes_reach_comp_and_both_fits(tmp_pa
     [(pooled, _)] = pipeline_run.task_hint_job(e, storage.location(tmp_path / "shards"),
                                               runs).before
     for command in (list(transplant), list(pooled)):  # the teacher sees what the trunk will
-        assert command[-2:] == ["--latent-adapter", "res"]
-        for flag, value in (("--latent-resize", "32"), ("--latent-crop", "28")):
+        for flag, value in (("--latent-adapter", "res"), ("--latent-resize", "32"),
+                            ("--latent-crop", "28")):
             assert command[command.index(flag) + 1] == value, flag
     assert all(c.latent_adapter == "none" for c in configs if c.domain != "latent")
     with pytest.raises(ValueError, match="give one of none, se, res"):

@@ -28,15 +28,17 @@ class Damaged(ValueError):
 
 
 def save(out_dir: Path, model, optimizer, scheduler, epoch: int, config, history: list,
-         run_id: str | None) -> Path:
-    """Everything a resumed run needs to continue exactly."""
+         run_id: str | None, *, precision: str) -> Path:
+    """Everything a resumed run needs to continue exactly, and the precision its training
+    resolved (fp32, bf16), which its evaluation runs in (`precision`; a checkpoint written
+    before it was kept has none)."""
     state = {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(), "epoch": epoch,
         "rng": {"torch": torch.get_rng_state(), "python": json.dumps(random.getstate()),
                 "numpy": json.dumps(np.random.get_state()[1].tolist())},
         "config": json.dumps(asdict(config)), "history": json.dumps(history),
-        "mlflow_run_id": run_id or "",
+        "mlflow_run_id": run_id or "", "precision": precision,
     }
     if torch.cuda.is_available():
         state["rng"]["cuda"] = torch.cuda.get_rng_state_all()

@@ -22,7 +22,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from trainer import checkpoint, precision
+from foundation import runtime
+from trainer import checkpoint
 from trainer.models import resnet50_deep_stem
 
 
@@ -136,7 +137,7 @@ def adaptation_steps(model: nn.Module, teacher: nn.Module, batches, steps: int, 
     world = dist.get_world_size() if dist.is_initialized() else 1
     for x, _ in islice(batches, steps):
         latent, image = (part.to(device, non_blocking=True,
-                                 memory_format=precision.memory_format(device)) for part in x)
+                                 memory_format=runtime.memory_format(device)) for part in x)
         with amp:
             features = model.features(latent)
             with torch.no_grad():

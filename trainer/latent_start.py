@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import chain, count
 from pathlib import Path
 
@@ -30,14 +31,21 @@ from torch import nn
 
 from foundation import schema
 from foundation.cli import stage_main
-from trainer import precision
+from foundation.command_line import (
+    argv_of,
+    check_choices,
+    command_parser,
+    config_of,
+    like,
+    option,
+)
+from foundation.runtime import Runtime, device_option, precision_option
 from trainer.backbone import write_start
 from trainer.config import TrainConfig
 from trainer.data import EvalStream, SampleTransform, loader, open_rates
 from trainer.distill import adaptation_steps, frozen_stem, hint_error
 from trainer.models import (
     ADAPTATION_PARTS,
-    ADAPTERS,
     NAMED_FILES,
     initial_state,
     resnet50_deep_stem,
@@ -60,15 +68,14 @@ def backbone_stem(path: Path) -> nn.Module:
     return frozen_stem(model)
 
 
-def fit(model, teacher: nn.Module, batches, steps: int, lr: float, log_every: int = 100,
-        arithmetic: str = "fp32") -> list[float]:
-    """trainer.distill's adaptation steps on the CPU in `arithmetic` (a resolved precision),
-    the learning rate cosine-decayed over `steps`; the mean hint error of each `log_every`
-    steps (1: as far from the teacher as a map of zeros)."""
-    cpu = torch.device("cpu")
+def fit(model, teacher: nn.Module, batches, steps: int, lr: float, log_every: int,
+        runtime: Runtime) -> list[float]:
+    """trainer.distill's adaptation steps on the runtime's device and precision (the model
+    and the teacher there), the learning rate cosine-decayed over `steps`; the mean hint error
+    of each `log_every` steps (1: as far from the teacher as a map of zeros)."""
     errors, window, start = [], [], time.perf_counter()
-    steps_run = adaptation_steps(model, teacher, batches, steps, cpu,
-                                 precision.autocast(cpu, arithmetic), lr, cosine=True)
+    steps_run = adaptation_steps(model, teacher, batches, steps, runtime.device,
+                                 runtime.autocast(), lr, cosine=True)
     for step, error in enumerate(steps_run, 1):
         window.append(error)
         if step % log_every == 0 or step == steps:
@@ -106,107 +113,136 @@ def held_batches(shard_set, config: TrainConfig, seed: int = 0) -> Iterator[tupl
 
 def held_out_error(model, teacher: nn.Module, shard_set, config: TrainConfig) -> str:
     """The hint error on the shards' validation split, each sample once (the evaluation
-    transform: centre crop, no flip), in eval mode: the mean over batches of 64 weighted by
-    their size, printed ("none" without a validation split). The training batches' error
-    alone cannot show a fit that learned its images."""
+    transform: centre crop, no flip), in eval mode, in fp32 on the model's device: the mean
+    over batches of 64 weighted by their size, printed ("none" without a validation split).
+    The training batches' error alone cannot show a fit that learned its images."""
     stream = EvalStream(shard_set.shards("validate"),
                         SampleTransform(shard_set, False, *config.input_sizes, hint=True), 0, 1)
+    device = next(model.parameters()).device
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for (latent, image), _ in loader(stream, 64, 0, 0):
+        for (latent, image), _ in loader(stream, 64, 0, 0, device=device):
+            latent, image = latent.to(device), image.to(device)
             total += hint_error(model.features(latent), teacher(image)).item() * len(latent)
             count += len(latent)
     model.train()
     return f"{total / count:.3f}" if count else "none"
 
 
+@dataclass(frozen=True)
+class LatentFit:
+    """One fit, each field a flag of this command (foundation.command_line); the latent sizes
+    are the classifier's, so that the teacher sees the view its trunk will be fed at."""
+
+    shards: str = option(help="a dataset folder of latent sets (prep), e.g. the corpus's",
+                         positional=True)
+    rates: tuple[int, ...] = option(help="the qualities whose latents are pooled", metavar="Q")
+    out: Path = option(help="the file the fitted branches (and adapter) go to")
+    teacher: Path = option(NAMED_FILES["procedural"], "the pixel backbone (or a trained pixel "
+                           "classifier's checkpoint.pth) whose stem and conv_2x are the hint")
+    trunk: str = option("procedural", "where conv_3x..conv_5x (and the fc, where it fits) come "
+                        "from (a start's name or file; named in the output, which holds the "
+                        "branches alone)")
+    branches: str | None = option(None, "where the latent branches start (a start's name or "
+                                  "file that holds them); default: --trunk's, fresh where it "
+                                  "has none", metavar="START")
+    steps: int = option(1000, "Adam's steps")
+    lr: float = like(TrainConfig, "lr", default=1e-3,
+                     help="Adam's learning rate, cosine-decayed to 0 over the steps")
+    batch_size: int = like(TrainConfig, "batch_size", help="the fit's batch (one process)")
+    latent_resize: int = like(TrainConfig, "latent_resize", default=16)
+    latent_crop: int = like(TrainConfig, "latent_crop", default=14)
+    latent_adapter: str = like(TrainConfig, "latent_adapter",
+                               help="cResNet-39's adapter between the branches and the trunk: "
+                               "fitted with the branches (fresh where the start has none)")
+    seed: int = like(TrainConfig, "seed", help="the draws, crops and flips of the fit")
+    # the fits the project ships, and its studies', ran on the CPU: a fit's numbers differ by
+    # device, so only an explicit choice moves one
+    device: str = device_option("cpu", "where the fit runs (auto: CUDA where there is a GPU)")
+    precision: str = precision_option(help="the fit's autocast: auto = bf16 where it is faster "
+                                      "than fp32 on the fit's device")
+    log_every: int = option(100, "steps per printed hint error")
+
+    def __post_init__(self):
+        check_choices(self)
+
+    def to_argv(self) -> list[str]:
+        """This command's arguments (after `python -m trainer.latent_start`)."""
+        return argv_of(self)
+
+    @property
+    def classifier(self) -> TrainConfig:
+        """The compressed-domain classifier the branches are fitted for: its model, sizes and
+        transform, the teacher as its hint."""
+        return TrainConfig(domain="latent", shards=self.shards, rates=self.rates,
+                           init=self.trunk, batch_size=self.batch_size, seed=self.seed,
+                           latent_adapter=self.latent_adapter,
+                           latent_resize=self.latent_resize, latent_crop=self.latent_crop,
+                           distill=str(self.teacher), quality=self.rates[0])
+
+
 def fit_argv(shards, rates: tuple[int, ...], trunk: str, steps: int, out: Path,
              teacher: Path | None = None, branches: str | None = None, seed: int = 0,
              arithmetic: str = "auto", adapter: str = "none", latent_resize: int = 16,
              latent_crop: int = 14) -> list[str]:
-    """This command's arguments (after `python -m trainer.latent_start`); the latent sizes
-    are the classifier's, so that the teacher sees the view its trunk will be fed at."""
-    return [str(shards), "--rates", *map(str, rates), "--trunk", trunk, "--steps", str(steps),
-            "--out", str(out), "--latent-resize", str(latent_resize),
-            "--latent-crop", str(latent_crop), *(["--teacher", str(teacher)] if teacher else []),
-            *(["--branches", branches] if branches else []), "--seed", str(seed),
-            "--precision", arithmetic, *(["--latent-adapter", adapter] if adapter != "none"
-                                         else [])]
+    """LatentFit(...).to_argv() in the words pipeline/run.py still uses (then remove it)."""
+    return LatentFit(shards=str(shards), rates=tuple(rates), out=Path(out), trunk=trunk,
+                     steps=steps, branches=branches, seed=seed, precision=arithmetic,
+                     latent_adapter=adapter, latent_resize=latent_resize,
+                     latent_crop=latent_crop,
+                     **({"teacher": Path(teacher)} if teacher else {})).to_argv()
 
 
-def fit_file(*args, **kwargs) -> None:
-    """This command in-process (fit_argv's arguments: the pipeline's and the study's fit on a
-    task's latents); a RuntimeError where it failed, after its own one-line error."""
-    argv = fit_argv(*args, **kwargs)
+def fit_file(fit: LatentFit) -> None:
+    """This command in-process, through its command line (the study's fits on a task's
+    latents); a RuntimeError where it failed, after its own one-line error."""
+    argv = fit.to_argv()
     if main(argv):
         raise RuntimeError(f"the latent branches were not fitted (python -m trainer.latent_start "
                            f"{' '.join(argv)}): see its error above")
 
 
+def parser() -> argparse.ArgumentParser:
+    return command_parser("python -m trainer.latent_start", __doc__, LatentFit,
+                          argparse.RawDescriptionHelpFormatter)
+
+
+def parse(argv: list[str] | None = None) -> LatentFit:
+    return config_of(LatentFit, vars(parser().parse_args(argv)))
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer.latent_start", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("shards", help="a dataset folder of latent sets (prep), e.g. the corpus's")
-    p.add_argument("--rates", type=int, nargs="+", required=True, metavar="Q",
-                   help="the qualities whose latents are pooled")
-    p.add_argument("--teacher", type=Path, default=NAMED_FILES["procedural"],
-                   help="the pixel backbone (or a trained pixel classifier's checkpoint.pth) "
-                        "whose stem and conv_2x are the hint")
-    p.add_argument("--trunk", default="procedural",
-                   help="where conv_3x..conv_5x (and the fc, where it fits) come from (a "
-                        "start's name or file; named in the output, which holds the branches "
-                        "alone)")
-    p.add_argument("--branches", default=None, metavar="START",
-                   help="where the latent branches start (a start's name or file that holds "
-                        "them); default: --trunk's, fresh where it has none")
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--latent-resize", type=int, default=16)
-    p.add_argument("--latent-crop", type=int, default=14)
-    p.add_argument("--latent-adapter", choices=ADAPTERS, default="none",
-                   help="cResNet-39's adapter between the branches and the trunk: fitted with "
-                   "the branches (fresh where the start has none)")
-    p.add_argument("--seed", type=int, default=0, help="the draws, crops and flips of the fit")
-    p.add_argument("--precision", default="auto", choices=precision.PRECISIONS,
-                   help="the fit's autocast (trainer.precision; auto: bf16 where faster)")
-    p.add_argument("--log-every", type=int, default=100, help="steps per printed hint error")
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    config = TrainConfig(domain="latent", shards=args.shards, rates=tuple(args.rates),
-                         init=args.trunk, batch_size=args.batch_size, seed=args.seed,
-                         latent_adapter=args.latent_adapter,
-                         latent_resize=args.latent_resize, latent_crop=args.latent_crop,
-                         distill=str(args.teacher), quality=args.rates[0])
+    job = parse(argv)
+    config = job.classifier
+    runtime = Runtime.resolve(job.device, job.precision)
     shard_set = open_rates(config.shards, config.rates)
-    teacher = backbone_stem(args.teacher)
+    teacher = backbone_stem(job.teacher).to(runtime.device)
     start = initial_state(config.init)
-    if args.branches:
-        start = {**(start or {}), **{k: v for k, v in initial_state(args.branches).items()
+    if job.branches:
+        start = {**(start or {}), **{k: v for k, v in initial_state(job.branches).items()
                                      if k.split(".")[0] in ADAPTATION_PARTS}}
-    torch.manual_seed(args.seed)  # the tensors the start does not hold (a fresh adapter)
-    model = build_model(shard_set, config, start)
+    torch.manual_seed(job.seed)  # the tensors the start does not hold (a fresh adapter)
+    model = build_model(shard_set, config, start).to(runtime.device)
     before = held_out_error(model, teacher, shard_set, config)
     print(f"hint error on the validation split before the fit: {before}", flush=True)
-    arithmetic = precision.resolve(args.precision, torch.device("cpu"))
-    held = held_batches(shard_set, config, args.seed)
+    held = held_batches(shard_set, config, job.seed)
     if held is not None:
-        errors = fit(model, teacher, held, args.steps, args.lr, args.log_every, arithmetic)
+        errors = fit(model, teacher, held, job.steps, job.lr, job.log_every, runtime)
     else:
         init_process_group("gloo")  # the trainer's loaders shard by rank
         try:
-            data = load_data(shard_set, config, 0, config.batch_size, torch.device("cpu"))
+            data = load_data(shard_set, config, 0, config.batch_size, runtime.device)
             epochs = chain.from_iterable(data.train_epoch(e) for e in count())
-            errors = fit(model, teacher, epochs, args.steps, args.lr, args.log_every, arithmetic)
+            errors = fit(model, teacher, epochs, job.steps, job.lr, job.log_every, runtime)
         finally:
             dist.destroy_process_group()
     after = held_out_error(model, teacher, shard_set, config)
-    size, digest = write_start(model.adaptation_state(), args.out, trunk=args.trunk,
+    size, digest = write_start(model.adaptation_state(), job.out, trunk=job.trunk,
                                codecs=shard_set.codec_weights())
-    print(f"wrote {args.out}: {size / 2**10:.0f} KiB, sha256 {digest}; hint error "
-          f"{errors[0]:.3f} over the first {min(args.log_every, args.steps)} steps, "
+    print(f"wrote {job.out}: {size / 2**10:.0f} KiB, sha256 {digest}; hint error "
+          f"{errors[0]:.3f} over the first {min(job.log_every, job.steps)} steps, "
           f"{errors[-1]:.3f} over the last; on the validation split {before} before the fit, "
           f"{after} after")
     return 0

@@ -19,11 +19,11 @@ from torch.utils.data import DataLoader
 
 from foundation import predictions, storage
 from foundation.cli import stage_main
-from foundation.device import resolve_device
 from foundation.predictions import TOP_K
 from foundation.progress import progress
+from foundation.runtime import Runtime, memory_format
 from foundation.storage import write_atomic
-from trainer import checkpoint, distill, precision
+from trainer import checkpoint, distill
 from trainer.config import TrainConfig, parse
 from trainer.data import (
     EvalStream,
@@ -85,7 +85,7 @@ def to_device(x, device):
     """An input batch (a tensor, or the distillation's (latent, image)) on the device."""
     if isinstance(x, (list, tuple)):
         return type(x)(to_device(part, device) for part in x)
-    return x.to(device, non_blocking=True, memory_format=precision.memory_format(device))
+    return x.to(device, non_blocking=True, memory_format=memory_format(device))
 
 
 @torch.inference_mode()
@@ -101,7 +101,7 @@ def evaluate(model, criterion, data, device, amp, prefix: str, keep: bool = Fals
     totals = torch.zeros(4, device=device, dtype=torch.float64)  # loss, top1, top5, samples
     keys, labels, tops = [], [], []
     for x, y, key in data:
-        x = x.to(device, non_blocking=True, memory_format=precision.memory_format(device))
+        x = x.to(device, non_blocking=True, memory_format=memory_format(device))
         y = y.to(device, non_blocking=True)
         with amp:
             logits = model(x).float()
@@ -198,29 +198,22 @@ def _world() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1
 
 
-def _device(config: TrainConfig) -> torch.device:
-    if resolve_device(config.device) == "cuda":
-        local = int(os.environ.get("LOCAL_RANK", 0))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device("cpu")
-
-
 @stage_main
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = parse(argv)
-    shard_set, device, init = check_inputs(config)  # before any process group exists
-    init_process_group("nccl" if device.type == "cuda" else "gloo")
+    shard_set, runtime, init = check_inputs(config)  # before any process group exists
+    init_process_group("nccl" if runtime.device.type == "cuda" else "gloo")
     try:
-        return run(config, shard_set, device, init)
+        return run(config, shard_set, runtime, init)
     finally:
         dist.destroy_process_group()
 
 
-def check_inputs(config: TrainConfig) -> tuple[ShardSet, torch.device, dict | None]:
+def check_inputs(config: TrainConfig) -> tuple[ShardSet, Runtime, dict | None]:
     """Every check that can fail on input, before any process group exists: the shard set,
-    the device, its precision and the starting point (`--init imagenet` is fetched here)."""
+    the runtime (the device and its precision, resolved here once) and the starting point
+    (`--init imagenet` is fetched here)."""
     shard_set = (open_rates(config.shards, config.rates) if config.rates else
                  open_shard_set(config.shards, config.domain, config.set_id))
     if config.kd_weight and config.distill is None:
@@ -237,10 +230,9 @@ def check_inputs(config: TrainConfig) -> tuple[ShardSet, torch.device, dict | No
             raise ValueError("--distill with --rates: a teacher is the Anchor 2 of one quality, "
                              "one classifier for every rate reads several")
         distill.teacher_stem(config.distill)  # a missing or wrong teacher fails here
-    device = _device(config)
-    precision.resolve(config.precision, device)
+    runtime = Runtime.resolve(config.device, config.precision)
     codecs = shard_set.codec_weights() if config.reader.latent else []
-    return shard_set, device, initial_state(config.init, codecs)
+    return shard_set, runtime, initial_state(config.init, codecs)
 
 
 def init_process_group(backend: str) -> None:
@@ -265,22 +257,20 @@ def init_process_group(backend: str) -> None:
                             rank=rank, world_size=world)
 
 
-def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
-        init: dict | None) -> int:
+def run(config: TrainConfig, shard_set: ShardSet, runtime: Runtime, init: dict | None) -> int:
     rank, world = dist.get_rank(), dist.get_world_size()
+    device = runtime.device
     is_main = rank == 0
     if config.batch_size % world:
         raise ValueError(f"--batch-size {config.batch_size} is not divisible by {world} processes")
     per_rank_batch = config.batch_size // world
     torch.manual_seed(config.seed)
-    model = build_model(shard_set, config, init).to(device,
-                                                    memory_format=precision.memory_format(device))
+    model = build_model(shard_set, config, init).to(device, memory_format=runtime.memory_format)
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                   else None, gradient_as_bucket_view=True)  # no grad copies
     if config.compile:  # fused kernels for the training step; the first steps compile
         ddp = torch.compile(ddp)
-    arithmetic = precision.resolve(config.precision, device)
-    amp = precision.autocast(device, arithmetic)
+    amp = runtime.autocast()
     criterion = nn.CrossEntropyLoss()
     objective = distill.Supervised() if config.distill is None else objective_of(config, device)
     optimizer = torch.optim.SGD(parameter_groups(model, init, config.scaled_lr, config.fresh_lr),
@@ -295,11 +285,11 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
     steps = config.steps_per_epoch(shard_set.counts["train"])
     # before MLflow's threads
     data = load_data(shard_set, config, start_epoch, per_rank_batch, device)
-    tracker = (Tracker(config, shard_set, world, run_id, start_epoch > 0, arithmetic)
+    tracker = (Tracker(config, shard_set, world, run_id, start_epoch > 0, runtime.precision)
                if is_main else None)
     if is_main:
         print(f"{world} process(es) x {torch.get_num_threads()} thread(s) on {device}, "
-              f"precision {arithmetic} (--precision {config.precision})", flush=True)
+              f"precision {runtime.precision} (--precision {config.precision})", flush=True)
     if start_epoch == 0 and config.hint_steps:  # a resumed run has it in its checkpoint
         error = distill.fit_adaptation(model, objective.stem, data.train_epoch(HINT_EPOCH),
                                        config.hint_steps, device, amp)
@@ -315,7 +305,7 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
         history.append({"epoch": epoch + 1, **metrics})
         if is_main:
             path = checkpoint.save(out, model, optimizer, scheduler, epoch, config, history,
-                                   tracker.run_id)
+                                   tracker.run_id, precision=runtime.precision)
             tracker.epoch(epoch + 1, metrics, path)
             print(f"epoch {epoch + 1}/{config.epochs}: loss {metrics['train_loss']:.3f}, "
                   f"train top-1 {metrics['train_top1']:.3f}, val top-1 {metrics['val_top1']:.3f} "
@@ -337,7 +327,7 @@ def run(config: TrainConfig, shard_set: ShardSet, device: torch.device,
 def objective_of(config: TrainConfig, device: torch.device):
     """The loss of a run with a teacher: the conv_2x hint alone (FeatureHint, which runs the
     teacher's stem only), or with --kd-weight the teacher's class probabilities too."""
-    layout = precision.memory_format(device)
+    layout = memory_format(device)
     if not config.kd_weight:
         return distill.FeatureHint(distill.teacher_stem(config.distill).to(
             device, memory_format=layout), config.distill_weight)

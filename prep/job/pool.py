@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from foundation.device import resolve_device
+from foundation.runtime import resolve_device
 from prep.job.shards import ShardEncoder, ShardTask, Transformer
 
 if TYPE_CHECKING:
