@@ -112,7 +112,7 @@ pretrain: $(PY)  ## pretrain the offline starting point -> backbones/procedural 
 	  --batch-size 64 --lr 0.025 --lr-steps $$(( $(PRETRAIN_EPOCHS) * 5 / 8 )) \
 	  $$(( $(PRETRAIN_EPOCHS) * 7 / 8 )) --resize 96 --crop 64 \
 	  --out $(PRETRAIN_RUN) --resume --experiment pretraining
-	$(PY) -m trainer.backbone $(PRETRAIN_RUN)/checkpoint.pth backbones/procedural/resnet50.pth
+	$(PY) -m classifier.backbone $(PRETRAIN_RUN)/checkpoint.pth backbones/procedural/resnet50.pth
 
 # The compressed domain's own start (docs/comp-study, row latent-start): the procedural corpus at
 # 256 px (32 a class), coded by the demo codec q4, and cResNet-39 pretrained on its latents from
@@ -126,7 +126,7 @@ pretrain-latent: $(PY)  ## pretrain cResNet-39 on the procedural corpus's q4 lat
 	  --shards data/latent-pretrain-shards/procedural-256 --quality 4 --init procedural --epochs 8 \
 	  --lr 0.02 --lr-steps 6 --latent-resize 16 --latent-crop 14 --out runs/latent-pretrain \
 	  --resume --experiment pretraining
-	$(PY) -m trainer.backbone runs/latent-pretrain/checkpoint.pth $(LATENT_START)
+	$(PY) -m classifier.backbone runs/latent-pretrain/checkpoint.pth $(LATENT_START)
 
 # The latent branches fitted to the pixel start's conv_2x on the corpus's latents of CODECS's
 # q1, q4 and q8 (16 images a class), without labels (trainer/latent_start.py; docs/comp-study,

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from classifier.models import cresnet39, resnet50_deep_stem
 from evaluation.efficiency import Bitstream, Paths, device_name, measure
 from foundation.coding import code_images
 from foundation.hyperprior import (
@@ -30,7 +31,6 @@ from foundation.hyperprior import (
     read_weights_file,
     sha256_of,
 )
-from trainer.models import cresnet39, resnet50_deep_stem
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "minc-2500-sample" / \
     "minc-2500" / "images"

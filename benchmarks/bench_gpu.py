@@ -34,6 +34,7 @@ from PIL import Image
 from benchmarks.bench_eval import bitstreams, codec_weights
 from benchmarks.bench_prep import cpu_stage_rates, subset
 from benchmarks.bench_train import domain_rows, process_group
+from classifier.models import cresnet39, resnet50_deep_stem
 from evaluation.efficiency import Paths, device_name, measure
 from foundation.coding import transform
 from foundation.hyperprior import codec_sizes, load_codec
@@ -41,7 +42,6 @@ from foundation.runtime import DEVICES, resolve_device
 from prep.datasets.listing import list_dataset
 from prep.job.config import PrepConfig
 from prep.job.driver import run
-from trainer.models import cresnet39, resnet50_deep_stem
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATA = next((d for d in (SHARED / "minc-2500-subset" / "minc-2500",

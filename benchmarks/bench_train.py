@@ -12,7 +12,7 @@ what bounds it. Everything is measured side by side in one run, on the same thre
               alone, what DDP adds to each step beside the bare step
 
 The trainer and loader rows are timed after an epoch where the trainer holds a small training
-split decoded (trainer.data.HELD_SAMPLES): the rate of every epoch but the first. The trainer
+split decoded (classifier.data.HELD_SAMPLES): the rate of every epoch but the first. The trainer
 and the bare step of its settings are timed in alternating windows (6 of 8 steps each at the
 demo's sizes), and trainer / bare is the median of the windows' ratios, their range beside it:
 on a shared CPU one window's rate moves by 10% against the next.
@@ -41,16 +41,16 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from classifier.config import TrainConfig
+from classifier.data import open_shard_set
+from classifier.domains import DECODED, LATENT, ORIGINAL
+from classifier.transforms import PAPER_SIZES, InputSizes
 from evaluation.training_cost import flops_per_image
 from foundation.command_line import add_option
 from foundation.runtime import autocast, memory_format, native_bf16, resolve_precision
 from foundation.sets import SetId
-from trainer.config import TrainConfig
-from trainer.data import open_shard_set
 from trainer.distill import Supervised
-from trainer.domains import DECODED, LATENT, ORIGINAL
 from trainer.train import build_model, load_data, train_one_epoch
-from trainer.transforms import PAPER_SIZES, InputSizes
 
 DEMO_CODEC = Path(__file__).resolve().parents[1] / "codecs" / "demo" / "codec-q4.pth"
 CPU = torch.device("cpu")
@@ -127,7 +127,7 @@ def bare_step(model: nn.Module, shape: tuple, classes: int, steps: int,
 
 def steady_after(shard_set, batch: int, steps: int) -> int:
     """Batches to run before timing: one epoch's where the trainer holds the training split
-    decoded (trainer.data.HELD_SAMPLES; the rate of every epoch after the first), else one
+    decoded (classifier.data.HELD_SAMPLES; the rate of every epoch after the first), else one
     (worker start-up is not the steady rate)."""
     held = shard_set.train_held and steps > 1  # not --quick
     return max(1, shard_set.counts["train"] // batch) if held else 1

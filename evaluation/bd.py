@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
+from classifier.domains import ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, COMP, COMP_INPUTS, COMP_RATES
 from foundation.sets import CODECS
-from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, COMP, COMP_INPUTS, COMP_RATES
 
 RESAMPLES = 2000
 LEVEL = 0.95

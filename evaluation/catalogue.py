@@ -12,11 +12,11 @@ from dataclasses import replace
 
 import pandas as pd
 
+from classifier import domains
+from classifier.data import ShardSet, open_shard_set
 from foundation import schema, storage
 from foundation.sets import SetId
 from foundation.storage import Location
-from trainer import domains
-from trainer.data import ShardSet, open_shard_set
 
 
 class Catalogue:
@@ -56,7 +56,7 @@ class Catalogue:
 
     def shard_set(self, domain: str, set_id: SetId | None = None,
                   splits: tuple[str, ...] = schema.SPLITS) -> ShardSet:
-        """The set a domain reads (trainer.data.open_shard_set's checks and errors), opened the
+        """The set a domain reads (classifier.data.open_shard_set's checks and errors), opened the
         first time; later calls only check the shards of splits not checked yet."""
         set_id = domains.get(domain).reads(set_id)
         name = set_id.name

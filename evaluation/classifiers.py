@@ -17,12 +17,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from classifier import checkpoint
+from classifier.config import TrainConfig
+from classifier.domains import METHOD_ORDER
 from foundation import storage
 from foundation.runtime import evaluation_precision
 from foundation.sets import CODECS, LEARNED
-from trainer import checkpoint
-from trainer.config import TrainConfig
-from trainer.domains import METHOD_ORDER
 
 CODEC_LABELS = {LEARNED: "", "jpeg": "JPEG", "webp": "WebP"}
 

@@ -33,13 +33,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from classifier.domains import ANCHOR2, ANCHOR2_EQUAL, ANCHOR3, COMP, DECODED, LATENT
 from evaluation import tables, verdicts
 from evaluation.classifiers import curve_name
 from evaluation.seeds import STUDY_REFERENCE as REFERENCE
 from evaluation.seeds import row_result, seeds_range
 from foundation.cli import stage_main
 from foundation.sets import LEARNED, SetId
-from trainer.domains import ANCHOR2, ANCHOR2_EQUAL, ANCHOR3, COMP, DECODED, LATENT
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = Path("docs/demo-report")

@@ -23,14 +23,14 @@ from compressai.models import ScaleHyperprior
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms.v2 import functional as TF
 
+from classifier.domains import ANCHOR2, ANCHOR3, COMP, DECODED, LATENT
+from classifier.transforms import IMAGENET_MEAN, IMAGENET_STD, PAPER_SIZES
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier, load_model
 from foundation import schema
 from foundation.coding import entropy_decode
 from foundation.hyperprior import fetch_pretrained, load_codec, read_weights_file
 from foundation.sets import LEARNED, SetId
-from trainer.domains import ANCHOR2, ANCHOR3, COMP, DECODED, LATENT
-from trainer.transforms import IMAGENET_MEAN, IMAGENET_STD, PAPER_SIZES
 
 COMPRESSED, PIXEL = "compressed domain", "pixel domain"
 DECODE = "of which entropy decoding"  # the shared first stage (z_hat, h_s, indexes, y_hat)

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from classifier.data import ShardSet
+from classifier.domains import ANCHOR1, DECODED
 from evaluation import metrics, seeds
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier, curve_name, find_classifiers, load_model
@@ -31,8 +33,6 @@ from foundation.cli import stage_main
 from foundation.command_line import command_parser
 from foundation.runtime import DEVICES, memory_format, resolve_device
 from foundation.sets import SetId
-from trainer.data import ShardSet
-from trainer.domains import ANCHOR1, DECODED
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from classifier.domains import LATENT, ORIGINAL
 from evaluation.catalogue import Catalogue
 from foundation import schema
 from foundation.sets import SetId
-from trainer.domains import LATENT, ORIGINAL
 
 
 def gather_examples(catalogue: Catalogue, qualities: list[int], classes: int = 4) -> list[dict]:

@@ -13,8 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from foundation.sets import CODECS, LEARNED, SetId  # noqa: E402
-from trainer.domains import (  # noqa: E402
+from classifier.domains import (  # noqa: E402
     ANCHOR1,
     ANCHOR2,
     ANCHOR2_EQUAL,
@@ -24,6 +23,7 @@ from trainer.domains import (  # noqa: E402
     COMP_RATES,
     METHOD_ORDER,
 )
+from foundation.sets import CODECS, LEARNED, SetId  # noqa: E402
 
 AXES = {"bpp": "bits per pixel (log scale)", "psnr": "PSNR (dB)", "ssim": "SSIM"}
 # a method keeps its marker and colour on every codec; the codec sets the line

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from classifier.data import EvalStream, KeyedTransform, SampleTransform, ShardSet, loader
 from foundation import runtime
 from foundation.predictions import TOP_K
 from foundation.progress import progress
-from trainer.data import EvalStream, KeyedTransform, SampleTransform, ShardSet, loader
 
 
 @torch.inference_mode()

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from classifier.domains import ORIGINAL
+from classifier.run_files import TRANSPLANT
 from evaluation import bd, efficiency, figures, seeds, tables, tracking, training_cost
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import find_classifiers
@@ -29,8 +31,6 @@ from foundation.cli import stage_main
 from foundation.command_line import command_parser
 from foundation.runtime import resolve_device
 from foundation.storage import Location
-from trainer.domains import ORIGINAL
-from trainer.latent_start import TRANSPLANT
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from evaluation import verdicts
-from evaluation.classifiers import CODEC_LABELS, Classifier, curve_name
-from foundation.sets import CLASSICAL, LEARNED, SetId
-from trainer.domains import (
+from classifier.domains import (
     ANCHOR1,
     ANCHOR2,
     ANCHOR2_EQUAL,
@@ -19,6 +16,9 @@ from trainer.domains import (
     COMP_RATES,
     METHOD_ORDER,
 )
+from evaluation import verdicts
+from evaluation.classifiers import CODEC_LABELS, Classifier, curve_name
+from foundation.sets import CLASSICAL, LEARNED, SetId
 
 # Deng and Karam, Table 2 (MINC-2500 split 1, test): Top-1 (Top-5) in %.
 PAPER = {ANCHOR3: {None: (81.50, 97.58)},

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from classifier.domains import ANCHOR1
 from evaluation.evaluate import RESULTS, slug
 from evaluation.tables import BD_RESULTS, EXTRA, TABLE
 from foundation import journal
 from foundation.cli import stage_main
 from foundation.tracking import experiment_id as find_experiment
 from foundation.tracking import refusal, tracking_uri
-from trainer.domains import ANCHOR1
 
 log = logging.getLogger(__name__)
 REPORT_TAG = "cdmr.report"  # value: the dataset

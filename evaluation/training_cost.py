@@ -19,11 +19,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from classifier.domains import ANCHOR2, COMP
+from classifier.run_files import WALL_TIME
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier
 from foundation.sets import SetId
-from trainer.domains import ANCHOR2, COMP
-from trainer.train import WALL_TIME
 
 COST = "training_cost"  # the report's table: training_cost.csv
 

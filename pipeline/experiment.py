@@ -19,8 +19,8 @@ from pathlib import Path
 
 import tomli_w
 
+from classifier.transforms import PAPER_SIZES
 from foundation.sets import SetId
-from trainer.transforms import PAPER_SIZES
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SUFFIX = ".toml"
@@ -50,14 +50,14 @@ class Experiment:
     crop: int = PAPER_SIZES.crop
     latent_resize: int = PAPER_SIZES.latent_resize
     latent_crop: int = PAPER_SIZES.latent_crop
-    init: str = "imagenet"  # every classifier's start (trainer.models.INITS, or a file)
+    init: str = "imagenet"  # every classifier's start (classifier.models.INITS, or a file)
     latent_init: str | None = None  # the compressed-domain classifiers' start, where not `init`
     # >0: that start's latent branches fitted further, without labels, to init's conv_2x on this
     # run's own training latents (its qualities pooled) for these steps before Comp. trains
     # (trainer.latent_start; docs/comp-study, rows latent-hint-task)
     latent_hint_steps: int = 0
     # between Comp.'s latent branches and its trunk: none, se, res or up-res
-    # (trainer.models.ADAPTERS); the fits above fit it with the branches
+    # (classifier.models.ADAPTERS); the fits above fit it with the branches
     latent_adapter: str = "none"
     # >0: each Comp. starts from the trained Anchor 2 of its set and seed carried to the
     # latent: its latent branches (from the start above) fitted, without labels, for these

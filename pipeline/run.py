@@ -33,6 +33,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from classifier import checkpoint
+from classifier.config import TrainConfig
+from classifier.domains import COMP_INPUTS, DECODED, LATENT, METHOD_ORDER, ORIGINAL
+from classifier.models import ADAPTERS, initial_state
+from classifier.run_files import TEST_RESULT, TRANSPLANT, WALL_TIME
 from evaluation import seeds
 from evaluation.report import EXTRA, TABLE, write_report
 from foundation import storage
@@ -47,12 +52,7 @@ from pipeline.experiment import Experiment
 from prep.datasets.listing import dataset_name
 from prep.job import driver
 from prep.job.config import PrepConfig
-from trainer import checkpoint, latent_start, precision
-from trainer.config import TrainConfig
-from trainer.domains import COMP_INPUTS, DECODED, LATENT, METHOD_ORDER, ORIGINAL
-from trainer.latent_start import TRANSPLANT
-from trainer.models import ADAPTERS, initial_state
-from trainer.train import TEST_RESULT, WALL_TIME
+from trainer import latent_start, precision
 
 log = logging.getLogger(__name__)
 TRAINER = Path(__file__).resolve().parent.parent / "trainer" / "main.py"

@@ -17,13 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from classifier import checkpoint
+from classifier.config import TrainConfig
+from classifier.domains import COMP, METHOD_ORDER
 from evaluation.seeds import STUDY_REFERENCE as REFERENCE
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment
 from pipeline.run import transplanted
-from trainer import checkpoint
-from trainer.config import TrainConfig
-from trainer.domains import COMP, METHOD_ORDER
 
 ROWS_FOLDER = Path(__file__).resolve().parent / "rows"
 TRAINER_TABLE, ROW_TABLE = "trainer", "row"  # a row file's tables beside its experiment keys

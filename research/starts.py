@@ -26,6 +26,10 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import update_bn
 
+from classifier.config import TrainConfig
+from classifier.data import EvalStream, SampleTransform, loader, open_shard_set
+from classifier.domains import DECODED, LATENT
+from classifier.models import initial_state, trunk_of
 from evaluation.classifiers import Classifier, load_model, read_classifier
 from evaluation.predict import predict
 from foundation import storage
@@ -35,10 +39,6 @@ from foundation.sets import SetId
 from foundation.storage import Location
 from pipeline import experiment
 from pipeline.run import extra_set, train_configs, transplanted
-from trainer.config import TrainConfig
-from trainer.data import EvalStream, SampleTransform, loader, open_shard_set
-from trainer.domains import DECODED, LATENT
-from trainer.models import initial_state, trunk_of
 from trainer.train import build_model
 
 

@@ -28,6 +28,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from classifier import checkpoint
+from classifier.config import TrainConfig
+from classifier.models import initial_state
+from classifier.run_files import TEST_RESULT, WALL_TIME
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import read_classifier
 from evaluation.evaluate import Target, evaluate_target
@@ -41,7 +45,6 @@ from foundation.storage import Location
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment
 from pipeline.run import (
-    WALL_TIME,
     all_prep_configs,
     extra_set,
     job,
@@ -53,11 +56,8 @@ from pipeline.run import (
 )
 from prep.datasets.listing import dataset_name
 from research.row import READ_BY_OTHERS, ROWS, reads, trained
-from trainer import checkpoint, latent_start
-from trainer.config import TrainConfig
+from trainer import latent_start
 from trainer.latent_start import LatentFit
-from trainer.models import initial_state
-from trainer.train import TEST_RESULT
 
 RESULTS = "study.csv"
 PER_CLASS = "per_class.csv"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from classifier import checkpoint
+from classifier.config import TrainConfig
 from evaluation.report import write_report
 from foundation import schema
-from trainer import checkpoint
-from trainer.config import TrainConfig
 
 pytestmark = pytest.mark.slow
 

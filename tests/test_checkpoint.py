@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import torch
 
+from classifier import checkpoint
+from classifier.config import TrainConfig
 from evaluation.classifiers import read_classifier
 from foundation import runtime
-from trainer import checkpoint
-from trainer.config import TrainConfig
 
 CPU = torch.device("cpu")
 ZEN4 = ("AuthenticAMD", frozenset({"avx512_bf16"}))  # where --precision auto is bf16

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from classifier.config import parse
+from classifier.data import open_shard_set
 from foundation import schema
 from foundation.coding import image_metrics, to_tensor
 from foundation.sets import SetId
 from prep.cli import main
 from prep.codec.classical import decode
-from trainer.config import parse
-from trainer.data import open_shard_set
 
 ARGS = ("--jpeg", "10", "60", "--webp", "30", "--workers", "2", "--shard-size", "8")
 

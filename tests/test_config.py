@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from classifier.config import TrainConfig, parse
 from foundation.sets import SetId
 from prep.cli import config_from
 from prep.job.config import DEFAULT_QUALITY, PrepConfig
 from trainer import latent_start
-from trainer.config import TrainConfig, parse
 from trainer.latent_start import LatentFit
 
 

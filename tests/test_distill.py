@@ -11,16 +11,17 @@ import pytest
 import torch
 from PIL import Image
 
+from classifier import checkpoint
+from classifier.config import TrainConfig
+from classifier.data import open_shard_set
+from classifier.models import cresnet39, resnet50_deep_stem
+from classifier.transforms import HINT_STRIDE, IMAGENET_MEAN, IMAGENET_STD, LatentTransform
 from foundation import storage
 from foundation.sets import SetId
 from pipeline.experiment import load
 from pipeline.run import job, train_configs
 from tests.conftest import DEMO_CODEC_Q4
-from trainer import checkpoint, distill
-from trainer.config import TrainConfig
-from trainer.data import open_shard_set
-from trainer.models import cresnet39, resnet50_deep_stem
-from trainer.transforms import HINT_STRIDE, IMAGENET_MEAN, IMAGENET_STD, LatentTransform
+from trainer import distill
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = load("demo")
@@ -186,8 +187,8 @@ def test_the_first_stage_fits_the_branches_and_leaves_the_trunk(tmp_path):
 @pytest.mark.parametrize("held", [True, False], ids=["held-in-memory", "read-from-shards"])
 def test_latent_start_fits_the_branches_and_keeps_the_procedural_trunk(trainer_shards, tmp_path,
                                                                        capsys, monkeypatch, held):
+    from classifier.models import initial_state
     from trainer import latent_start
-    from trainer.models import initial_state
 
     if not held:  # a training split too large to hold: the trainer's loader reads the shards
         monkeypatch.setattr(latent_start, "MAX_HELD", 0)
@@ -249,7 +250,7 @@ def test_a_fit_through_the_learned_upsampling_shows_the_teacher_8_pixels_a_cell(
 
 
 def test_the_shipped_latent_start_fills_all_of_the_demo_classifier_but_its_fc(caplog):
-    from trainer.models import CResNet39, initial_state, load_matching
+    from classifier.models import CResNet39, initial_state, load_matching
 
     demo = [storage.sha256(ROOT / "codecs" / "demo" / f"codec-q{q}.pth") for q in (1, 4, 8)]
     model = CResNet39(96, 6)  # the demo codecs: M = 96; 6 classes

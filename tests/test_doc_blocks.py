@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from classifier.domains import ANCHOR2, ANCHOR2_EQUAL, COMP
 from evaluation import doc_blocks, tables, verdicts
 from evaluation.doc_blocks import ROOT
 from foundation.sets import SetId
 from research.study import summary
-from trainer.domains import ANCHOR2, ANCHOR2_EQUAL, COMP
 
 
 def copy_pages(to: Path) -> list[Path]:

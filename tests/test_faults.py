@@ -65,8 +65,8 @@ def tiny_classifier(runs: Path) -> Path:
     network: evaluation fails on the shards before it loads the weights)."""
     import torch
 
-    from trainer import checkpoint
-    from trainer.config import TrainConfig
+    from classifier import checkpoint
+    from classifier.config import TrainConfig
 
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -89,8 +89,8 @@ def prep_config(data: Path, out: Path, weights: Path, *more: str) -> PrepConfig:
 
 def test_a_truncated_shard_is_one_line_and_its_command_redoes_it(
         small_shards, tmp_path, ray_local, capsys):
+    from classifier.data import open_shard_set
     from evaluation.evaluate import main as evaluate_main
-    from trainer.data import open_shard_set
     from trainer.train import main as train_main
 
     root = copy_set(small_shards, tmp_path)
@@ -148,7 +148,7 @@ def test_shards_without_fingerprints_are_checked_and_adopted(
         small_shards, synthetic_small, codec_q1, tmp_path, ray_local, capsys):
     """A set prepared before fingerprints were recorded: the trainer asks for one prep run,
     which reads every shard once, keeps the whole ones and redoes a damaged one."""
-    from trainer.data import open_shard_set
+    from classifier.data import open_shard_set
 
     root = copy_set(small_shards, tmp_path)
     for set_name in ("original", "q1"):

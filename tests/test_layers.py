@@ -9,9 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # lower first; a package may import its own modules and any package of a lower layer
-# research (the study and its tools) sits above the pipeline, beside the benchmarks: nothing on
-# the product path imports it
-LAYERS = [("foundation",), ("prep", "trainer"), ("evaluation",), ("pipeline",),
+# the classifier toolkit sits beside prep, below the training loop (trainer) and evaluation,
+# which know nothing of each other; research (the study and its tools) sits above the pipeline,
+# beside the benchmarks: nothing on the product path imports it
+LAYERS = [("foundation",), ("prep", "classifier"), ("trainer", "evaluation"), ("pipeline",),
           ("research", "benchmarks")]
 LAYER = {package: i for i, packages in enumerate(LAYERS) for package in packages}
 
@@ -44,8 +45,15 @@ GRAPH = project_graph()
 
 def test_the_graph_is_read():
     assert len(GRAPH) > 60
-    assert "foundation.schema" in GRAPH["trainer.data"]  # an import the rule allows is seen
+    assert "foundation.schema" in GRAPH["classifier.data"]  # an import the rule allows is seen
     assert "pipeline.run" in GRAPH["research.study"]  # and the research floor is read
+
+
+def test_evaluation_imports_nothing_of_the_trainer():
+    """Evaluation reads the classifier toolkit and the run folders, never the training loop."""
+    wrong = {module: sorted(i for i in GRAPH[module] if i.split(".")[0] == "trainer")
+             for module in GRAPH if module.split(".")[0] == "evaluation"}
+    assert not {module: found for module, found in wrong.items() if found}
 
 
 @pytest.mark.parametrize("module", sorted(GRAPH))

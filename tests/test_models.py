@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.models import resnet50
 
-from trainer import models
+from classifier import models
 
 count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
 
@@ -142,7 +142,7 @@ def trunk_in_runs(tmp_path, monkeypatch) -> Path:
 
 def test_a_start_names_its_trunk_file_from_its_own_folder_so_a_runs_folder_can_move(
         tmp_path, monkeypatch):
-    from trainer.backbone import write_start
+    from classifier.backbone import write_start
 
     start = trunk_in_runs(tmp_path, monkeypatch)
     write_start({"branches.weight": torch.zeros(2)}, start, trunk="runs/decoded/checkpoint.pth")

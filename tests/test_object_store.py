@@ -16,11 +16,11 @@ from collections import Counter
 import pytest
 from torch.utils.data import DataLoader
 
+from classifier.data import EvalStream, open_shard_set
 from foundation import schema
 from foundation.sets import SetId
 from tests.conftest import SMALL_PREP_ARGS
 from tests.ray_nodes import free_port
-from trainer.data import EvalStream, open_shard_set
 
 pytestmark = pytest.mark.slow
 BUCKET = "cdmr-shards"

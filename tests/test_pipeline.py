@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from classifier.data import open_shard_set
+from classifier.domains import ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, ANCHOR3, COMP
 from evaluation import figures, tracking
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import load_model, read_classifier
@@ -27,8 +29,6 @@ from evaluation.predict import predict
 from foundation import schema
 from foundation.hyperprior import load_codec, read_weights_file
 from foundation.sets import SetId
-from trainer.data import open_shard_set
-from trainer.domains import ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, ANCHOR3, COMP
 
 pytestmark = pytest.mark.slow
 CODECS = Path(__file__).resolve().parents[1] / "codecs" / "demo"

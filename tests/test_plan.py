@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from classifier.data import TrainStream
 from foundation import schema
 from prep.datasets.listing import list_dataset
 from prep.job.config import PrepConfig
 from prep.job.driver import run
 from prep.job.plan import PLAN_FILE, plan_shards
-from trainer.data import TrainStream
 
 # MINC-2500 has 2,125 train images a class, shards of 256 and a stream buffer of 256; 24
 # classes of ~40 train images with shards and a buffer of 32 keep those proportions small

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from classifier.domains import ANCHOR2, ANCHOR3, COMP
 from evaluation.metrics import wilson_interval
 from evaluation.tables import bd_markdown, pattern, table2
 from evaluation.tracking import metric_name
 from evaluation.verdicts import MIN_DROP, PAPER_GAP
 from foundation.sets import SetId
 from pipeline.run import summarize_splits
-from trainer.domains import ANCHOR2, ANCHOR3, COMP
 
 N = 5750  # test images of MINC-2500 (23 x 250)
 
@@ -265,9 +265,9 @@ def test_the_report_names_each_start_and_what_started_from_it():
 def test_one_classifier_for_every_rate_is_a_cell_at_each_rate_and_a_row_of_table2():
     from pathlib import Path
 
+    from classifier.config import TrainConfig
     from evaluation.classifiers import Classifier
     from evaluation.evaluate import targets
-    from trainer.config import TrainConfig
 
     config = TrainConfig(domain="latent", shards="d", quality=1, rates=(1, 4, 8))
     cells = targets([Classifier(Path("c.pth"), config, 30, "")], [SetId.of(1), SetId.of(4)])

@@ -145,7 +145,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(small_shards, tmp_p
     one line naming them and how to start over."""
     import torch
 
-    from trainer import checkpoint
+    from classifier import checkpoint
 
     out, uri = tmp_path / "run", f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = torchrun(tmp_path, small_shards, out, "--epochs", "2", uri=uri)

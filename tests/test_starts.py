@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from classifier import checkpoint
+from classifier.backbone import write_start
+from classifier.config import TrainConfig
+from classifier.data import open_shard_set
+from classifier.models import cresnet39, resnet50_deep_stem
 from evaluation.predict import predict
 from foundation.runtime import resolve_precision
 from foundation.sets import SetId
 from pipeline import experiment
 from research import starts
-from trainer import checkpoint
-from trainer.backbone import write_start
-from trainer.config import TrainConfig
-from trainer.data import open_shard_set
-from trainer.models import cresnet39, resnet50_deep_stem
 
 pytestmark = pytest.mark.slow
 

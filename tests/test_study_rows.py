@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from classifier.config import TrainConfig
 from pipeline.experiment import load
 from research import study
 from research.row import ROWS, reads
-from trainer.config import TrainConfig
 
 FROZEN = json.loads((Path(__file__).parent / "fixtures" / "study_rows.json").read_text())
 EXPERIMENTS = [name for name in FROZEN if name != "made_by"]

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from classifier.run_files import TEST_RESULT
 from evaluation.classifiers import read_classifier
 from foundation import storage
 from pipeline.experiment import load
 from prep.datasets.folds import write_folds
 from prep.datasets.synthetic import write_dataset
 from research import study
-from trainer.train import TEST_RESULT
 
 DEMO = load("demo")
 

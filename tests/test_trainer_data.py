@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from classifier.data import EvalStream, SampleTransform, TrainStream, open_shard_set
 from foundation import schema
 from foundation.sets import SetId
-from trainer.data import EvalStream, SampleTransform, TrainStream, open_shard_set
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ def test_a_held_training_stream_draws_the_same_inputs_every_epoch(trainer_shards
     """Decoded once and held in the loader workers, the training split gives the tensors a
     stream that decodes every sample every time gives: the same draws, the same augmentation,
     in every epoch (persistent workers follow the epoch) and the cache is not changed by it."""
-    from trainer.data import Shared, loader
+    from classifier.data import Shared, loader
 
     shard_set = open_shard_set(trainer_shards, domain, SetId.of(4))
     transform = SampleTransform(shard_set, True, 48, 40, 8, 6)

@@ -73,9 +73,9 @@ def test_latent_classifier_learns_on_two_processes(trainer_shards, tmp_path):
 
     # one classifier, one test accuracy: the report's evaluation of the saved weights (rank 0's
     # BatchNorm statistics) agrees with what the two ranks measured in the trainer
+    from classifier.data import open_shard_set
     from evaluation.classifiers import load_model, read_classifier
     from evaluation.predict import predict
-    from trainer.data import open_shard_set
 
     classifier = read_classifier(tmp_path / "run" / "checkpoint.pth")
     assert classifier.precision == run.data.params["precision_resolved"]  # what it ran in

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from classifier.config import TrainConfig
+from classifier.run_files import TEST_RESULT, WALL_TIME
 from foundation import storage
 from pipeline import run as pipeline_run
 from pipeline.experiment import load
 from pipeline.run import job, train_configs, train_in_lanes
 from trainer import latent_start
-from trainer.config import TrainConfig
-from trainer.train import TEST_RESULT
 
 DEMO = load("demo")
 
@@ -93,7 +93,7 @@ def test_a_lane_fits_a_start_after_what_it_waits_for_and_before_its_trainer(tmp_
     assert lines.index("train decoded") < lines.index("fit latent") < lines.index("train latent")
     assert sorted(lines) == ["fit latent", "fit pooled", "train decoded", "train latent",
                              "train original"]
-    assert json.loads((tmp_path / "comp" / pipeline_run.WALL_TIME).read_text()) >= 0.6
+    assert json.loads((tmp_path / "comp" / WALL_TIME).read_text()) >= 0.6
     assert (tmp_path / "pooled.log").is_file()  # a fit alone logs where its Job says
 
 

@@ -7,8 +7,8 @@ checks first keeps a wrong input to the trainer's one line (`make train` does), 
 
 import sys
 
+from classifier.config import parse
 from foundation.cli import stage_main
-from trainer.config import parse
 from trainer.train import check_inputs
 
 

@@ -4,7 +4,7 @@ cResNet-39's latent branches stand where ResNet-50's stem and conv_2x stand: bot
 conv_3x a 256-channel map. With `--distill CHECKPOINT` (a trained Anchor 2: ResNet-50 on the
 decoded images of the same set), the teacher's conv_2x output on the decoded image is a hint
 (FitNets, Romero et al. 2015) for the branches' output on the latent, cut cell for cell alike
-(trainer.transforms.LatentTransform: 4 pixels a latent cell, conv_2x's stride). The loss is the
+(classifier.transforms.LatentTransform: 4 pixels a latent cell, conv_2x's stride). The loss is the
 cross-entropy plus `weight` times the hint's squared error relative to the teacher map's
 energy (scale-free, so one weight fits every layer and quality). Starting the trunk from the
 same checkpoint (`--init CHECKPOINT`) then hands conv_3x..fc the features they were trained on:
@@ -22,9 +22,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from classifier import checkpoint
+from classifier.models import resnet50_deep_stem
 from foundation import runtime
-from trainer import checkpoint
-from trainer.models import resnet50_deep_stem
 
 
 def teacher_network(path: str) -> nn.Module:

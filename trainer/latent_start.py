@@ -29,6 +29,15 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from classifier.backbone import write_start
+from classifier.config import TrainConfig
+from classifier.data import EvalStream, SampleTransform, loader, open_rates
+from classifier.models import (
+    ADAPTATION_PARTS,
+    NAMED_FILES,
+    initial_state,
+    resnet50_deep_stem,
+)
 from foundation import schema
 from foundation.cli import stage_main
 from foundation.command_line import (
@@ -40,19 +49,9 @@ from foundation.command_line import (
     option,
 )
 from foundation.runtime import Runtime, device_option, precision_option
-from trainer.backbone import write_start
-from trainer.config import TrainConfig
-from trainer.data import EvalStream, SampleTransform, loader, open_rates
 from trainer.distill import adaptation_steps, frozen_stem, hint_error
-from trainer.models import (
-    ADAPTATION_PARTS,
-    NAMED_FILES,
-    initial_state,
-    resnet50_deep_stem,
-)
 from trainer.train import build_model, init_process_group, load_data
 
-TRANSPLANT = "transplant"  # the folder of a run's Comp. starts carried from its Anchor 2s
 MAX_HELD = 8192  # training samples held decoded by a fit (about 250 KB each at 256 px)
 
 

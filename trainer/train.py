@@ -17,15 +17,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from foundation import predictions, storage
-from foundation.cli import stage_main
-from foundation.predictions import TOP_K
-from foundation.progress import progress
-from foundation.runtime import Runtime, memory_format
-from foundation.storage import write_atomic
-from trainer import checkpoint, distill
-from trainer.config import TrainConfig, parse
-from trainer.data import (
+from classifier import checkpoint
+from classifier.config import TrainConfig, parse
+from classifier.data import (
     EvalStream,
     KeyedTransform,
     SampleTransform,
@@ -38,13 +32,18 @@ from trainer.data import (
     open_shard_set,
     start_workers,
 )
-from trainer.models import initial_state, load_matching
+from classifier.models import initial_state, load_matching
+from classifier.run_files import TEST_RESULT
+from foundation import predictions, storage
+from foundation.cli import stage_main
+from foundation.predictions import TOP_K
+from foundation.progress import progress
+from foundation.runtime import Runtime, memory_format
+from foundation.storage import write_atomic
+from trainer import distill
 
 log = logging.getLogger(__name__)
 
-TEST_RESULT = "test.json"  # written last: the run is complete
-# its training's wall time, start-up and the fit of its start included (the pipeline writes it)
-WALL_TIME = "wall_seconds.json"
 POSTFIX_EVERY = 10  # steps between progress figures (each reads the device: a host sync)
 HINT_EPOCH = -1  # the training stream's seed for distill.fit_adaptation's batches
 RUN_ID_WAIT_S = 10.0  # at most, once, for the tracking server to create the MLflow run

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from classifier import domains
+from classifier.transforms import PAPER_SIZES, InputSizes
 from foundation import predictions, schema, storage
 from foundation.sets import SetId
-from trainer import domains
-from trainer.transforms import PAPER_SIZES, InputSizes
 
 HELD_SAMPLES = 2048  # a training split of at most this many is held decoded (TrainStream)
 

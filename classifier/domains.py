@@ -10,16 +10,16 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from foundation import schema
-from foundation.sets import LEARNED, SetId
-from trainer.models import cresnet39, resnet50_deep_stem
-from trainer.transforms import (
+from classifier.models import cresnet39, resnet50_deep_stem
+from classifier.transforms import (
     InputSizes,
     LatentInput,
     LatentTransform,
     PixelInput,
     pixel_transform,
 )
+from foundation import schema
+from foundation.sets import LEARNED, SetId
 
 # The paper's methods: a classifier trained on a domain, and Anchor 1 (the original-trained
 # model on decoded images, not retrained). "Comp. (y)" and "Comp. (sigma)": the ablations.

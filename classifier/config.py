@@ -9,12 +9,12 @@ from pathlib import Path
 
 from torch import nn
 
+from classifier import domains
+from classifier.models import ADAPTERS, SIGMA_INPUTS, upsampling
+from classifier.transforms import HINT_STRIDE, PAPER_SIZES, InputSizes
 from foundation.command_line import argv_of, check_choices, command_parser, config_of, option
 from foundation.runtime import device_option, precision_option
 from foundation.sets import LEARNED, SetId
-from trainer import domains
-from trainer.models import ADAPTERS, SIGMA_INPUTS, upsampling
-from trainer.transforms import HINT_STRIDE, PAPER_SIZES, InputSizes
 
 PAPER_BATCH = 32  # the paper's batch; lr scales linearly with the global batch
 

@@ -1,6 +1,6 @@
 """A finished run's model as a starting point for other classifiers (`--init FILE|name`).
 
-    python -m trainer.backbone runs/pretrain/procedural/checkpoint.pth \
+    python -m classifier.backbone runs/pretrain/procedural/checkpoint.pth \
         backbones/procedural/resnet50.pth
 
 Keeps every tensor but the classifier head (fc: its classes are the corpus's, not the task's),
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
+from classifier import checkpoint
+from classifier.models import INITS
 from foundation.cli import stage_main
 from foundation.storage import write_atomic
-from trainer import checkpoint
-from trainer.models import INITS
 
 
 def export(run_checkpoint: Path, out: Path) -> tuple[int, str]:
@@ -31,7 +31,7 @@ def export(run_checkpoint: Path, out: Path) -> tuple[int, str]:
 def write_start(state: dict[str, torch.Tensor], out: Path, trunk: str | None = None,
                 codecs: list[str] = ()) -> tuple[int, str]:
     """A model's tensors as a start: without fc, float16; with `trunk` (a start's name or
-    file), a file of these tensors that trainer.models.initial_state lays over the trunk's,
+    file), a file of these tensors that classifier.models.initial_state lays over the trunk's,
     and the sha256 of the codec weights whose latents they were fitted to (`codecs`). A trunk
     file is named relative to `out`'s folder, so that a runs folder can move whole.
     Returns its size and sha256."""
@@ -50,7 +50,7 @@ def write_start(state: dict[str, torch.Tensor], out: Path, trunk: str | None = N
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m trainer.backbone", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m classifier.backbone", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path, help="a run's checkpoint.pth")
     p.add_argument("out", type=Path, help="the backbone file to write")

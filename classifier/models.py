@@ -55,7 +55,7 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str)
 
 def initial_state(init: str, codecs: list[str] = ()) -> dict[str, torch.Tensor] | None:
     """The tensors `--init` names (None for none), in float32; a missing file is one error
-    that says what to do. A file that names a trunk (trainer.backbone.write_start) holds only
+    that says what to do. A file that names a trunk (classifier.backbone.write_start) holds only
     its own tensors: they go over the trunk's. `codecs`: the sha256 of the codec weights whose
     latents the start will read; a warning where its latent branches were fitted to others'.
     The trainer calls this before any process group exists."""

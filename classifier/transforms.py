@@ -29,7 +29,7 @@ class InputSizes(NamedTuple):
     latent_resize: int
     latent_crop: int
     # the decoded image's pixels a latent cell where a teacher sees it: HINT_STRIDE times
-    # the cells a side that the classifier makes of one (trainer.models.upsampling)
+    # the cells a side that the classifier makes of one (classifier.models.upsampling)
     hint_stride: int = HINT_STRIDE
 
 
