@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from classifier.methods import ANCHOR2, ANCHOR2_EQUAL, ANCHOR3, COMP, COMP_INPUTS, COMP_RATES
 from classifier.models import cresnet39, resnet50_deep_stem
 from classifier.transforms import (
     InputSizes,
@@ -21,17 +22,7 @@ from classifier.transforms import (
 from foundation import schema
 from foundation.sets import LEARNED, SetId
 
-# The paper's methods: a classifier trained on a domain, and Anchor 1 (the original-trained
-# model on decoded images, not retrained). "Comp. (y)" and "Comp. (sigma)": the ablations.
-ANCHOR3, ANCHOR1, ANCHOR2, COMP = "Anchor 3", "Anchor 1", "Anchor 2", "Comp."
-COMP_INPUTS = {"both": COMP, "y": "Comp. (y)", "sigma": "Comp. (sigma)"}
-COMP_RATES = "Comp. (every rate)"  # one cResNet-39 trained on the latents of every quality
-# Anchor 2 trained for as many epochs as a Comp. that starts from a trained Anchor 2 has had in
-# all (that Anchor 2's and its own): the reference of equal training budget
-ANCHOR2_EQUAL = "Anchor 2 (equal budget)"
 INPUTS = ("y", "sigma", "both")  # what a cResNet-39 reads of the latent (the ablation)
-METHOD_ORDER = (ANCHOR3, ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, COMP, COMP_RATES, COMP_INPUTS["y"],
-                COMP_INPUTS["sigma"])
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
-from classifier.domains import ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, COMP, COMP_INPUTS, COMP_RATES
+from classifier.methods import ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, COMP, COMP_INPUTS, COMP_RATES
 from foundation.sets import CODECS
 
 RESAMPLES = 2000

@@ -19,7 +19,7 @@ from torch import nn
 
 from classifier import checkpoint
 from classifier.config import TrainConfig
-from classifier.domains import METHOD_ORDER
+from classifier.methods import METHOD_ORDER
 from foundation import storage
 from foundation.runtime import evaluation_precision
 from foundation.sets import CODECS, LEARNED

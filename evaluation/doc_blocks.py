@@ -33,7 +33,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from classifier.domains import ANCHOR2, ANCHOR2_EQUAL, ANCHOR3, COMP, DECODED, LATENT
+from classifier.domains import DECODED, LATENT
+from classifier.methods import ANCHOR2, ANCHOR2_EQUAL, ANCHOR3, COMP
 from evaluation import tables, verdicts
 from evaluation.classifiers import curve_name
 from evaluation.seeds import STUDY_REFERENCE as REFERENCE

@@ -23,7 +23,8 @@ from compressai.models import ScaleHyperprior
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms.v2 import functional as TF
 
-from classifier.domains import ANCHOR2, ANCHOR3, COMP, DECODED, LATENT
+from classifier.domains import DECODED, LATENT
+from classifier.methods import ANCHOR2, ANCHOR3, COMP
 from classifier.transforms import IMAGENET_MEAN, IMAGENET_STD, PAPER_SIZES
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier, load_model

@@ -23,7 +23,8 @@ import pandas as pd
 import torch
 
 from classifier.data import ShardSet
-from classifier.domains import ANCHOR1, DECODED
+from classifier.domains import DECODED
+from classifier.methods import ANCHOR1
 from evaluation import metrics, seeds
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier, curve_name, find_classifiers, load_model

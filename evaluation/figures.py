@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from classifier.domains import (  # noqa: E402
+from classifier.methods import (  # noqa: E402
     ANCHOR1,
     ANCHOR2,
     ANCHOR2_EQUAL,

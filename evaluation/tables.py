@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from classifier.domains import (
+from classifier.methods import (
     ANCHOR1,
     ANCHOR2,
     ANCHOR2_EQUAL,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from classifier.domains import ANCHOR1
+from classifier.methods import ANCHOR1
 from evaluation.evaluate import RESULTS, slug
 from evaluation.tables import BD_RESULTS, EXTRA, TABLE
 from foundation import journal

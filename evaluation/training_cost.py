@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from classifier.domains import ANCHOR2, COMP
+from classifier.methods import ANCHOR2, COMP
 from classifier.run_files import WALL_TIME
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier

@@ -35,7 +35,8 @@ import torch
 
 from classifier import checkpoint
 from classifier.config import TrainConfig
-from classifier.domains import COMP_INPUTS, DECODED, LATENT, METHOD_ORDER, ORIGINAL
+from classifier.domains import DECODED, LATENT, ORIGINAL
+from classifier.methods import COMP_INPUTS, METHOD_ORDER
 from classifier.models import ADAPTERS, initial_state
 from classifier.run_files import TEST_RESULT, TRANSPLANT, WALL_TIME
 from evaluation import seeds

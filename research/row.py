@@ -19,7 +19,7 @@ from pathlib import Path
 
 from classifier import checkpoint
 from classifier.config import TrainConfig
-from classifier.domains import COMP, METHOD_ORDER
+from classifier.methods import COMP, METHOD_ORDER
 from evaluation.seeds import STUDY_REFERENCE as REFERENCE
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment

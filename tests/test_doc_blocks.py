@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from classifier.domains import ANCHOR2, ANCHOR2_EQUAL, COMP
+from classifier.methods import ANCHOR2, ANCHOR2_EQUAL, COMP
 from evaluation import doc_blocks, tables, verdicts
 from evaluation.doc_blocks import ROOT
 from foundation.sets import SetId

@@ -19,7 +19,7 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from classifier.data import open_shard_set
-from classifier.domains import ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, ANCHOR3, COMP
+from classifier.methods import ANCHOR1, ANCHOR2, ANCHOR2_EQUAL, ANCHOR3, COMP
 from evaluation import figures, tracking
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import load_model, read_classifier

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from classifier.domains import ANCHOR2, ANCHOR3, COMP
+from classifier.methods import ANCHOR2, ANCHOR3, COMP
 from evaluation.metrics import wilson_interval
 from evaluation.tables import bd_markdown, pattern, table2
 from evaluation.tracking import metric_name
