@@ -13,7 +13,7 @@ evaluation read, and what each stage needs to do its job.
     hub        published weights through the torch.hub cache
     progress   progress bars
 
-It imports nothing from prep, trainer, evaluation or pipeline (tests/test_layers.py).
+It imports nothing from prep, classifier, trainer, evaluation or pipeline (tests/test_layers.py).
 """
 
 import warnings
