@@ -24,6 +24,8 @@ classifier is trained N times (seeds 0..N-1; seed 0 in the folder it always had,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import sys
@@ -111,11 +113,12 @@ def prep_what(config: PrepConfig) -> str:
 
 def prep_job(config: PrepConfig) -> str:
     """One prep job, in its Ray task: it creates its actors from inside the task, on the run's
-    Ray; returns its summary."""
-    summary = driver.run(config)
+    Ray; returns what it printed (what was done before, its summary) for the driver to print."""
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        summary = driver.run(config)
     if error := driver.too_many_failures(config, summary):
         raise RuntimeError(error)
-    return driver.describe(summary)
+    return said.getvalue() + driver.describe(summary)
 
 
 def prep_steps(configs: list[PrepConfig]) -> list[Step]:
@@ -376,9 +379,15 @@ def trainer_resources(e: Experiment) -> Resources:
     gpus = int(ray.cluster_resources().get("GPU", 0))
     if resolve_device(e.device, gpus > 0, "the Ray cluster") == "cuda":
         return Resources(cpus=e.nproc, gpus=e.nproc)
-    node = max(int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"])
-    cpus = max(1, node // e.lanes)
+    cpus = max(1, node_cpus() // e.lanes)
     return Resources(cpus=cpus, threads=max(1, cpus // e.nproc))
+
+
+def node_cpus() -> int:
+    """The CPUs of the cluster's largest node (this machine's, on one)."""
+    import ray
+
+    return max(int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"])
 
 
 def job_steps(jobs: list[Job], nproc: int, resources: Resources,
@@ -474,10 +483,10 @@ def report_job(shards: Location, runs: Path, report_dir: Path, e: Experiment, ex
 
 def report_step(e: Experiment, out: Location, runs: Path, report_dir: Path, experiment: str,
                 trainer: Resources) -> Step:
-    """The report once every classifier is over: a GPU where the trainers have them, else the
-    cores of a node's lanes (as many threads as one process on the whole machine had)."""
+    """The report once every classifier is over: a GPU where the trainers have them, else a
+    whole node (as many threads as it had in the driver's process on one machine)."""
     shards = storage.join(out, e.dataset)
-    cpus = trainer.cpus if trainer.gpus else trainer.cpus * e.lanes
+    cpus = trainer.cpus if trainer.gpus else max(1, node_cpus())
     return Step("evaluate and report", resources=Resources(cpus, min(trainer.gpus, 1)),
                 call=partial(report_job, shards, runs / e.dataset, report_dir, e, experiment,
                              int(cpus)),

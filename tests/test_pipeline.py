@@ -417,8 +417,10 @@ def test_the_prep_jobs_of_a_run_share_one_ray(synthetic_small, tmp_path):
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("ray.init") == 1
-    assert re.findall(r"^==> (prep .*)$", done.stdout, re.M) == [
+    # each a Ray task, the second after the first
+    assert re.findall(r"^==> (prep [^:]*?): done in", done.stdout, re.M) == [
         "prep jpeg5 (and the original set)", "prep jpeg60"]
+    assert "==> prep jpeg60 (after prep jpeg5 (and the original set))" in done.stdout
     for name in ("original", "jpeg5", "jpeg60"):
         assert schema.read_manifest(tmp_path / synthetic_small.name / name).num_rows == 40
 
