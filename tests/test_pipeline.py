@@ -418,7 +418,7 @@ def test_the_prep_jobs_of_a_run_share_one_ray(synthetic_small, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("ray.init") == 1
     # each a Ray task, the second after the first
-    assert re.findall(r"^==> (prep [^:]*?): done in", done.stdout, re.M) == [
+    assert re.findall(r"^==> (prep [^:\n]*): done in", done.stdout, re.M) == [
         "prep jpeg5 (and the original set)", "prep jpeg60"]
     assert "==> prep jpeg60 (after prep jpeg5 (and the original set))" in done.stdout
     for name in ("original", "jpeg5", "jpeg60"):
