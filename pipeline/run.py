@@ -395,7 +395,8 @@ def job_steps(jobs: list[Job], nproc: int, resources: Resources,
     """The jobs as steps, each after the steps that write what it needs: the prep step of each
     set it reads (`writers`: set name -> step), the steps whose files it waits for (a fitted
     start, a teacher's test result); a file that is there already is no wait. Listed so that
-    every step comes after those it needs, else in the jobs' order."""
+    every step comes after those it needs, else in the jobs' order. A trainer asks for
+    `resources`, a fit alone (one process) for one GPU of them at most."""
     writers = writers or {}
     producers = {job.creates(): job.what for job in jobs}
     steps = {}
@@ -409,7 +410,8 @@ def job_steps(jobs: list[Job], nproc: int, resources: Resources,
         trainer = Command(trainer_argv(j.config, nproc), j.what) if j.config else None
         steps[j.what] = Step(
             j.what, commands=(*j.before, *([trainer] if trainer else [])),
-            after=tuple(dict.fromkeys(after)), resources=resources, log=j.log_file(),
+            after=tuple(dict.fromkeys(after)), log=j.log_file(),
+            resources=resources if j.config else replace(resources, gpus=min(resources.gpus, 1)),
             wall_time=Path(j.config.out) / WALL_TIME if j.config else None,
             resume=(trainer or j.before[-1]).line)
     ordered: list[Step] = []

@@ -81,6 +81,9 @@ def test_a_step_fits_its_start_after_what_it_waits_for_and_before_its_trainer(tm
     assert [s.what for s in steps] == ["pooled", "teacher", "student", "other"]  # needs first
     assert by_name["pooled"].after == ("prep q1", "prep q4")
     assert by_name["pooled"].log == tmp_path / "pooled.log" and by_name["pooled"].wall_time is None
+    # on GPUs a fit alone (one process) asks for one of a trainer's GPUs
+    [gpu_fit] = job_steps(jobs[1:2], 2, Resources(cpus=2, gpus=2), writers)
+    assert gpu_fit.resources == Resources(cpus=2, gpus=1)
     assert by_name["other"].after == ("prep q1",) and by_name["teacher"].after == ("prep q4",)
     comp = by_name["student"]
     assert comp.after == ("prep q4", "pooled", "teacher")
