@@ -129,13 +129,17 @@ def run(steps: list[Step], closing: Step | None = None,
 def _run(steps: list[Step], say: Callable[[str], None]) -> Schedule:
     import ray
 
+    named: set[str] = set()
+    for step in steps:  # checked before any task starts
+        if step.what in named:
+            raise ValueError(f"two steps are named {step.what!r}: each needs a name of its own")
+        if unknown := [a for a in step.after if a not in named]:
+            raise ValueError(f"{step.what} comes after {', '.join(unknown)}, which is not a step "
+                             f"listed before it")
+        named.add(step.what)
     task = ray.remote(_execute)
     refs: dict[str, object] = {}
     for step in steps:
-        unknown = [a for a in step.after if a not in refs]
-        if unknown:
-            raise ValueError(f"{step.what} comes after {', '.join(unknown)}, which is not a step "
-                             f"listed before it")
         r = step.resources
         refs[step.what] = task.options(
             num_cpus=r.cpus, num_gpus=r.gpus, max_retries=RETRIES, retry_exceptions=[Killed],
@@ -151,7 +155,7 @@ def _run(steps: list[Step], say: Callable[[str], None]) -> Schedule:
         try:
             outcome = ray.get(ready)
         except ray.exceptions.RayError as err:  # retries spent, or a step before it failed so
-            before = [a for a in step.after if a in over and not over[a].ok
+            before = [over[a].skipped or a for a in step.after if a in over and not over[a].ok
                       or a in {s.what for s in pending.values()}]
             outcome = Outcome(step.what, skipped=before[0]) if before else \
                 Outcome(step.what, error=f"{step.what} failed: {_first_line(err)}")
@@ -181,9 +185,9 @@ def _execute(step: Step, *before: Outcome) -> Outcome:
     import ray
 
     node = ray.get_runtime_context().get_node_id()
-    failed = [b for b in before if not b.ok]
-    if failed:
-        return Outcome(step.what, skipped=failed[0].what, node=node)
+    failed = [b.skipped or b.what for b in before if not b.ok]
+    if failed:  # named by the step that failed, not by one skipped after it
+        return Outcome(step.what, skipped=failed[0], node=node)
     start = time.perf_counter()
     if step.call is not None:
         try:

@@ -37,6 +37,7 @@ def test_a_failure_stops_only_what_comes_after_it_and_a_killed_step_runs_again(r
              resume="python -m resume-bad"),
         Step("after bad", (Command(writes(tmp_path / "never.txt"), "after bad"),),
              after=("bad",)),
+        Step("after after bad", after=("after bad", "first")),
         Step("killed", (Command(kill_once, "killed"),), log=tmp_path / "k.log",
              wall_time=tmp_path / "wall.json"),
         Step("after first", (Command(python(
@@ -50,16 +51,19 @@ def test_a_failure_stops_only_what_comes_after_it_and_a_killed_step_runs_again(r
     assert {w for w, o in outcomes.items() if o.ok} == {"first", "killed", "after first"}
     assert seen.read_text() == "x"  # it ran once the step before it had written its file
     assert outcomes["after bad"].skipped == "bad" and not (tmp_path / "never.txt").exists()
+    assert outcomes["after after bad"].skipped == "bad"  # named by the step that failed
     assert marker.exists() and json.loads((tmp_path / "wall.json").read_text()) > 0
     [line] = done.failures()
     assert line == (f"bad failed (exit 3): see {tmp_path / 'b.log'}; resume it alone: python -m "
-                    "resume-bad; not run after it: after bad")
+                    "resume-bad; not run after it: after bad, after after bad")
     assert "==> after bad: not run (bad failed)" in said
 
 
 def test_a_step_after_one_not_listed_is_refused(ray_local):
     with pytest.raises(ValueError, match="b comes after a, which is not a step listed before"):
         schedule.run([Step("b", after=("a",))], say=lambda _: None)
+    with pytest.raises(ValueError, match="two steps are named 'a'"):
+        schedule.run([Step("a"), Step("a")], say=lambda _: None)
 
 
 def test_an_exit_code_is_final_but_a_rank_killed_by_a_signal_is_a_kill(tmp_path):
