@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 
 from evaluation import seeds
-from evaluation.report import EXTRA, TABLE, write_report
+from evaluation.report import EXTRA, TABLE, evaluate_classifier, write_report
 from foundation import storage
 from foundation.cli import stage_main
 from foundation.device import resolve_device
@@ -472,10 +472,34 @@ def stage_table(stages: list[tuple[str, float]], total: float, lanes: int = 1) -
     return "\n".join(lines)
 
 
+def evaluate_job(shards: Location, run: Path, report_dir: Path, e: Experiment, threads: int
+                 ) -> str:
+    """One classifier's cells, in its Ray task, into the report's caches (Anchor 3's are Anchor
+    1's too): with the report's threads, so that its predictions are the report's to the bit."""
+    torch.set_num_threads(threads)
+    cells = evaluate_classifier(shards, run / checkpoint.CHECKPOINT, report_dir,
+                                resolve_device(e.device), extra_set(e))
+    return f"{cells} cell(s) evaluated"
+
+
+def evaluation_steps(jobs: list[Job], e: Experiment, out: Location, report_dir: Path,
+                     trainer: Resources, prep: tuple[str, ...]) -> list[Step]:
+    """Each classifier trained in this run evaluated as soon as it is, after its trainer and
+    the last prep step (`prep`: Anchor 1 reads every coded set; the evaluation-only set), so
+    that the report finds its predictions; a lane (or a GPU) each."""
+    shards = storage.join(out, e.dataset)
+    return [Step(f"evaluate {j.what.removeprefix('train ')}", after=(*prep, j.what),
+                 resources=replace(trainer, gpus=min(trainer.gpus, 1), threads=None),
+                 call=partial(evaluate_job, shards, Path(j.config.out), report_dir, e,
+                              node_cpus()))
+            for j in jobs if j.config]
+
+
 def report_job(shards: Location, runs: Path, report_dir: Path, e: Experiment, experiment: str,
                threads: int) -> str:
-    """The report, in its Ray task: every classifier evaluated, the tables and figures. Its
-    threads are set here: a Ray worker is reused by tasks of other sizes."""
+    """The report, in its Ray task: every classifier evaluated (from the caches of the
+    evaluation steps), the tables and figures. Its threads are set here: a Ray worker is reused
+    by tasks of other sizes."""
     torch.set_num_threads(threads)
     path = write_report(shards, runs, report_dir, device=resolve_device(e.device),
                         min_seconds=e.min_seconds, experiment=experiment, extra=extra_set(e),
@@ -516,9 +540,11 @@ def run(e: Experiment) -> list[Path]:
             own = prep_configs(e, out, split)
             prep = prep_steps(own + all_prep_configs(e, out, split)[len(own):])
             experiment_id(experiment)  # a new store's migrations, once: trainers would race
-            steps = job_steps(train_jobs(e, out, runs, experiment), e.nproc, resources,
-                              set_writers(own, prep))
-            done = schedule.run([*prep, *steps], closing=report_step(
+            jobs = train_jobs(e, out, runs, experiment)
+            steps = job_steps(jobs, e.nproc, resources, set_writers(own, prep))
+            evaluations = evaluation_steps(jobs, e, out, report_dir, resources,
+                                           tuple(s.what for s in prep[-1:]))
+            done = schedule.run([*prep, *steps, *evaluations], closing=report_step(
                 e, out, runs, report_dir, experiment, resources))
             STAGES.extend(stage for o in done.outcomes for stage in o.stages)
             failures += done.failures()
