@@ -217,8 +217,9 @@ def launch(argv: tuple[str, ...], log: Path | None, threads: int | None
            ) -> tuple[int, str | None]:
     """`python <argv>` with this task's environment (Ray's CUDA_VISIBLE_DEVICES for its GPUs)
     and `threads` as OMP_NUM_THREADS, its output appended to `log`: (exit code, how it was
-    killed or None). It gets SIGTERM if this worker dies, so that no torchrun outlives its task
-    (torchrun then stops its ranks)."""
+    killed or None). It gets SIGTERM if this worker dies (a worker killed with SIGKILL cannot
+    stop its children itself), so that no torchrun outlives its task: torchrun stops its ranks
+    on SIGTERM."""
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     log = Path(os.devnull) if log is None else log
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -143,3 +143,35 @@ def test_a_trainer_asks_for_its_share_of_a_node(ray_local):
         Resources(cpus=2, threads=2)
     with pytest.raises(RuntimeError, match="the Ray cluster has no CUDA GPU"):
         trainer_resources(replace(demo, device="cuda"))
+
+
+def test_a_step_whose_worker_dies_runs_again_and_its_process_does_not_outlive_it(ray_local,
+                                                                                   tmp_path):
+    """The Ray worker of a step killed (SIGKILL) while its process runs: the process goes
+    with it (Ray's cleanup of a dead worker's children, and the SIGTERM its parent's death sends
+    it), so that no torchrun outlives its task, and Ray runs the step again."""
+    import os
+    import signal
+    import threading
+    import time
+
+    pids = tmp_path / "pids"
+    # the first attempt writes its pid and its worker's and sleeps; the next one ends at once
+    code = (f"import os, pathlib, time; p = pathlib.Path({str(pids)!r})\n"
+            "if not p.exists():\n"
+            "    p.write_text(f'{os.getpid()} {os.getppid()}'); time.sleep(120)")
+    done = {}
+    runner = threading.Thread(target=lambda: done.update(s=schedule.run(
+        [Step("sleeper", (Command(python(code), "sleeper"),))], say=lambda _: None)))
+    runner.start()
+    deadline = time.time() + 60
+    while not (pids.exists() and " " in pids.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    child, worker = map(int, pids.read_text().split())
+    os.kill(worker, signal.SIGKILL)
+    runner.join(timeout=120)
+    [outcome] = done["s"].outcomes
+    assert outcome.ok  # run again, by Ray
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):  # gone with its worker
+        os.kill(child, 0)
