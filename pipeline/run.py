@@ -472,11 +472,13 @@ def stage_table(stages: list[tuple[str, float]], total: float, lanes: int = 1) -
     return "\n".join(lines)
 
 
-def evaluate_job(shards: Location, run: Path, report_dir: Path, e: Experiment, threads: int
-                 ) -> str:
+def evaluate_job(shards: Location, run: Path, report_dir: Path, e: Experiment,
+                 threads: int | None) -> str:
     """One classifier's cells, in its Ray task, into the report's caches (Anchor 3's are Anchor
-    1's too): with the report's threads, so that its predictions are the report's to the bit."""
-    torch.set_num_threads(threads)
+    1's too): on CPUs with the report's threads, so that its predictions are the report's to
+    the bit."""
+    if threads:
+        torch.set_num_threads(threads)
     cells = evaluate_classifier(shards, run / checkpoint.CHECKPOINT, report_dir,
                                 resolve_device(e.device), extra_set(e))
     return f"{cells} cell(s) evaluated"
@@ -491,7 +493,7 @@ def evaluation_steps(jobs: list[Job], e: Experiment, out: Location, report_dir: 
     return [Step(f"evaluate {j.what.removeprefix('train ')}", after=(*prep, j.what),
                  resources=replace(trainer, gpus=min(trainer.gpus, 1), threads=None),
                  call=partial(evaluate_job, shards, Path(j.config.out), report_dir, e,
-                              node_cpus()))
+                              None if trainer.gpus else node_cpus()))
             for j in jobs if j.config]
 
 
