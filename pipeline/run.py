@@ -530,7 +530,8 @@ def run(e: Experiment) -> list[Path]:
     if e.latent_init:
         initial_state(e.latent_init, codec_weights(e))
     with driver.ray_session(None):  # one Ray for every step of every split
-        if seen := shared.check([e.runs, e.reports, e.out], tracking_uri()):
+        data = [d for d in (e.data, e.extra_test) if d]
+        if seen := shared.check([e.runs, e.reports, e.out], tracking_uri(), data):
             print(seen, flush=True)
         resources = trainer_resources(e)
         for split in e.splits:

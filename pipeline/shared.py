@@ -1,9 +1,11 @@
 """What every node of a cluster must see, checked at the start of a run rather than found
 missing an hour in: the runs folder (checkpoints, fitted starts, test results), the reports,
-local shard folders and a file-based MLflow store. Object stores (s3://, gs://) and tracking
-servers are seen from everywhere by design and are not checked.
+local shard folders and a file-based MLflow store, shared; the dataset, at the same path.
+Object stores (s3://, gs://) and tracking servers are seen from everywhere by design and are
+not checked.
 
-The driver writes a marker in each folder; a task pinned to each alive node looks for it there.
+The driver writes a marker in each shared folder; a task pinned to each alive node looks for
+it there, and for the dataset.
 """
 
 from __future__ import annotations
@@ -36,14 +38,18 @@ def _mark(folder: Path, token: str) -> Path:
     return marker
 
 
-def _unseen(markers: list[str], token: str) -> list[str]:
-    """On one node: the markers it does not see (or sees with other contents)."""
-    return [m for m in markers if not Path(m).is_file() or Path(m).read_text() != token]
+def _unseen(markers: list[str], token: str, present: list[str]) -> tuple[list[str], list[str]]:
+    """On one node: the markers it does not see (or sees with other contents), and the paths
+    of `present` that are not there."""
+    return ([m for m in markers if not Path(m).is_file() or Path(m).read_text() != token],
+            [p for p in present if not Path(p).exists()])
 
 
-def check(paths: list[Location], tracking_uri: str, min_nodes: int = 2) -> str | None:
+def check(paths: list[Location], tracking_uri: str, present: list[Location] = (),
+          min_nodes: int = 2) -> str | None:
     """On a cluster of `min_nodes` alive nodes or more, a ValueError naming the first folder a
-    node does not see; else what was checked, in one line (None: one node, nothing to check)."""
+    node does not see, or the first of the local paths `present` (the dataset) a node does not
+    have; else what was checked, in one line (None: one node, nothing to check)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -52,16 +58,22 @@ def check(paths: list[Location], tracking_uri: str, min_nodes: int = 2) -> str |
         return None
     token = uuid.uuid4().hex
     local = folders(paths, tracking_uri)
+    here = [str(p) for p in present if not storage.is_remote(p)]
     markers = [_mark(f, token) for f in local]
     try:
         look = ray.remote(_unseen)
         seen = ray.get([look.options(num_cpus=0, max_retries=0, scheduling_strategy=(
             NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))).remote(
-            [str(m) for m in markers], token) for n in nodes], timeout=300)
+            [str(m) for m in markers], token, here) for n in nodes], timeout=300)
     finally:
         for m in markers:
             m.unlink(missing_ok=True)
-    for node, unseen in zip(nodes, seen, strict=True):
+    for node, (unseen, missing) in zip(nodes, seen, strict=True):
+        if missing:
+            raise ValueError(
+                f"{missing[0]} is not on the Ray node at {node['NodeManagerAddress']}: the "
+                f"dataset must be at the same path on every node (downloaded on each at set-up, "
+                f"or on a shared filesystem; docs/paper.md, what the nodes share)")
         if unseen:
             folder = Path(unseen[0]).parent
             raise ValueError(

@@ -119,9 +119,12 @@ def test_gpu_trainers_get_their_own_gpus(tmp_path):
 def test_a_folder_a_node_does_not_see_fails_at_once_naming_it(ray_local, tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     checked = shared.check([runs, "s3://bucket/shards"], f"sqlite:///{tmp_path / 'm' / 'x.db'}",
-                           min_nodes=1)
+                           [tmp_path, "s3://bucket/data"], min_nodes=1)
     assert checked == f"shared by the 1 nodes: {runs}, {tmp_path / 'm'}"
     assert not list(runs.iterdir())  # the marker is removed
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'data'} is not on the Ray node at "
+                       r"[\d.]+: the dataset must be at the same path on every node"):
+        shared.check([runs], "http://127.0.0.1:5000", [tmp_path / "data"], min_nodes=1)
     # the driver's marker never reaches the node: as a folder the node mounts elsewhere
     monkeypatch.setattr(shared, "_mark", lambda folder, token: folder / "written-elsewhere")
     with pytest.raises(ValueError, match=rf"^{runs} is not shared: the Ray node at [\d.]+ "
