@@ -21,7 +21,7 @@ PREP_ARGS := --quality $(Q) --data $(DATA) --out $(OUT) --split $(SPLIT) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(CODEC_WEIGHTS),--codec-weights $(CODEC_WEIGHTS)) \
 	$(if $(filter-out none,$(JPEG)),--jpeg $(JPEG)) $(if $(filter-out none,$(WEBP)),--webp $(WEBP))
 
-.PHONY: help setup browser test test-fast lint docs prep data synthetic demo demo-codecs pretrain pretrain-latent latent-hint minc-codecs codec train ui tracking-server table2 evaluate \
+.PHONY: help setup browser test test-fast lint docs prep data synthetic demo demo-codecs pretrain pretrain-latent latent-hint minc-codecs codec train ui tracking-server table2 cluster-experiment evaluate \
 	report minc-subset demo-selection minc-selection bench bench-prep bench-train bench-eval bench-gpu clean
 comma := ,
 
@@ -230,6 +230,21 @@ TABLE2_ARGS = $(call given,DATA,--data) $(call given,OUT,--out) $(call given,QUA
 table2: $(PY)  ## EXPERIMENT's matrix (default paper): prep, every classifier, evaluation, report (resumes)
 	$(PY) -m pipeline --experiment $(EXPERIMENT) $(TABLE2_ARGS) $(PIPELINE_EXTRAS) $(ANCHOR_ARGS) \
 	  $(PIPELINE_ARGS)
+
+# make cluster-experiment RUNS=/mnt/shared/runs OUT=s3://<bucket>/shards DATA=/home/ray/data/minc-2500:
+# EXPERIMENT as one Ray job on the cluster (`ray dashboard cluster/config.yaml` open), every step a
+# Ray task there; RUNS and REPORTS (default: beside RUNS) on a filesystem every node mounts; JOB_ENV:
+# the jobs' environment (MLFLOW_TRACKING_URI and its user, docs/paper.md), outside the repository
+RAY_DASHBOARD ?= http://127.0.0.1:8265
+JOB_ENV ?= $(HOME)/.cdmr/job-env.yaml
+RUNS ?=
+REPORTS ?= $(dir $(RUNS))reports
+cluster-experiment: $(PY)  ## EXPERIMENT on the Ray cluster: RUNS=<shared folder> [OUT= DATA= JOB_ENV=]
+	$(if $(RUNS),,$(error give RUNS=<a folder every node mounts>, e.g. RUNS=/mnt/shared/runs))
+	$(VENV)/bin/ray job submit --address $(RAY_DASHBOARD) \
+	  $(if $(wildcard $(JOB_ENV)),--runtime-env $(JOB_ENV)) --working-dir . -- \
+	  python -m pipeline --experiment $(EXPERIMENT) --runs $(RUNS) --reports $(REPORTS) \
+	  $(TABLE2_ARGS) $(PIPELINE_EXTRAS) $(PIPELINE_ARGS)
 
 minc-subset: $(PY)  ## make table2 EXPERIMENT=minc-subset: the real MINC-2500 photographs of ../shared
 	$(MAKE) --no-print-directory table2 EXPERIMENT=minc-subset

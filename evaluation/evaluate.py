@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 RESULTS, PER_CLASS, CONFUSION = "results", "per_class", "confusion"
 PREDICTIONS = "predictions"
 HITS = "hits"  # per test image, cell and seed: Top-1 right or not (the report keeps it)
+LOADER_WORKERS = 2  # an evaluation's loader processes
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def evaluate_target(target: Target, catalogue: Catalogue, split: str, out: Path,
 
 
 def evaluate_all(catalogue: Catalogue, classifiers: list[Classifier], out: str | Path,
-                 split: str = "test", device: str = "cpu", workers: int = 2,
+                 split: str = "test", device: str = "cpu", workers: int = LOADER_WORKERS,
                  categories: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """The results (a row per cell and seed), per-class and confusion tables, also written to
     <out> as Parquet and CSV. categories: the classifiers' class names where the catalogue is

@@ -23,8 +23,18 @@ from classifier.domains import ORIGINAL
 from classifier.run_files import TRANSPLANT
 from evaluation import bd, efficiency, figures, seeds, tables, tracking, training_cost
 from evaluation.catalogue import Catalogue
-from evaluation.classifiers import find_classifiers
-from evaluation.evaluate import CONFUSION, HITS, RESULTS, common_arguments, evaluate_all, slug
+from evaluation.classifiers import find_classifiers, read_classifier
+from evaluation.evaluate import (
+    CONFUSION,
+    HITS,
+    LOADER_WORKERS,
+    RESULTS,
+    common_arguments,
+    evaluate_all,
+    evaluate_target,
+    slug,
+    targets,
+)
 from evaluation.examples import gather_examples
 from foundation import storage
 from foundation.cli import stage_main
@@ -111,6 +121,24 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
         if run_id:
             print(f"MLflow: parent run {run_id} in experiment {experiment!r}")
     return report
+
+
+def evaluate_classifier(root: Location, checkpoint: Path, out: str | Path, device: str = "cpu",
+                        extra: Location | None = None) -> int:
+    """One classifier's cells as write_report evaluates them (the same targets, label space,
+    loader workers and caches under `out`, the report's folder), so that a classifier is
+    evaluated as soon as it is trained and the report reads its predictions; the cells."""
+    catalogue, out = Catalogue(root), Path(out)
+    names = list(catalogue.shard_set(ORIGINAL.name).info["categories"])
+    classifier = [read_classifier(Path(checkpoint))]
+    cells = [(catalogue, out, t) for t in targets(classifier, catalogue.prepared_sets())]
+    if extra is not None:
+        other = Catalogue(extra)
+        cells += [(other, out / EXTRA, t) for t in targets(classifier, other.prepared_sets())]
+    for where, folder, target in cells:
+        evaluate_target(target, where, "test", folder, torch.device(device), LOADER_WORKERS,
+                        names)
+    return len(cells)
 
 
 def is_transplanted(init: str) -> bool:

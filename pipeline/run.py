@@ -8,26 +8,30 @@ The experiment is a TOML file (pipeline/experiment.py; experiments/ holds paper,
 minc-subset); every key of it is also a flag, which overrides the file. The effective
 experiment goes into the report's folder (experiment.toml) and onto its MLflow parent run.
 
-Steps: prep of the original set, each quality and the classical sets (JPEG, WebP; Ray; prep
-resumes shard by shard), training Anchor 3, Anchor 2 and the compressed-domain classifier at
-each quality and Anchor 2 on each classical set (torchrun; a run with its test result is done, a
-run with a checkpoint resumes from it), then the report (evaluation, Anchor 1, Table 2, figures,
-BD-accuracy, efficiency, MLflow). With several MINC-2500 splits each split gets
-its own shards, runs and report, and `splits.md` gives the mean and standard deviation (of the
-cells, each the mean over its seeds). With `--seeds N` every classifier is trained N times
-(seeds 0..N-1; seed 0 in the folder it always had, seed k in `<folder>-seed<k>`).
+Steps: prep of the original set, each quality and the classical sets (Ray actors; prep resumes
+shard by shard), training Anchor 3, Anchor 2 and the compressed-domain classifier at each quality
+and Anchor 2 on each classical set (torchrun; a run with its test result is done, a run with a
+checkpoint resumes from it), then the report (evaluation, Anchor 1, Table 2, figures,
+BD-accuracy, efficiency, MLflow). Every step is a Ray task on one Ray session, after the steps
+it needs (pipeline/schedule.py): on this machine, or on the cluster that RAY_ADDRESS or
+`ray job submit` names, whose nodes must share the runs (pipeline/shared.py). With several
+MINC-2500 splits each split gets its own shards, runs and report, and `splits.md` gives the mean
+and standard deviation (of the cells, each the mean over its seeds). With `--seeds N` every
+classifier is trained N times (seeds 0..N-1; seed 0 in the folder it always had, seed k in
+`<folder>-seed<k>`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
-import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -40,37 +44,28 @@ from classifier.methods import COMP_INPUTS, METHOD_ORDER
 from classifier.models import ADAPTERS, initial_state
 from classifier.run_files import TEST_RESULT, TRANSPLANT, WALL_TIME
 from evaluation import seeds
-from evaluation.report import EXTRA, TABLE, write_report
+from evaluation.report import EXTRA, TABLE, evaluate_classifier, write_report
 from foundation import storage
 from foundation.cli import stage_main
-from foundation.device import resolve_device
 from foundation.hyperprior import weights_file_name
+from foundation.runtime import Runtime, machine, resolve_device
 from foundation.sets import SetId
 from foundation.storage import Location
-from foundation.tracking import UI_URL, experiment_id
+from foundation.tracking import UI_URL, experiment_id, tracking_uri
 from pipeline import experiment as experiment_file
+from pipeline import schedule, shared
 from pipeline.experiment import Experiment
+from pipeline.schedule import Command, Resources, Step
 from prep.datasets.listing import dataset_name
 from prep.job import driver
 from prep.job.config import PrepConfig
-from trainer import latent_start, precision
+from trainer.latent_start import LatentFit
 
 log = logging.getLogger(__name__)
-TRAINER = Path(__file__).resolve().parent.parent / "trainer" / "main.py"
 
 
 STAGES: list[tuple[str, float]] = []  # (step, wall seconds) of this run, in order
 STAGES_FILE = "stages.md"  # beside the report: the stage table and the machine
-
-
-def _call(command: list[str], what: str) -> None:
-    print(f"\n==> {what}\n    {' '.join(command)}", flush=True)
-    start = time.perf_counter()
-    result = subprocess.run(command)
-    STAGES.append((what, time.perf_counter() - start))
-    if result.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {result.returncode}); fix the cause and run "
-                           f"the same command again: finished steps are skipped")
 
 
 def prep_configs(e: Experiment, out: Location, split: int) -> list[PrepConfig]:
@@ -112,21 +107,45 @@ def codec_weights(e: Experiment) -> list[str]:
     return [storage.sha256(f) for f in files if f.is_file()]
 
 
-def prep(configs: list[PrepConfig]) -> None:
-    """The prep jobs, one after another in this process on one Ray: its start-up and the
-    imports are paid once, not once per job (each still prints the `python -m prep` command
-    that does it alone)."""
-    with driver.ray_session(None):
-        for config in configs:
-            sets = ", ".join(s.name for s in config.sets() if s.coded)
-            what = f"prep {sets}" + " (and the original set)" * config.original
-            print(f"\n==> {what}\n    python -m prep {' '.join(config.to_argv())}", flush=True)
-            start = time.perf_counter()
-            summary = driver.run(config)
-            print(driver.describe(summary), flush=True)
-            STAGES.append((what, time.perf_counter() - start))
-            if error := driver.too_many_failures(config, summary):
-                raise RuntimeError(f"{what}: {error}")
+def prep_what(config: PrepConfig) -> str:
+    sets = ", ".join(s.name for s in config.sets() if s.coded)
+    return f"prep {sets}" + " (and the original set)" * config.original
+
+
+def prep_job(config: PrepConfig) -> str:
+    """One prep job, in its Ray task: it creates its actors from inside the task, on the run's
+    Ray; returns what it printed (what was done before, its summary) for the driver to print."""
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        summary = driver.run(config)
+    if error := driver.too_many_failures(config, summary):
+        raise RuntimeError(error)
+    return said.getvalue() + driver.describe(summary)
+
+
+def prep_steps(configs: list[PrepConfig]) -> list[Step]:
+    """A step per prep job, each after the one before: every job writes the original set too
+    (done once, then skipped) under its lock, and one job's actors take every core already.
+    The task asks for no CPU: it only plans and hands shards to its actors, which ask for the
+    CPUs (and GPUs) themselves; a task that held a CPU while its actors wait for CPUs would
+    starve them on a small machine (on 2 cores, one of two actors would never start)."""
+    steps: list[Step] = []
+    for config in configs:
+        what = prep_what(config)
+        if what in {s.what for s in steps}:  # the evaluation-only set's jobs
+            what += f" of {Path(config.data).name}"
+        steps.append(Step(what, call=partial(prep_job, config), resources=Resources(cpus=0),
+                          after=tuple(s.what for s in steps[-1:]),
+                          resume=f"python -m prep {' '.join(config.to_argv())}"))
+    return steps
+
+
+def set_writers(configs: list[PrepConfig], steps: list[Step]) -> dict[str, str]:
+    """Set name -> the prep step that writes it (the first that lists it)."""
+    writers: dict[str, str] = {}
+    for config, step in zip(configs, steps, strict=False):
+        for set_id in config.sets():
+            writers.setdefault(set_id.name, step.what)
+    return writers
 
 
 def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
@@ -155,9 +174,6 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
         raise ValueError(f"--seeds {e.seeds}: give 1 or more (the classifiers trained per cell)")
     if e.latent_adapter not in ADAPTERS:
         raise ValueError(f"--latent-adapter {e.latent_adapter}: give one of {', '.join(ADAPTERS)}")
-    if e.precision not in precision.PRECISIONS:
-        raise ValueError(f"--precision {e.precision}: give one of "
-                         f"{', '.join(precision.PRECISIONS)}")
     if e.transplant_steps and e.distill:
         raise ValueError(f"--distill with --transplant-steps {e.transplant_steps}: each starts "
                          "Comp. from its Anchor 2 in its own way; choose one (--transplant-steps "
@@ -206,8 +222,9 @@ def task_hint(e: Experiment, runs: Path) -> Path | None:
 
 def task_hint_job(e: Experiment, out: Location, runs: Path) -> Job | None:
     """The fit of the latent start's branches on the training latents of every learned
-    quality, as a job for a lane: it runs beside the pixel classifiers, and every Comp. waits
-    for its file (done once: the file is kept with the runs). None: none to fit."""
+    quality, as a job of its own: it runs once those sets are written, beside the pixel
+    classifiers, and every Comp. waits for its file (done once: the file is kept with the
+    runs). None: none to fit."""
     path = task_hint(e, runs)
     if path is None:
         return None
@@ -215,12 +232,13 @@ def task_hint_job(e: Experiment, out: Location, runs: Path) -> Job | None:
     if path.is_file():
         print(f"==> {what}: done ({path})")
         return None
-    argv = latent_start.fit_argv(storage.join(out, e.dataset), e.qualities, latent_start_of(e),
-                                 e.latent_hint_steps, path, arithmetic=e.precision,
-                                 adapter=e.latent_adapter, latent_resize=e.latent_resize,
-                                 latent_crop=e.latent_crop)
-    command = (sys.executable, "-m", "trainer.latent_start", *argv)
-    return Job(None, what, before=((command, what),), log=path.with_suffix(".log"))
+    argv = LatentFit(shards=str(storage.join(out, e.dataset)), rates=e.qualities,
+                     trunk=latent_start_of(e), steps=e.latent_hint_steps, out=path,
+                     device=e.device, precision=e.precision, latent_adapter=e.latent_adapter,
+                     latent_resize=e.latent_resize, latent_crop=e.latent_crop).to_argv()
+    command = Command(("-m", "trainer.latent_start", *argv), what, creates=path)
+    return Job(None, what, before=(command,), log=path.with_suffix(".log"),
+               sets=tuple(SetId.of(q).name for q in e.qualities))
 
 
 def transplanted(config: TrainConfig) -> bool:
@@ -244,15 +262,15 @@ def transplant_fit(config: TrainConfig, configs: list[TrainConfig], e: Experimen
     transplant-anchor2)."""
     teacher = anchor2_of(config, configs)
     weights = Path(teacher.out) / checkpoint.CHECKPOINT
-    argv = latent_start.fit_argv(config.shards, (config.quality,), str(weights),
-                                 e.transplant_steps, Path(config.init), teacher=weights,
-                                 branches=latent_branches(e, runs), seed=config.seed,
-                                 arithmetic=e.precision, adapter=config.latent_adapter,
-                                 latent_resize=config.latent_resize,
-                                 latent_crop=config.latent_crop)
+    argv = LatentFit(shards=config.shards, rates=(config.quality,), trunk=str(weights),
+                     steps=e.transplant_steps, out=Path(config.init), teacher=weights,
+                     branches=latent_branches(e, runs), seed=config.seed, device=e.device,
+                     precision=e.precision, latent_adapter=config.latent_adapter,
+                     latent_resize=config.latent_resize,
+                     latent_crop=config.latent_crop).to_argv()
     what = (f"fit {config.set_id}'s latent branches to its Anchor 2 seed {config.seed} "
             f"({e.transplant_steps} steps)")
-    return Path(teacher.out), [sys.executable, "-m", "trainer.latent_start", *argv], what
+    return Path(teacher.out), ["-m", "trainer.latent_start", *argv], what
 
 
 def anchor2_of(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig:
@@ -263,7 +281,7 @@ def anchor2_of(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig:
 
 def with_teacher(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig:
     """A compressed-domain classifier taught by, and started from, the Anchor 2 of its set and
-    seed among `configs` (train_in_lanes starts it once that one has its test result)."""
+    seed among `configs` (its step comes after that one's trainer)."""
     if not config.reader.latent or config.rates:  # a teacher reads one quality
         return config
     weights = str(Path(anchor2_of(config, configs).out) / checkpoint.CHECKPOINT)
@@ -272,23 +290,30 @@ def with_teacher(config: TrainConfig, configs: list[TrainConfig]) -> TrainConfig
 
 @dataclass(frozen=True)
 class Job:
-    """Work for a lane: the files it waits for (a teacher's test result, the start its
-    branches come from), the commands its lane runs first (the fit of its start), as (command,
-    what), then its trainer (none where `config` is None: a fit alone, logged to `log`). A
-    start that is there already is not fitted again."""
+    """A classifier (or a fit alone, where `config` is None) as the pipeline plans it: the sets
+    it reads, the files it waits for (a teacher's test result, the start its branches come
+    from), the fits it runs first (the fit of its start), then its trainer, logged to `log`
+    (default: train.log in the trainer's run folder). A start that is there already is not
+    fitted again."""
 
     config: TrainConfig | None
     what: str
     waits: tuple[Path, ...] = ()
-    before: tuple[tuple[tuple[str, ...], str], ...] = ()
-    log: Path | None = None  # default: train.log in the trainer's run folder
-
-    def steps(self, nproc: int) -> list[tuple[list[str], str]]:
-        trainer = [(trainer_command(self.config, nproc), self.what)] if self.config else []
-        return [*((list(command), what) for command, what in self.before), *trainer]
+    before: tuple[Command, ...] = ()
+    log: Path | None = None
+    sets: tuple[str, ...] = ()  # default: the config's sets
 
     def log_file(self) -> Path:
         return self.log or Path(self.config.out) / "train.log"
+
+    def creates(self) -> Path:
+        """The file that says it is done: its trainer's test result, else its last fit's."""
+        return Path(self.config.out) / TEST_RESULT if self.config else self.before[-1].creates
+
+    def reads(self) -> tuple[str, ...]:
+        c = self.config
+        return self.sets or tuple(c.reader.set_for(q, c.codec).name for q in c.rates) or \
+            (c.set_id.name,)
 
 
 def job(config: TrainConfig, what: str, configs: list[TrainConfig] = (),
@@ -303,8 +328,9 @@ def job(config: TrainConfig, what: str, configs: list[TrainConfig] = (),
         waits += (hint,)
     if e is None or not e.transplant_steps or not transplanted(config):
         return Job(config, what, waits)
-    teacher, command, fit_what = transplant_fit(config, configs, e, runs)
-    before = () if Path(config.init).is_file() else ((tuple(command), fit_what),)
+    teacher, argv, fit_what = transplant_fit(config, configs, e, runs)
+    start = Path(config.init)
+    before = () if start.is_file() else (Command(tuple(argv), fit_what, creates=start),)
     return Job(config, what, (*waits, teacher / TEST_RESULT), before)
 
 
@@ -315,7 +341,8 @@ def is_done(config: TrainConfig) -> bool:
         checkpoint.load(path)["epoch"] + 1 >= config.epochs
 
 
-def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
+def train_jobs(e: Experiment, out: Location, runs: Path, experiment: str) -> list[Job]:
+    """The pooled fit (if any) and every classifier not done yet."""
     pending = []
     configs = train_configs(e, out, runs, experiment)
     for config in configs:
@@ -330,92 +357,88 @@ def train(e: Experiment, out: Location, runs: Path, experiment: str) -> None:
             continue
         pending.append(job(config, what, configs, e, runs))
     fit = task_hint_job(e, out, runs)
-    train_jobs([fit, *pending] if fit else pending, e.nproc, e.lanes)
+    return [fit, *pending] if fit else pending
 
 
-def trainer_command(config: TrainConfig, nproc: int) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={nproc}", str(TRAINER), *config.to_argv()]
+def trainer_argv(config: TrainConfig, nproc: int) -> tuple[str, ...]:
+    """torchrun on one node with the trainer (after `python`): the trainer as a module, so that
+    each node runs its own copy of the project (the job's working directory on a cluster)."""
+    return ("-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "trainer.main", *config.to_argv())
 
 
-def train_jobs(jobs: list[Job], nproc: int, lanes: int) -> None:
-    """Train every Job, `lanes` at a time; each finished run's wall time, start-up and the
-    fit of its start included, goes into its folder (WALL_TIME)."""
-    if lanes == 1:  # in order: a teacher (Anchor 2), a fitted start before what waits for them
-        for job in jobs:
-            start = time.perf_counter()
-            for command, what in job.steps(nproc):
-                _call(command, what)
-            if job.config:
-                _record_wall_time(job.config, time.perf_counter() - start)
-    else:
-        train_in_lanes(jobs, nproc, lanes)
+def trainer_resources(e: Experiment) -> Resources:
+    """What a trainer (and a fit) asks Ray for. With GPUs: `nproc` of them, its own, and as
+    many CPUs for its processes. On CPU nodes: its share of a node's cores, `lanes` trainers
+    to a node (the largest: trainers are not split over nodes), those cores its processes'
+    threads (2 cores, 2 lanes, 1 process: 1 thread each, as the demo has always trained)."""
+    import ray
+
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    if resolve_device(e.device, gpus > 0, "the Ray cluster") == "cuda":
+        return Resources(cpus=e.nproc, gpus=e.nproc)
+    cpus = max(1, node_cpus() // e.lanes)
+    return Resources(cpus=cpus, threads=max(1, cpus // e.nproc))
 
 
-def _record_wall_time(config: TrainConfig, seconds: float) -> None:
-    (Path(config.out) / WALL_TIME).write_text(json.dumps(seconds))
+def node_cpus() -> int:
+    """The CPUs of the cluster's largest node (this machine's, on one)."""
+    import ray
+
+    return max(int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"])
 
 
-def train_in_lanes(jobs: list[Job], nproc: int, lanes: int) -> None:
-    """`lanes` trainers at once, each with its share of the node's cores as threads: on a CPU
-    node two 1-process trainers keep both cores busy without DDP's gradient all-reduce, and
-    one trainer's start-up overlaps the other's steps. A job starts once what it waits for is
-    done; its lane runs its fit first, then its trainer. Each writes train.log in its run
-    folder; a failure lets the running ones finish, starts no more, and names its log."""
-    threads = max(1, (os.cpu_count() or 1) // (lanes * nproc))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    # a new SQLite store's migrations and the experiment, once: lanes starting together race
-    for name in {job.config.experiment for job in jobs if job.config}:
-        experiment_id(name)
-    queue, running, failed = list(jobs), {}, []
-
-    def launch(job: Job, steps: list, sink, job_start: float) -> None:
-        command, what = steps[0]
-        print(f"\n==> {what} ({lanes} at once, {threads} thread(s) each; log {sink.name})"
-              f"\n    {' '.join(command)}", flush=True)
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
-        running[process] = (job, steps, sink, job_start, time.perf_counter())
-
-    while (queue and not failed) or running:
-        while len(running) < lanes and not failed:
-            ready = [j for j in queue if all(path.is_file() for path in j.waits)]
-            if not ready:
-                if not running and queue:  # nothing left that could write what they wait for
-                    raise RuntimeError(f"{queue[0].what} waits for "
-                                       f"{', '.join(map(str, queue[0].waits))}, which "
-                                       f"no job of this run writes")
-                break
-            # the longest first, so that the last two lanes end together: a job that fits
-            # its start before its trainer, else the listed order
-            job = max(ready, key=lambda j: len(j.before))
-            queue.remove(job)
-            log_file = job.log_file()
-            log_file.parent.mkdir(parents=True, exist_ok=True)
-            launch(job, job.steps(nproc), log_file.open("ab"), time.perf_counter())
-        time.sleep(0.2)
-        for process in [p for p in running if p.poll() is not None]:
-            job, steps, sink, job_start, start = running.pop(process)
-            what = steps[0][1]
-            STAGES.append((what, time.perf_counter() - start))
-            print(f"==> {what}: {'failed' if process.returncode else 'done'} in "
-                  f"{time.perf_counter() - start:.0f} s. {_outcome(Path(sink.name))}", flush=True)
-            if not process.returncode and len(steps) > 1:  # its trainer next, in this lane
-                launch(job, steps[1:], sink, job_start)
-                continue
-            sink.close()
-            if process.returncode:
-                failed.append(f"{what} failed (exit {process.returncode}): see {sink.name}")
-            elif job.config:
-                _record_wall_time(job.config, time.perf_counter() - job_start)
-    if failed:
-        raise RuntimeError("; ".join(failed) + "; fix the cause and run the same command "
-                           "again: finished steps are skipped")
+def job_steps(jobs: list[Job], nproc: int, resources: Resources,
+              writers: dict[str, str] | None = None) -> list[Step]:
+    """The jobs as steps, each after the steps that write what it needs: the prep step of each
+    set it reads (`writers`: set name -> step), the steps whose files it waits for (a fitted
+    start, a teacher's test result); a file that is there already is no wait. Listed so that
+    every step comes after those it needs, else in the jobs' order. A trainer asks for
+    `resources`, a fit alone (one process) for one GPU of them at most."""
+    writers = writers or {}
+    producers = {job.creates(): job.what for job in jobs}
+    steps = {}
+    for j in jobs:
+        after = [writers[s] for s in j.reads() if s in writers]
+        for path in j.waits:
+            if path in producers:
+                after.append(producers[path])
+            elif not path.is_file():
+                raise ValueError(f"{j.what} waits for {path}, which no step of this run writes")
+        trainer = Command(trainer_argv(j.config, nproc), j.what) if j.config else None
+        steps[j.what] = Step(
+            j.what, commands=(*j.before, *([trainer] if trainer else [])),
+            after=tuple(dict.fromkeys(after)), log=j.log_file(),
+            resources=resources if j.config else replace(resources, gpus=min(resources.gpus, 1)),
+            wall_time=Path(j.config.out) / WALL_TIME if j.config else None,
+            resume=(trainer or j.before[-1]).line)
+    ordered: list[Step] = []
+    while steps:  # dependencies first
+        ready = next(s for s in steps.values()
+                     if all(a not in steps for a in s.after))
+        ordered.append(steps.pop(ready.what))
+    return ordered
 
 
-def _outcome(log: Path) -> str:
-    """A lane log's last result line: a trainer's test result, a fit's file and hint error."""
-    lines = log.read_text(errors="replace").splitlines()
-    return next((ln for ln in reversed(lines) if ln.startswith(("test:", "wrote "))), "")
+def run_steps(steps: list[Step]) -> None:
+    """Steps on this process's Ray (started for them if none is up); every failure a line of
+    one RuntimeError, once the others are over."""
+    with driver.ray_session(None):
+        done = schedule.run(steps)
+    STAGES.extend(stage for o in done.outcomes for stage in o.stages)
+    if failures := done.failures():
+        raise RuntimeError("\n".join(failures))
+
+
+def prep(configs: list[PrepConfig]) -> None:
+    """The prep jobs, one after another on one Ray (the study's prep)."""
+    run_steps(prep_steps(configs))
+
+
+def train(jobs: list[Job], e: Experiment) -> None:
+    """The jobs, as many at once as their resources allow (the study's training)."""
+    with driver.ray_session(None):
+        run_steps(job_steps(jobs, e.nproc, trainer_resources(e)))
 
 
 def summarize_splits(frames: dict[int, pd.DataFrame], path: Path) -> Path:
@@ -439,49 +462,110 @@ def stage_table(stages: list[tuple[str, float]], total: float, lanes: int = 1) -
     """The wall time of every step of this run (skipped steps are not listed)."""
     lines = ["\n| step | wall s | share |", "|---|---:|---:|"]
     if lanes > 1:
-        lines[0] = f"\n({lanes} trainers at once: their rows overlap in time)\n" + lines[0]
+        lines[0] = (f"\n(steps run at once, up to {lanes} trainers, as Ray finds them ready: "
+                    "their rows overlap in time)\n") + lines[0]
     lines += [f"| {what} | {seconds:.1f} | {100 * seconds / total:.0f}% |"
               for what, seconds in stages]
     lines.append(f"| the pipeline, in all | {total:.1f} | 100% |")
     return "\n".join(lines)
 
 
+def evaluate_job(shards: Location, run: Path, report_dir: Path, e: Experiment,
+                 threads: int | None) -> str:
+    """One classifier's cells, in its Ray task, into the report's caches (Anchor 3's are Anchor
+    1's too): on CPUs with the report's threads, so that its predictions are the report's to
+    the bit."""
+    if threads:
+        torch.set_num_threads(threads)
+    cells = evaluate_classifier(shards, run / checkpoint.CHECKPOINT, report_dir,
+                                resolve_device(e.device), extra_set(e))
+    return f"{cells} cell(s) evaluated"
+
+
+def evaluation_steps(jobs: list[Job], e: Experiment, out: Location, report_dir: Path,
+                     trainer: Resources, prep: tuple[str, ...]) -> list[Step]:
+    """Each classifier trained in this run evaluated as soon as it is, after its trainer and
+    the last prep step (`prep`: Anchor 1 reads every coded set; the evaluation-only set), so
+    that the report finds its predictions; a lane (or a GPU) each."""
+    shards = storage.join(out, e.dataset)
+    return [Step(f"evaluate {j.what.removeprefix('train ')}", after=(*prep, j.what),
+                 resources=replace(trainer, gpus=min(trainer.gpus, 1), threads=None),
+                 call=partial(evaluate_job, shards, Path(j.config.out), report_dir, e,
+                              None if trainer.gpus else node_cpus()))
+            for j in jobs if j.config]
+
+
+def report_job(shards: Location, runs: Path, report_dir: Path, e: Experiment, experiment: str,
+               threads: int) -> str:
+    """The report, in its Ray task: every classifier evaluated (from the caches of the
+    evaluation steps), the tables and figures. Its threads are set here: a Ray worker is reused
+    by tasks of other sizes."""
+    torch.set_num_threads(threads)
+    path = write_report(shards, runs, report_dir, device=resolve_device(e.device),
+                        min_seconds=e.min_seconds, experiment=experiment, extra=extra_set(e),
+                        extra_label=e.extra_label, settings=experiment_file.to_toml(e))
+    return f"report: {path}"
+
+
+def report_step(e: Experiment, out: Location, runs: Path, report_dir: Path, experiment: str,
+                trainer: Resources) -> Step:
+    """The report once every classifier is over: a GPU where the trainers have them, else a
+    whole node (as many threads as it had in the driver's process on one machine)."""
+    shards = storage.join(out, e.dataset)
+    cpus = trainer.cpus if trainer.gpus else max(1, node_cpus())
+    return Step("evaluate and report", resources=Resources(cpus, min(trainer.gpus, 1)),
+                call=partial(report_job, shards, runs / e.dataset, report_dir, e, experiment,
+                             int(cpus)),
+                resume=f"python -m evaluation.report --shards {shards} --runs "
+                f"{runs / e.dataset} --out {report_dir} --experiment {experiment}")
+
+
 def run(e: Experiment) -> list[Path]:
-    start, reports, frames = time.perf_counter(), [], {}
+    start, reports, frames, failures = time.perf_counter(), [], {}, []
     # a missing start: one line now, not after prep; latent branches fitted to other codecs: a
     # warning now, not in a trainer's log
     initial_state(e.init)
     if e.latent_init:
         initial_state(e.latent_init, codec_weights(e))
-    for split in e.splits:
-        several = len(e.splits) > 1
-        out = storage.join(e.out, f"split{split}") if several else storage.location(e.out)
-        runs = Path(e.runs) / f"split{split}" if several else Path(e.runs)
-        report_dir = Path(e.reports) / e.dataset / (f"split{split}" if several else "")
-        experiment = f"{e.mlflow_experiment}-split{split}" if several else e.mlflow_experiment
-        prep(all_prep_configs(e, out, split))
-        extra = extra_set(e)
-        train(e, out, runs, experiment)
-        print("\n==> evaluate and report", flush=True)
-        report_start = time.perf_counter()
-        reports.append(write_report(storage.join(out, e.dataset), runs / e.dataset, report_dir,
-                                    device=resolve_device(e.device), min_seconds=e.min_seconds,
-                                    experiment=experiment, extra=extra,
-                                    extra_label=e.extra_label,
-                                    settings=experiment_file.to_toml(e)))
-        STAGES.append(("evaluate and report", time.perf_counter() - report_start))
-        frames[split] = pd.read_parquet(report_dir / f"{TABLE}.parquet")
+    with driver.ray_session(None):  # one Ray for every step of every split
+        data = [d for d in (e.data, e.extra_test) if d]
+        if seen := shared.check([e.runs, e.reports, e.out], tracking_uri(), data):
+            print(seen, flush=True)
+        resources = trainer_resources(e)
+        for split in e.splits:
+            several = len(e.splits) > 1
+            out = storage.join(e.out, f"split{split}") if several else storage.location(e.out)
+            runs = Path(e.runs) / f"split{split}" if several else Path(e.runs)
+            report_dir = Path(e.reports) / e.dataset / (f"split{split}" if several else "")
+            experiment = f"{e.mlflow_experiment}-split{split}" if several else e.mlflow_experiment
+            own = prep_configs(e, out, split)
+            prep = prep_steps(own + all_prep_configs(e, out, split)[len(own):])
+            experiment_id(experiment)  # a new store's migrations, once: trainers would race
+            jobs = train_jobs(e, out, runs, experiment)
+            steps = job_steps(jobs, e.nproc, resources, set_writers(own, prep))
+            evaluations = evaluation_steps(jobs, e, out, report_dir, resources,
+                                           tuple(s.what for s in prep[-1:]))
+            done = schedule.run([*prep, *steps, *evaluations], closing=report_step(
+                e, out, runs, report_dir, experiment, resources))
+            STAGES.extend(stage for o in done.outcomes for stage in o.stages)
+            failures += done.failures()
+            if done.outcomes[-1].ok:
+                reports.append(report_dir / "README.md")
+                frames[split] = pd.read_parquet(report_dir / f"{TABLE}.parquet")
     if len(frames) > 1:
         reports.append(summarize_splits(frames, Path(e.reports) / e.dataset / "splits.md"))
-    minutes = (time.perf_counter() - start) / 60
     table = stage_table(STAGES, time.perf_counter() - start, e.lanes)
     print(table)
-    device = torch.device(resolve_device(e.device))
+    runtime = Runtime.resolve(e.device, e.precision)
+    (Path(e.reports) / e.dataset).mkdir(parents=True, exist_ok=True)
     (Path(e.reports) / e.dataset / STAGES_FILE).write_text(
         f"# The pipeline's stages\n\nWhat `python -m pipeline` timed, on "
-        f"{precision.machine(device)} in {precision.resolve(e.precision, device)} "
+        f"{machine(runtime.device)} in {runtime.precision} "
         f"(`--precision {e.precision}`); a step done before is not listed.\n{table}\n")
-    print(f"\ndone in {minutes:.1f} min. Report: {reports[-1]}\n"
+    if failures:
+        raise RuntimeError("\n".join(failures) + "\nthe other steps are done; fix the cause "
+                           "and run the same command again: finished steps are skipped")
+    print(f"\ndone in {(time.perf_counter() - start) / 60:.1f} min. Report: {reports[-1]}\n"
           f"MLflow UI: make ui, then {UI_URL} (the runs are in the "
           f"'{e.mlflow_experiment}' experiment, the report is the parent run '{e.dataset}/report')")
     return reports

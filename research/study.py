@@ -52,9 +52,10 @@ from pipeline.run import (
     prep,
     prep_configs,
     train_configs,
-    train_jobs,
 )
+from pipeline.run import train as train_jobs
 from prep.datasets.listing import dataset_name
+from prep.job import driver
 from research.row import READ_BY_OTHERS, ROWS, reads, trained
 from trainer import latent_start
 from trainer.latent_start import LatentFit
@@ -104,7 +105,7 @@ def train(all_cells: list[tuple], e: Experiment, needed: bool) -> None:
             for row, set_name, _, seed, config in all_cells
             if (row in READ_BY_OTHERS) == needed
             and not (Path(config.out) / TEST_RESULT).is_file()]
-    train_jobs(jobs, e.nproc, e.lanes)
+    train_jobs(jobs, e)
 
 
 def test_hits(config: TrainConfig, quality: int | None, catalogue: Catalogue, cache: str,
@@ -295,12 +296,13 @@ def run(e: Experiment, rows: list[str], seeds: int, runs: Path, train_missing: b
     extra = extra_set(e)
     if train_missing:
         learned = replace(e, jpeg_qualities=(), webp_qualities=())  # no classical rows
-        prep(all_prep_configs(learned, storage.location(e.out), e.splits[0])
-             + (prep_configs(replace(learned, data=selection),
-                             storage.join(e.out, SELECTION), 1) if selection else []))
-        train(all_cells, e, needed=True)  # the rows others start from: a fit may read them
-        fit_task_hints(e, all_cells, runs)
-        train(all_cells, e, needed=False)
+        with driver.ray_session(None):  # one Ray start for every step
+            prep(all_prep_configs(learned, storage.location(e.out), e.splits[0])
+                 + (prep_configs(replace(learned, data=selection),
+                                 storage.join(e.out, SELECTION), 1) if selection else []))
+            train(all_cells, e, needed=True)  # the rows others start from: a fit may read them
+            fit_task_hints(e, all_cells, runs)
+            train(all_cells, e, needed=False)
     bpp = mean_bpp(str(storage.join(e.out, e.dataset)), e.qualities)
     others = ({"extra": Catalogue(extra)} if extra is not None else {}) | (
         {SELECTION: Catalogue(selection_set(e, selection))} if selection else {})

@@ -3,11 +3,13 @@ each parser's defaults are its config's, and a bad choice is refused whatever ma
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from classifier.config import TrainConfig, parse
+from foundation import storage
 from foundation.sets import SetId
 from prep.cli import config_from
 from prep.job.config import DEFAULT_QUALITY, PrepConfig
@@ -62,15 +64,19 @@ def test_each_parser_defaults_to_its_config():
         shards="d", rates=(4,), out=Path("b.pth"))
 
 
-def test_the_pipelines_fit_command_is_the_fit_it_asks_for():
-    """latent_start.fit_argv, pipeline/run.py's way to a fit's command until it builds a
-    LatentFit: the teacher left out is the procedural backbone."""
-    argv = latent_start.fit_argv("d", (4,), "runs/a2.pth", 50, Path("q4.pth"), seed=2,
-                                 arithmetic="fp32", adapter="res", latent_resize=32,
-                                 latent_crop=28)
-    assert latent_start.parse(argv) == LatentFit(shards="d", rates=(4,), out=Path("q4.pth"),
-                                        trunk="runs/a2.pth", steps=50, seed=2, precision="fp32",
-                                        latent_adapter="res", latent_resize=32, latent_crop=28)
+def test_the_pipelines_fit_command_is_the_fit_it_asks_for(tmp_path):
+    """The pooled fit's command as pipeline/run.py builds it parses back to the fit of the
+    experiment's settings; the teacher left out is the procedural backbone."""
+    from pipeline import run
+    from pipeline.experiment import load
+
+    e = replace(load("demo"), device="cpu", precision="fp32", latent_adapter="res")
+    [command] = run.task_hint_job(e, storage.location("d"), tmp_path).before
+    assert command.argv[:2] == ("-m", "trainer.latent_start")
+    assert latent_start.parse(list(command.argv[2:])) == LatentFit(
+        shards=str(storage.join("d", e.dataset)), rates=e.qualities, trunk=e.latent_init,
+        steps=e.latent_hint_steps, out=command.creates, device="cpu", precision="fp32",
+        latent_adapter="res", latent_resize=e.latent_resize, latent_crop=e.latent_crop)
 
 
 @pytest.mark.parametrize(("make", "message"), [

@@ -82,6 +82,11 @@ def test_the_table_has_every_method_and_set_that_was_trained(demo):
     assert [s for s, _ in stages if s.startswith("prep")] == [
         "prep q1, jpeg5, jpeg60 (and the original set)", "prep q8 (and the original set)"]
     assert sum(s.startswith("train") for s, _ in stages) == 9
+    # each classifier evaluated as soon as it is trained: the original model on every set
+    # (Anchor 3, Anchor 1 on q1, q8, jpeg5, jpeg60), then the report from their predictions
+    assert sum(s.startswith("evaluate ") for s, _ in stages) == 9 + 1
+    assert re.search(r"^==> evaluate original: done in \d+ s\. 5 cell\(s\) evaluated$",
+                     demo["output"], re.M)
     assert stages[-1][0] == "evaluate and report" and all(float(t) > 0 for _, t in stages)
     # the same table beside the report, with the machine and the arithmetic it ran in
     written = (demo["report"] / "stages.md").read_text()
@@ -417,8 +422,10 @@ def test_the_prep_jobs_of_a_run_share_one_ray(synthetic_small, tmp_path):
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("ray.init") == 1
-    assert re.findall(r"^==> (prep .*)$", done.stdout, re.M) == [
+    # each a Ray task, the second after the first
+    assert re.findall(r"^==> (prep [^:\n]*): done in", done.stdout, re.M) == [
         "prep jpeg5 (and the original set)", "prep jpeg60"]
+    assert "==> prep jpeg60 (after prep jpeg5 (and the original set))" in done.stdout
     for name in ("original", "jpeg5", "jpeg60"):
         assert schema.read_manifest(tmp_path / synthetic_small.name / name).num_rows == 40
 

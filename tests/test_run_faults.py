@@ -216,3 +216,36 @@ def test_a_report_without_its_tracking_server_is_kept_and_logged_later(tmp_path,
         assert len(runs) == 1 + len(results)  # the parent and a child per cell
     finally:
         server.stop()
+
+
+def test_a_failed_trainer_stops_only_what_needs_it(synthetic_small, tmp_path):
+    """python -m pipeline with Comp.'s fitted start damaged: its trainer fails, its evaluation
+    does not run, the rest trains and the report is written without it; the run ends with one
+    line for the failure, its log and the command that resumes it, and exit code 2."""
+    import pandas as pd
+
+    from tests.test_cluster_pipeline import tiny
+
+    runs = tmp_path / "runs" / synthetic_small.name
+    start = runs / "transplant" / "q1.pth"  # the fit is skipped: its file is there
+    start.parent.mkdir(parents=True)
+    start.write_bytes(b"not a start")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    done = subprocess.run([*tiny(synthetic_small, tmp_path, "runs"), "--transplant-steps", "3"],
+                          cwd=MAIN.parents[1], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("error: ")]
+    log = runs / "latent" / "q1" / "train.log"
+    assert line.startswith(f"error: train latent q1 failed (exit 1): see {log}; resume it alone: "
+                           "python -m torch.distributed.run --standalone --nproc_per_node=1 -m "
+                           "trainer.main --domain latent")
+    assert line.endswith("; not run after it: evaluate latent q1"), line
+    said = log.read_text()  # the trainer's own failure (not a signal: not run again)
+    assert said.count("trainer.main FAILED") == 1 and "received by PID" not in said
+    assert "fix the cause and run the same command again" in done.stderr
+    results = pd.read_parquet(tmp_path / "reports-runs" / synthetic_small.name /
+                              "results.parquet")
+    assert set(zip(results["method"], results["set"], strict=True)) == {
+        ("Anchor 3", "original"), ("Anchor 1", "q1"), ("Anchor 2", "q1"),
+        ("Anchor 2 (equal budget)", "q1")}

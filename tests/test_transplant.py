@@ -1,19 +1,18 @@
 """transplant_steps: each Comp. starts from the Anchor 2 of its set and seed carried to the
-latent; its lane fits that start after the Anchor 2 and before the trainer."""
+latent; its step fits that start after the Anchor 2's and before its trainer."""
 
-import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from classifier.config import TrainConfig
-from classifier.run_files import TEST_RESULT, WALL_TIME
+from classifier.run_files import TEST_RESULT
 from foundation import storage
 from pipeline import run as pipeline_run
 from pipeline.experiment import load
-from pipeline.run import job, train_configs, train_in_lanes
+from pipeline.run import job, job_steps, train_configs
+from pipeline.schedule import Command, Resources
 from trainer import latent_start
 
 DEMO = load("demo")
@@ -38,11 +37,11 @@ def test_each_comp_is_fitted_to_the_anchor2_of_its_set_and_seed(tmp_path):
         folder = result.parent
         teacher = next(t for t in configs if Path(t.out) == folder)
         assert (teacher.domain, teacher.set_id, teacher.seed) == ("decoded", c.set_id, c.seed)
-        [(command, what)] = planned.before
-        argv = list(command)
+        [command] = planned.before
+        argv, what = list(command.argv), command.what
         weights = str(folder / "checkpoint.pth")
-        assert argv[1:3] == ["-m", "trainer.latent_start"]
-        fit = latent_start.parse(argv[3:])
+        assert argv[:2] == ["-m", "trainer.latent_start"] and command.creates == start
+        fit = latent_start.parse(argv[2:])
         assert (fit.teacher, fit.trunk, fit.branches, fit.rates, fit.steps, fit.seed, fit.out) \
             == (Path(weights), weights, hint, (c.quality,), 7, c.seed, Path(c.init))
         assert f"seed {c.seed}" in what
@@ -61,61 +60,48 @@ def test_each_comp_is_fitted_to_the_anchor2_of_its_set_and_seed(tmp_path):
         train_configs(replace(e, distill=True), storage.location(tmp_path), runs, "x")
 
 
-def test_a_lane_fits_a_start_after_what_it_waits_for_and_before_its_trainer(tmp_path,
-                                                                           monkeypatch):
-    """Real subprocesses in 2 lanes: the pooled fit runs in a lane beside a pixel trainer; the
-    student's fit starts once the pooled fit's file and the teacher's test result are there,
-    its trainer after its fit, in the same lane; its wall time covers both."""
-    order, pooled = tmp_path / "order.txt", tmp_path / "latent-hint-task.pth"
-
-    def step(name: str, writes: Path | None = None) -> list[str]:
-        code = (f"import pathlib, time; time.sleep(0.3); "
-                f"open({str(order)!r}, 'a').write({name!r} + '\\n')")
-        if writes is not None:
-            code += f"; pathlib.Path({str(writes)!r}).write_text('{{}}')"
-        return [sys.executable, "-c", code]
-
-    monkeypatch.setattr(pipeline_run, "experiment_id", lambda name: None)
-    monkeypatch.setattr(pipeline_run, "trainer_command", lambda config, nproc: step(
-        f"train {config.domain}", Path(config.out) / TEST_RESULT))
+def test_a_step_fits_its_start_after_what_it_waits_for_and_before_its_trainer(tmp_path):
+    """Ray dependencies from the files a job waits for: the student's step comes after the
+    pooled fit's and its teacher's, fits its start, then trains; the pooled fit after the prep
+    of every latent set it reads; a file that is there already is no wait, and one that no
+    step writes is one line."""
+    pooled = tmp_path / "latent-hint-task.pth"
     teacher = TrainConfig(domain="decoded", shards="s", quality=4, out=str(tmp_path / "a2"))
     student = TrainConfig(domain="latent", shards="s", quality=4, out=str(tmp_path / "comp"))
     other = TrainConfig(domain="original", shards="s", out=str(tmp_path / "a3"))
-    jobs = [pipeline_run.Job(None, "pooled", before=((tuple(step("fit pooled", pooled)),
-                                                       "fit pooled"),),
-                             log=tmp_path / "pooled.log"),
-            pipeline_run.Job(student, "student", (pooled, tmp_path / "a2" / TEST_RESULT),
-                             ((tuple(step("fit latent")), "fit"),)),
+    fit = Command(("-m", "trainer.latent_start", "fit"), "fit latent", creates=tmp_path / "s.pth")
+    jobs = [pipeline_run.Job(student, "student", (pooled, tmp_path / "a2" / TEST_RESULT), (fit,)),
+            pipeline_run.Job(None, "pooled", before=(Command(("-m", "fit"), "pooled",
+                                                             creates=pooled),),
+                             log=tmp_path / "pooled.log", sets=("q1", "q4")),
             pipeline_run.Job(teacher, "teacher"), pipeline_run.Job(other, "other")]
-    train_in_lanes(jobs, 1, 2)
-    lines = order.read_text().splitlines()
-    assert set(lines[:2]) == {"fit pooled", "train decoded"}  # side by side
-    assert lines.index("train decoded") < lines.index("fit latent") < lines.index("train latent")
-    assert sorted(lines) == ["fit latent", "fit pooled", "train decoded", "train latent",
-                             "train original"]
-    assert json.loads((tmp_path / "comp" / WALL_TIME).read_text()) >= 0.6
-    assert (tmp_path / "pooled.log").is_file()  # a fit alone logs where its Job says
-
-
-def test_a_ready_job_that_fits_its_start_goes_before_trainers_alone(tmp_path, monkeypatch):
-    """The longest first: a Comp. whose lane fits its start (fit and trainer) starts before
-    the pixel trainers listed ahead of it, so that the lanes end together."""
-    order = tmp_path / "order.txt"
-
-    def step(name: str) -> list[str]:
-        return [sys.executable, "-c", f"open({str(order)!r}, 'a').write({name!r} + '\\n')"]
-
-    monkeypatch.setattr(pipeline_run, "experiment_id", lambda name: None)
-    monkeypatch.setattr(pipeline_run, "trainer_command",
-                        lambda config, nproc: step(f"train {Path(config.out).name}"))
-    pixel = [TrainConfig(domain="decoded", shards="s", quality=q, out=str(tmp_path / f"a2-{q}"))
-             for q in (1, 4, 8)]
-    comp = TrainConfig(domain="latent", shards="s", quality=4, out=str(tmp_path / "comp"))
-    jobs = [*(pipeline_run.Job(c, "pixel") for c in pixel),
-            pipeline_run.Job(comp, "comp", before=((tuple(step("fit comp")), "fit"),))]
-    train_in_lanes(jobs, 1, 1)  # one lane: the order it picks is the order they run
-    assert order.read_text().splitlines() == ["fit comp", "train comp", "train a2-1",
-                                              "train a2-4", "train a2-8"]
+    writers = {"original": "prep q1", "q1": "prep q1", "q4": "prep q4"}
+    steps = job_steps(jobs, 1, Resources(cpus=1, threads=1), writers)
+    by_name = {s.what: s for s in steps}
+    assert [s.what for s in steps] == ["pooled", "teacher", "student", "other"]  # needs first
+    assert by_name["pooled"].after == ("prep q1", "prep q4")
+    assert by_name["pooled"].log == tmp_path / "pooled.log" and by_name["pooled"].wall_time is None
+    # on GPUs a fit alone (one process) asks for one of a trainer's GPUs
+    [gpu_fit] = job_steps(jobs[1:2], 2, Resources(cpus=2, gpus=2), writers)
+    assert gpu_fit.resources == Resources(cpus=2, gpus=1)
+    assert by_name["other"].after == ("prep q1",) and by_name["teacher"].after == ("prep q4",)
+    comp = by_name["student"]
+    assert comp.after == ("prep q4", "pooled", "teacher")
+    assert [c.what for c in comp.commands] == ["fit latent", "student"]
+    assert comp.commands[1].argv[:6] == ("-m", "torch.distributed.run", "--standalone",
+                                         "--nproc_per_node=1", "-m", "trainer.main")
+    assert comp.commands[1].argv[6:] == tuple(student.to_argv())
+    assert comp.wall_time == tmp_path / "comp" / pipeline_run.WALL_TIME
+    assert comp.log == tmp_path / "comp" / "train.log"
+    assert comp.resume == "python " + " ".join(comp.commands[1].argv)
+    # the teacher done before: no step of its own, and its file is no wait
+    (tmp_path / "a2").mkdir()
+    (tmp_path / "a2" / TEST_RESULT).write_text("{}")
+    again = job_steps([jobs[0], jobs[1]], 1, Resources(), writers)
+    assert again[-1].after == ("prep q4", "pooled")
+    with pytest.raises(ValueError, match=f"student waits for {pooled}, which no step of this "
+                       "run writes"):
+        job_steps([jobs[0]], 1, Resources(), writers)
 
 
 def test_an_experiments_adapter_and_latent_sizes_reach_comp_and_both_fits(tmp_path):
@@ -125,13 +111,12 @@ def test_an_experiments_adapter_and_latent_sizes_reach_comp_and_both_fits(tmp_pa
     [comp] = [c for c in configs if c.domain == "latent"]
     assert comp.latent_adapter == "res" and "--latent-adapter" in comp.to_argv()
     assert (comp.latent_resize, comp.latent_crop) == (32, 28)
-    [(transplant, _)] = job(comp, "x", configs, e, runs).before
-    [(pooled, _)] = pipeline_run.task_hint_job(e, storage.location(tmp_path / "shards"),
-                                              runs).before
-    for command in (list(transplant), list(pooled)):  # the teacher sees what the trunk will
-        for flag, value in (("--latent-adapter", "res"), ("--latent-resize", "32"),
-                            ("--latent-crop", "28")):
-            assert command[command.index(flag) + 1] == value, flag
+    [transplant] = job(comp, "x", configs, e, runs).before
+    [pooled] = pipeline_run.task_hint_job(e, storage.location(tmp_path / "shards"), runs).before
+    # the teacher sees what the trunk will
+    for command in (transplant, pooled):
+        fit = latent_start.parse(list(command.argv[2:]))
+        assert (fit.latent_adapter, fit.latent_resize, fit.latent_crop) == ("res", 32, 28)
     assert all(c.latent_adapter == "none" for c in configs if c.domain != "latent")
     with pytest.raises(ValueError, match="give one of none, se, res"):
         train_configs(replace(e, latent_adapter="big"), storage.location(tmp_path), runs, "x")

@@ -181,18 +181,6 @@ class LatentFit:
                            distill=str(self.teacher), quality=self.rates[0])
 
 
-def fit_argv(shards, rates: tuple[int, ...], trunk: str, steps: int, out: Path,
-             teacher: Path | None = None, branches: str | None = None, seed: int = 0,
-             arithmetic: str = "auto", adapter: str = "none", latent_resize: int = 16,
-             latent_crop: int = 14) -> list[str]:
-    """LatentFit(...).to_argv() in the words pipeline/run.py still uses (then remove it)."""
-    return LatentFit(shards=str(shards), rates=tuple(rates), out=Path(out), trunk=trunk,
-                     steps=steps, branches=branches, seed=seed, precision=arithmetic,
-                     latent_adapter=adapter, latent_resize=latent_resize,
-                     latent_crop=latent_crop,
-                     **({"teacher": Path(teacher)} if teacher else {})).to_argv()
-
-
 def fit_file(fit: LatentFit) -> None:
     """This command in-process, through its command line (the study's fits on a task's
     latents); a RuntimeError where it failed, after its own one-line error."""
