@@ -140,12 +140,12 @@ def prep_steps(configs: list[PrepConfig]) -> list[Step]:
 
 
 def set_writers(configs: list[PrepConfig], steps: list[Step]) -> dict[str, str]:
-    """Set name -> the prep step that writes it (the first that lists it)."""
-    writers: dict[str, str] = {}
-    for config, step in zip(configs, steps, strict=False):
-        for set_id in config.sets():
-            writers.setdefault(set_id.name, step.what)
-    return writers
+    """Set name -> the prep step its trainers come after: the last of the split's own prep
+    steps (`configs`' steps, listed first), whichever writes it. Ray has no priorities, so a
+    trainer started beside prep would take the cores (or GPUs) that the next job's actors wait
+    for, and the pooled fit, which reads every learned set, would wait the longer."""
+    last = steps[len(configs) - 1].what if configs else ""
+    return {set_id.name: last for config in configs for set_id in config.sets()}
 
 
 def train_configs(e: Experiment, out: Location, runs: Path, experiment: str

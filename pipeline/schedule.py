@@ -2,9 +2,8 @@
 trainer, the report) is a Ray task on the run's one Ray session, local or a cluster.
 
 A step names the steps it comes after; its task takes their results (ObjectRefs) as arguments,
-so Ray starts it once they are over and its resources are free, on any node that has them: a
-trainer starts as soon as its set is written, beside the prep of the others, and as many run
-at once as their resources allow (no loop, no polling, no thread arithmetic of ours).
+so Ray starts it once they are over and its resources are free, on any node that has them, as
+many at once as their resources allow (no loop, no polling, no thread arithmetic of ours).
 
 - Resources: what a step asks Ray for (`Resources`). A trainer's CPUs are its share of a node
   (`lanes` trainers to a CPU node) and its processes' threads that share split among them; a
