@@ -53,7 +53,7 @@ from pipeline.run import (
     prep_configs,
     train_configs,
 )
-from pipeline.run import train as train_jobs
+from pipeline.run import train as train_on_ray
 from prep.datasets.listing import dataset_name
 from prep.job import driver
 from research.row import READ_BY_OTHERS, ROWS, reads, trained
@@ -105,7 +105,7 @@ def train(all_cells: list[tuple], e: Experiment, needed: bool) -> None:
             for row, set_name, _, seed, config in all_cells
             if (row in READ_BY_OTHERS) == needed
             and not (Path(config.out) / TEST_RESULT).is_file()]
-    train_jobs(jobs, e)
+    train_on_ray(jobs, e)
 
 
 def test_hits(config: TrainConfig, quality: int | None, catalogue: Catalogue, cache: str,
