@@ -381,6 +381,16 @@ def trainer_resources(e: Experiment) -> Resources:
     return Resources(cpus=cpus, threads=max(1, cpus // e.nproc))
 
 
+def trainer_slots(trainer: Resources) -> int:
+    """How many trainers asking for `trainer` the Ray cluster runs at once."""
+    import ray
+
+    if trainer.gpus:
+        return int(ray.cluster_resources().get("GPU", 0)) // trainer.gpus
+    return sum(int(n["Resources"].get("CPU", 0) // trainer.cpus) for n in ray.nodes()
+               if n["Alive"])
+
+
 def node_cpus() -> int:
     """The CPUs of the cluster's largest node (this machine's, on one)."""
     import ray
@@ -389,12 +399,13 @@ def node_cpus() -> int:
 
 
 def job_steps(jobs: list[Job], nproc: int, resources: Resources,
-              writers: dict[str, str] | None = None) -> list[Step]:
+              writers: dict[str, str] | None = None, slots: int | None = None) -> list[Step]:
     """The jobs as steps, each after the steps that write what it needs: the prep step of each
     set it reads (`writers`: set name -> step), the steps whose files it waits for (a fitted
     start, a teacher's test result); a file that is there already is no wait. Listed so that
     every step comes after those it needs, else in the jobs' order. A trainer asks for
-    `resources`, a fit alone (one process) for one GPU of them at most."""
+    `resources`, a fit alone (one process) for one GPU of them at most. With fewer `slots` (how
+    many trainers run at once) than trainers, the chains go first (`chains_first`)."""
     writers = writers or {}
     producers = {job.creates(): job.what for job in jobs}
     steps = {}
@@ -412,12 +423,30 @@ def job_steps(jobs: list[Job], nproc: int, resources: Resources,
             resources=resources if j.config else replace(resources, gpus=min(resources.gpus, 1)),
             wall_time=Path(j.config.out) / WALL_TIME if j.config else None,
             resume=(trainer or j.before[-1]).line)
+    if slots is not None and sum(1 for j in jobs if j.config) > slots:
+        steps = chains_first(steps, set(writers.values()))
     ordered: list[Step] = []
     while steps:  # dependencies first
         ready = next(s for s in steps.values()
-                     if all(a not in steps for a in s.after))
+                     if all(a not in steps for a in (*s.after, *s.later_than)))
         ordered.append(steps.pop(ready.what))
     return ordered
+
+
+def chains_first(steps: dict[str, Step], prep: set[str]) -> dict[str, Step]:
+    """The steps, where the trainers that no step needs and that need none (Anchor 3, the
+    equal-budget and JPEG anchors) start later than every step a chain needs (the Anchor 2s,
+    the pooled fit) and are listed last. Ray starts ready tasks in the order they became ready:
+    these, ready once their sets are written, would otherwise take every slot before any Comp.
+    (which needs its Anchor 2 and a fit) is ready, and the Comps would end the run alone on a
+    machine with slots to spare. Only an order: a failed Anchor 2 stops none of them."""
+    needed = dict.fromkeys(a for s in steps.values() for a in s.after if a not in prep)
+    loose = [w for w, s in steps.items()
+             if w not in needed and s.wall_time is not None and set(s.after) <= prep]
+    if not needed:
+        return steps
+    later = {w: replace(steps[w], later_than=tuple(needed)) for w in loose}
+    return {w: s for w, s in steps.items() if w not in later} | later
 
 
 def run_steps(steps: list[Step]) -> None:
@@ -438,7 +467,8 @@ def prep(configs: list[PrepConfig]) -> None:
 def train(jobs: list[Job], e: Experiment) -> None:
     """The jobs, as many at once as their resources allow (the study's training)."""
     with driver.ray_session(None):
-        run_steps(job_steps(jobs, e.nproc, trainer_resources(e)))
+        resources = trainer_resources(e)
+        run_steps(job_steps(jobs, e.nproc, resources, slots=trainer_slots(resources)))
 
 
 def summarize_splits(frames: dict[int, pd.DataFrame], path: Path) -> Path:
@@ -542,7 +572,8 @@ def run(e: Experiment) -> list[Path]:
             prep = prep_steps(own + all_prep_configs(e, out, split)[len(own):])
             experiment_id(experiment)  # a new store's migrations, once: trainers would race
             jobs = train_jobs(e, out, runs, experiment)
-            steps = job_steps(jobs, e.nproc, resources, set_writers(own, prep))
+            steps = job_steps(jobs, e.nproc, resources, set_writers(own, prep),
+                              trainer_slots(resources))
             evaluations = evaluation_steps(jobs, e, out, report_dir, resources,
                                            tuple(s.what for s in prep[-1:]))
             done = schedule.run([*prep, *steps, *evaluations], closing=report_step(

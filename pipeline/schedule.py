@@ -3,7 +3,9 @@ trainer, the report) is a Ray task on the run's one Ray session, local or a clus
 
 A step names the steps it comes after; its task takes their results (ObjectRefs) as arguments,
 so Ray starts it once they are over and its resources are free, on any node that has them, as
-many at once as their resources allow (no loop, no polling, no thread arithmetic of ours).
+many at once as their resources allow (no loop, no polling, no thread arithmetic of ours). Ray
+starts ready tasks in the order they became ready and has no priorities (ray-project/ray#52865):
+a step that should yield its place to others names them in `later_than`, an order, not a need.
 
 - Resources: what a step asks Ray for (`Resources`). A trainer's CPUs are its share of a node
   (`lanes` trainers to a CPU node) and its processes' threads that share split among them; a
@@ -71,6 +73,8 @@ class Step:
     commands: tuple[Command, ...] = ()
     call: Callable[[], str] | None = None
     after: tuple[str, ...] = ()
+    # steps it starts after, failed or not (an order: it runs unless Ray gave up on one of them)
+    later_than: tuple[str, ...] = ()
     resources: Resources = Resources()
     log: Path | None = None
     wall_time: Path | None = None
@@ -132,7 +136,7 @@ def _run(steps: list[Step], say: Callable[[str], None]) -> Schedule:
     for step in steps:  # checked before any task starts
         if step.what in named:
             raise ValueError(f"two steps are named {step.what!r}: each needs a name of its own")
-        if unknown := [a for a in step.after if a not in named]:
+        if unknown := [a for a in (*step.after, *step.later_than) if a not in named]:
             raise ValueError(f"{step.what} comes after {', '.join(unknown)}, which is not a step "
                              f"listed before it")
         named.add(step.what)
@@ -142,20 +146,24 @@ def _run(steps: list[Step], say: Callable[[str], None]) -> Schedule:
         r = step.resources
         refs[step.what] = task.options(
             num_cpus=r.cpus, num_gpus=r.gpus, max_retries=RETRIES, retry_exceptions=[Killed],
-            name=step.what[:100]).remote(step, *(refs[a] for a in step.after))
+            name=step.what[:100]).remote(step, *(refs[a] for a in (*step.after,
+                                                                   *step.later_than)))
         say(f"==> {step.what}" + (f" (after {', '.join(step.after)})" if step.after else "")
             + "".join(f"\n    {c.line}" for c in step.commands))
     schedule = Schedule(steps={s.what: s for s in steps})
     pending = {ref: step for step, ref in zip(steps, refs.values(), strict=True)}
     over: dict[str, Outcome] = {}
+    raised: set[str] = set()  # the steps Ray gave up on: their error reaches the tasks after them
     while pending:
         [ready], _ = ray.wait(list(pending), num_returns=1)
         step = pending.pop(ready)
         try:
             outcome = ray.get(ready)
-        except ray.exceptions.RayError as err:  # retries spent, or a step before it failed so
-            before = [over[a].skipped or a for a in step.after if a in over and not over[a].ok
-                      or a in {s.what for s in pending.values()}]
+        except ray.exceptions.RayError as err:  # retries spent, or a step before it raised so
+            waiting = {s.what for s in pending.values()}
+            before = [over[a].skipped or a if a in over else a
+                      for a in (*step.after, *step.later_than) if a in raised | waiting]
+            raised.add(step.what)
             outcome = Outcome(step.what, skipped=before[0]) if before else \
                 Outcome(step.what, error=f"{step.what} failed: {_first_line(err)}")
         over[step.what] = outcome
@@ -180,11 +188,12 @@ def _first_line(err: BaseException) -> str:
 
 
 def _execute(step: Step, *before: Outcome) -> Outcome:
-    """The task: nothing where a step before failed; else the call or the commands."""
+    """The task: nothing where a step it comes after failed (not one it is only later than);
+    else the call or the commands."""
     import ray
 
     node = ray.get_runtime_context().get_node_id()
-    failed = [b.skipped or b.what for b in before if not b.ok]
+    failed = [b.skipped or b.what for b in before[:len(step.after)] if not b.ok]
     if failed:  # named by the step that failed, not by one skipped after it
         return Outcome(step.what, skipped=failed[0], node=node)
     start = time.perf_counter()

@@ -59,6 +59,22 @@ def test_a_failure_stops_only_what_comes_after_it_and_a_killed_step_runs_again(r
     assert "==> after bad: not run (bad failed)" in said
 
 
+def test_a_step_later_than_another_waits_for_its_end_but_runs_when_it_failed(ray_local,
+                                                                              tmp_path):
+    slow = python("import time, pathlib; time.sleep(2); "
+                  f"pathlib.Path({str(tmp_path / 'slow.txt')!r}).write_text('x'); exit(3)")
+    steps = [Step("slow and bad", (Command(slow, "slow and bad"),), log=tmp_path / "s.log"),
+             Step("later", (Command(python(
+                 f"import pathlib; p = pathlib.Path({str(tmp_path / 'slow.txt')!r}); "
+                 f"pathlib.Path({str(tmp_path / 'later.txt')!r}).write_text(str(p.exists()))"),
+                 "later"),), later_than=("slow and bad",))]
+    done = schedule.run(steps, say=lambda _: None)
+    assert [(o.what, o.ok) for o in done.outcomes] == [("slow and bad", False), ("later", True)]
+    assert (tmp_path / "later.txt").read_text() == "True"  # it started once the other ended
+    with pytest.raises(ValueError, match="b comes after a, which is not a step listed before"):
+        schedule.run([Step("b", later_than=("a",))], say=lambda _: None)
+
+
 def test_a_step_after_one_not_listed_is_refused(ray_local):
     with pytest.raises(ValueError, match="b comes after a, which is not a step listed before"):
         schedule.run([Step("b", after=("a",))], say=lambda _: None)

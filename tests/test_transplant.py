@@ -102,6 +102,14 @@ def test_a_step_fits_its_start_after_what_it_waits_for_and_before_its_trainer(tm
     with pytest.raises(ValueError, match=f"student waits for {pooled}, which no step of this "
                        "run writes"):
         job_steps([jobs[0]], 1, Resources(), writers)
+    # fewer slots than trainers: the trainer that needs no trainer and that none needs (Anchor
+    # 3 here) starts later than what the chain needs, listed last; with a slot each, at once
+    assert by_name["other"].later_than == ()
+    assert job_steps(jobs, 1, Resources(), writers, slots=3)[-1].later_than == ()
+    ordered = job_steps(jobs, 1, Resources(), writers, slots=2)
+    assert [s.what for s in ordered] == ["pooled", "teacher", "student", "other"]
+    assert ordered[-1].later_than == ("pooled", "teacher") and ordered[-1].after == ("prep q1",)
+    assert [s.later_than for s in ordered[:-1]] == [(), (), ()]
 
 
 def test_an_experiments_adapter_and_latent_sizes_reach_comp_and_both_fits(tmp_path):
