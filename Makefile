@@ -59,7 +59,7 @@ browser:  ## Debian's Chromium for the MLflow UI test (needs root and apt; the t
 # while the other's compute
 test: $(PY)  ## run the test suite (first tries to install Chromium for the MLflow UI test)
 	@$(MAKE) --no-print-directory browser || echo "Chromium could not be installed: the MLflow UI test will skip"
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 test-fast: $(PY)  ## the edit-test loop: every test not marked slow (unit and small integration)
 	$(PY) -m pytest -q -m "not slow"
