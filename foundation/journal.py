@@ -62,6 +62,19 @@ def is_refusal(err: Exception) -> bool:
             and refusal(err) is None)
 
 
+def make_experiment(name: str) -> str | None:
+    """The experiment made now, before the writers that would race to make it (and a new
+    SQLite store's migrations); a server that does not answer or refuses the caller is one
+    line to say (the writers' journals keep their records until it takes them), else None."""
+    fail_fast()
+    try:
+        experiment_id(name)
+    except Exception as err:  # noqa: BLE001 -- MLflow raises what its transport raises
+        return (f"warning: MLflow at {tracking_uri()}: {refusal(err) or first_line(err)}; "
+                f"the runs keep their records in their folders' {JOURNAL} until it takes them")
+    return None
+
+
 def first_line(err: Exception) -> str:
     return (str(err).splitlines() or [type(err).__name__])[0][:200]
 

@@ -45,13 +45,13 @@ from classifier.models import ADAPTERS, initial_state
 from classifier.run_files import TEST_RESULT, TRANSPLANT, WALL_TIME
 from evaluation import seeds
 from evaluation.report import EXTRA, TABLE, evaluate_classifier, write_report
-from foundation import storage
+from foundation import journal, storage
 from foundation.cli import stage_main
 from foundation.hyperprior import weights_file_name
 from foundation.runtime import Runtime, machine, resolve_device
 from foundation.sets import SetId
 from foundation.storage import Location
-from foundation.tracking import UI_URL, experiment_id, tracking_uri
+from foundation.tracking import UI_URL, tracking_uri
 from pipeline import experiment as experiment_file
 from pipeline import schedule, shared
 from pipeline.experiment import Experiment
@@ -570,7 +570,8 @@ def run(e: Experiment) -> list[Path]:
             experiment = f"{e.mlflow_experiment}-split{split}" if several else e.mlflow_experiment
             own = prep_configs(e, out, split)
             prep = prep_steps(own + all_prep_configs(e, out, split)[len(own):])
-            experiment_id(experiment)  # a new store's migrations, once: trainers would race
+            if away := journal.make_experiment(experiment):
+                print(away, flush=True)
             jobs = train_jobs(e, out, runs, experiment)
             steps = job_steps(jobs, e.nproc, resources, set_writers(own, prep),
                               trainer_slots(resources))

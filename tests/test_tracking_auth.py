@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from foundation.journal import JOURNAL, Journal, read_records
+from foundation.journal import JOURNAL, Journal, make_experiment, read_records
 from foundation.journal import main as deliver
 from foundation.tracking import CREDENTIALS, refusal
 from foundation.tracking_server import answers
@@ -109,6 +109,20 @@ def test_a_request_without_a_user_or_with_a_wrong_password_is_refused(server, cl
     assert refusal(refused.value) == f"refused (HTTP 401): check {CREDENTIALS}"
     # the admin's own credentials pass the same REST call
     assert [e["name"] for e in get(server.url + SEARCH, ADMIN, server.password)["experiments"]]
+    # the pipeline, before its trainers: one line, not a traceback
+    assert make_experiment("refused") == (
+        f"warning: MLflow at {server.url}: refused (HTTP 401): check {CREDENTIALS}; the runs "
+        f"keep their records in their folders' {JOURNAL} until it takes them")
+
+
+def test_a_server_away_is_one_line_before_the_trainers(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")  # no one there
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)  # fail_fast sets them, monkeypatch restores
+    start = time.monotonic()
+    line = make_experiment("away")
+    assert line.startswith("warning: MLflow at http://127.0.0.1:") and JOURNAL in line, line
+    assert time.monotonic() - start < 60  # not MLflow's 7 retries with back-off
 
 
 @pytest.mark.slow  # the server starts in 10-30 s
