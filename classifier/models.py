@@ -67,7 +67,12 @@ def initial_state(init: str, codecs: list[str] = ()) -> dict[str, torch.Tensor] 
     if not path.is_file():
         raise FileNotFoundError(f"--init {init}: no such file {path} (choices: "
                                 f"{', '.join(INITS)}, or a state dict file)")
-    content = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch's zip reader and unpickler raise their own
+        raise ValueError(f"--init {init}: {path} is not a state dict torch reads without "
+                         f"unpickling ({type(err).__name__}): write it again, or name another"
+                         ) from err
     state = content.get("model", content) if isinstance(content, dict) else content
     own = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     trunk = content.get("trunk") if isinstance(content, dict) else None

@@ -98,6 +98,14 @@ def test_init_from_missing_file_is_explained():
         models.resnet50_deep_stem(23, init="nope.pth")
 
 
+def test_init_from_a_damaged_file_is_one_error_naming_it(tmp_path):
+    damaged = tmp_path / "start.pth"
+    damaged.write_bytes(b"not a start")
+    with pytest.raises(ValueError, match=f"--init {damaged}: {damaged} is not a state dict torch "
+                       r"reads without unpickling \(UnpicklingError\)"):
+        models.initial_state(str(damaged))
+
+
 # the residual adapter's parameters: two bottlenecks, 1x1 256->64, 3x3 64->64, 1x1 64->256
 RESIDUAL_BLOCKS = 2 * (256 * 64 + 64 * 9 * 64 + 64 * 256 + 2 * (64 + 64 + 256))
 
