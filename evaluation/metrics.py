@@ -16,7 +16,9 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
     p = successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials ** 2))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at 0 or n right an end is exactly 0 or 1 (centre - half rounds to 2.8e-17 for 0 of 7)
+    return (0.0 if successes == 0 else max(0.0, centre - half),
+            1.0 if successes == trials else min(1.0, centre + half))
 
 
 def accuracy(labels: np.ndarray, top: np.ndarray) -> dict[str, float]:

@@ -46,7 +46,8 @@ def test_wilson_interval_is_where_the_score_test_meets_z(hits, n):
 
 @pytest.mark.parametrize("n", [1, 2, 7, 20, 100])
 def test_the_interval_holds_its_estimate_and_is_symmetric(n):
-    for hits in range(n + 1):  # within rounding: wilson_interval(0, 7)[0] is 2.8e-17, not 0
+    assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0  # exactly
+    for hits in range(n + 1):
         low, high = wilson_interval(hits, n)
         assert 0 <= low <= hits / n + 1e-12 and hits / n - 1e-12 <= high <= 1, (hits, n)
         # never narrower than at 0 or n right, where p (1 - p) = 0: z^2 / (n + z^2)
