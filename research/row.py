@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from classifier import checkpoint
+from classifier import checkpoint, run_folder
 from classifier.config import TrainConfig
 from classifier.methods import COMP, METHOD_ORDER
 from evaluation.seeds import STUDY_REFERENCE as REFERENCE
+from foundation.sets import SetId
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment
 from pipeline.run import transplanted
@@ -62,12 +63,12 @@ class Row:
 
     def hint_file(self, runs: Path) -> Path:
         """The latent start fitted on the task's latents, every quality pooled."""
-        return runs / f"{self.hint_from}.pth"
+        return run_folder.study_hint(runs, self.hint_from)
 
     def transplant_file(self, runs: Path, quality: int, seed: int) -> Path:
         """The start carried from the Anchor 2 of the quality (and of the seed)."""
-        name = f"q{quality}" + ("" if self.transplant_seed is not None else f"-seed{seed}")
-        return runs / self.transplant_from / f"{name}.pth"
+        return run_folder.study_start(runs, self.transplant_from, SetId.of(quality).name,
+                                      seed if self.transplant_seed is None else None)
 
     def teacher_seed(self, seed: int) -> int:
         return seed if self.transplant_seed is None else self.transplant_seed
@@ -134,8 +135,10 @@ def _checked(table: dict, known, path: Path, name: str) -> dict:
 
 
 def trained(row: str, set_name: str = "q{q}", seed: int | str = "{seed}") -> str:
-    """A row's trained classifier as a [trainer] field names it: run_folder's checkpoint."""
-    return f"{{runs}}/{row}/{set_name}/seed{seed}/{checkpoint.CHECKPOINT}"
+    """A row's trained classifier as a [trainer] field names it: its run's checkpoint
+    (classifier.run_folder.study_folder), a template to fill."""
+    return str(run_folder.study_folder(Path("{runs}"), row, set_name, seed)
+               / checkpoint.CHECKPOINT)
 
 
 ROWS = {name: read_row(name) for name in sorted(p.stem for p in ROWS_FOLDER.glob("*.toml"))}
