@@ -111,7 +111,7 @@ def transplant_starts(path: str | Path) -> str:
 
 # the study's layout: <runs>/<row>/<set>/seed<k>, each fitted start under the row that made it
 
-def study_folder(runs: Path, row: str, set_name: str, seed: int | str) -> Path:
+def study_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
     """A study run's folder: its row, its set (q4, q1+4+8), its seed."""
     return Path(runs) / row / set_name / seed_name(seed)
 

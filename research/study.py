@@ -254,7 +254,7 @@ def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
         path = spec.transplant_file(runs, quality, seed)
         if recipe.transplant_steps and not path.is_file():
             teacher_seed = spec.teacher_seed(seed)
-            teacher = Path(trained(REFERENCE, seed=teacher_seed).format(runs=runs, q=quality))
+            teacher = trained(runs, REFERENCE, SetId.of(quality).name, teacher_seed)
             latent_start.fit_file(LatentFit(rates=(quality,), trunk=str(teacher),
                                             steps=recipe.transplant_steps, out=path,
                                             teacher=teacher, branches=branches,
