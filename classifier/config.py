@@ -85,7 +85,8 @@ class TrainConfig:
     precision: str = precision_option()
     compile: bool = option(False, "torch.compile the training step (worth it for long GPU runs)")
     seed: int = option(0)
-    out: str | None = option(None, "run folder (default runs/train/<run name>)")
+    out: str | None = option(None, "run folder (default under runs/train, named for the run "
+                             "and a seed other than 0: classifier.run_folder)")
     resume: bool = option(False, "continue from the run folder's checkpoint (automatic after a "
                           "torchrun restart)")
     experiment: str = option("classifiers", "MLflow experiment")

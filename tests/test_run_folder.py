@@ -11,11 +11,13 @@ import math
 import re
 import tomllib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from classifier import run_folder
+from classifier.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 OWNER = ROOT / "classifier" / "run_folder.py"
@@ -96,6 +98,14 @@ def test_a_seed_in_each_layout(seed, pipeline, study):
     runs = Path("runs")
     assert run_folder.classifier_folder(runs, "d/latent/q4", seed) == Path(pipeline)
     assert run_folder.study_folder(runs, "anchor2", "q4", seed) == Path(study)
+
+
+def test_a_hand_run_seed_trains_beside_seed_0():
+    """The trainer's default folder is the pipeline's layout under runs/train: a --seed 1 run
+    by hand does not resume seed 0's."""
+    config = TrainConfig(domain="latent", shards="data/shards/d", quality=8)
+    assert config.out_dir == Path("runs/train/d/latent/q8")
+    assert replace(config, seed=1).out_dir == Path("runs/train/d/latent/q8-seed1")
 
 
 def test_start_names_read_back():
