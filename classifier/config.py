@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
-from classifier import domains
+from classifier import domains, run_folder
 from classifier.models import ADAPTERS, SIGMA_INPUTS, upsampling
 from classifier.transforms import HINT_STRIDE, PAPER_SIZES, InputSizes
 from foundation.command_line import argv_of, check_choices, command_parser, config_of, option
@@ -85,7 +85,8 @@ class TrainConfig:
     precision: str = precision_option()
     compile: bool = option(False, "torch.compile the training step (worth it for long GPU runs)")
     seed: int = option(0)
-    out: str | None = option(None, "run folder (default runs/train/<run name>)")
+    out: str | None = option(None, "run folder (default under runs/train, named for the run "
+                             "and a seed other than 0: classifier.run_folder)")
     resume: bool = option(False, "continue from the run folder's checkpoint (automatic after a "
                           "torchrun restart)")
     experiment: str = option("classifiers", "MLflow experiment")
@@ -153,18 +154,24 @@ class TrainConfig:
         return self.reader.set_for(self.quality, self.codec)
 
     @property
+    def sets_name(self) -> str:
+        """The sets it reads as one name: q8, q1+4+8 (every rate), jpeg30, original."""
+        return "q" + "+".join(map(str, self.rates)) if self.rates else self.set_id.name
+
+    @property
     def run_name(self) -> str:
         """e.g. minc-2500/latent/q8, minc-2500/latent-y/q8, minc-2500/latent-rates/q1+4+8,
         minc-2500/decoded/jpeg30, minc-2500/original."""
-        sets = "q" + "+".join(map(str, self.rates)) if self.rates else self.set_id.name
         return "/".join(filter(None, [self.dataset,
                                       self.reader.run_label(self.inputs, bool(self.rates),
                                                             self.equal_budget),
-                                      sets if self.reader.coded else ""]))
+                                      self.sets_name if self.reader.coded else ""]))
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.out) if self.out else Path("runs/train") / self.run_name
+        """--out, else its run folder under runs/train (each seed its own)."""
+        return Path(self.out) if self.out else \
+            run_folder.classifier_folder(Path("runs/train"), self.run_name, self.seed)
 
     def to_argv(self) -> list[str]:
         """The trainer's command line for this config (`parse` gives it back): the coded set

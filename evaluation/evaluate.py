@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from classifier import run_folder
 from classifier.data import ShardSet
 from classifier.domains import DECODED
 from classifier.methods import ANCHOR1
-from evaluation import metrics, seeds
+from evaluation import metrics
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier, curve_name, find_classifiers, load_model
 from evaluation.predict import predict
@@ -127,7 +128,8 @@ def evaluate_target(target: Target, catalogue: Catalogue, split: str, out: Path,
     names = list(shard_set.info["categories"])
     label_space = label_space or names
     sha256, shards = target.classifier.sha256, shard_set.fingerprint(split)
-    cache = out / PREDICTIONS / f"{target.slug}{seeds.suffix(target.seed)}-{split}.parquet"
+    seed = run_folder.seed_suffix(target.seed)  # a seed's predictions apart from seed 0's
+    cache = out / PREDICTIONS / f"{target.slug}{seed}-{split}.parquet"
     found = predictions.read(cache, sha256, shards)
     if found is None and target.domain == target.classifier.config.domain:
         # the trainer's own test pass of this checkpoint on these shards

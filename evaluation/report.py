@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from classifier import run_folder
 from classifier.domains import ORIGINAL
-from classifier.run_files import TRANSPLANT
 from evaluation import bd, efficiency, figures, seeds, tables, tracking, training_cost
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import find_classifiers, read_classifier
@@ -65,7 +65,7 @@ def write_report(root: Location, runs: str | Path, out: str | Path, device: str 
         if not c.config.distill:
             inits[start_name(c.config.init)].add(c.trained_method)
     taught = any(c.config.distill for c in classifiers)
-    transplanted = any(is_transplanted(c.config.init) for c in classifiers)
+    transplanted = any(run_folder.is_transplant_start(c.config.init) for c in classifiers)
     original = catalogue.shard_set(ORIGINAL.name)
     names = list(original.info["categories"])
     own = _evaluate(catalogue, classifiers, out, device, names)
@@ -141,15 +141,10 @@ def evaluate_classifier(root: Location, checkpoint: Path, out: str | Path, devic
     return len(cells)
 
 
-def is_transplanted(init: str) -> bool:
-    """Whether a start is a Comp.'s carried from its Anchor 2 (pipeline.run.transplant_start)."""
-    return Path(init).parent.name == TRANSPLANT
-
-
 def start_name(init: str) -> str:
     """A start as the report names it: the transplanted Comp.'s starts, one per set and seed,
-    as one (`.../transplant/<set>.pth`)."""
-    return str(Path(init).parent / "<set>.pth") if is_transplanted(init) else init
+    as one."""
+    return run_folder.transplant_starts(init) if run_folder.is_transplant_start(init) else init
 
 
 def _present(catalogue: Catalogue, original) -> int:

@@ -1,9 +1,5 @@
-"""Several training seeds of one cell: where each seed's run lives and the cell over its seeds.
-
-Seed 0 keeps the run folder a single-seed experiment always had (`<runs>/<dataset>/latent/q8`),
-so runs made before seeds existed resume and count as seed 0; seed k > 0 trains beside it in
-`<run folder>-seed<k>` (`latent/q8-seed1`, `original-seed1`).
-"""
+"""Several training seeds of one cell: the cell over its seeds, a study row over its seeds.
+Where each seed's run lives is classifier.run_folder's."""
 
 from __future__ import annotations
 
@@ -24,11 +20,6 @@ def seeds_range(low: float, high: float, signed: bool = False) -> str:
     interval."""
     return (f"seeds {100 * low:+.1f} to {100 * high:+.1f}" if signed else
             f"seeds {100 * low:.1f}-{100 * high:.1f}")
-
-
-def suffix(seed: int) -> str:
-    """What a seed adds to a run folder's or a cached prediction's name: nothing for seed 0."""
-    return f"-seed{seed}" if seed else ""
 
 
 def over_seeds(results: pd.DataFrame) -> pd.DataFrame:

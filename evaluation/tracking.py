@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from classifier import run_folder
 from classifier.methods import ANCHOR1
 from evaluation.evaluate import RESULTS, slug
 from evaluation.tables import BD_RESULTS, EXTRA, TABLE
@@ -127,7 +128,8 @@ def _log_cell(client, experiment_id: str, parent: str, dataset: str, row: dict, 
     tags |= ({"seed": str(row["seed"]), "classifier_run_id": row["mlflow_run_id"]} if one_seed
              else {"seeds": str(row["seeds"])} | (
                  {"classifier_run_id": row["mlflow_run_id"]} if row["seeds"] == 1 else {}))
-    name = f"{dataset}/{row['method']}/{set_name}" + (f"/seed{row['seed']}" if one_seed else "")
+    name = f"{dataset}/{row['method']}/{set_name}" + \
+        (f"/{run_folder.seed_name(row['seed'])}" if one_seed else "")
     run = _run(client, experiment_id, name, tags,
                {k: tags[k] for k in (CELL_TAG, "mlflow.parentRunId", "seed") if k in tags})
     metrics = [Metric(k, float(row[k]), now, 0) for k in METRICS + SEED_METRICS

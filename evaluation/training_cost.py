@@ -4,14 +4,14 @@ path's cost holds that Anchor 2's too.
 
 Arithmetic: forward and backward FLOPs of one training image (torch's counter, a multiply-add is
 2) times the images trained on (the trainer's steps per epoch times the batch, every epoch done).
-Wall time: what the pipeline recorded in the run folder (WALL_TIME: the trainer's start-up and
-the label-free fit of a transplanted start included; none where the run was trained by hand).
+Wall time: what the pipeline recorded in the run folder (classifier.run_folder: the trainer's
+start-up and the label-free fit of a transplanted start included; none where the run was trained
+by hand).
 The label-free fits (latent_hint_steps, transplant_steps) are in the wall time, not the FLOPs.
 """
 
 from __future__ import annotations
 
-import json
 import math
 
 import pandas as pd
@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from classifier import run_folder
 from classifier.methods import ANCHOR2, COMP
-from classifier.run_files import WALL_TIME
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import Classifier
 from foundation.sets import SetId
@@ -47,11 +47,6 @@ def training_input(c: Classifier, latent_channels: int | None) -> tuple[int, ...
     return (3, config.crop, config.crop)
 
 
-def wall_seconds(c: Classifier) -> float:
-    path = c.path.parent / WALL_TIME
-    return float(json.loads(path.read_text())) if path.is_file() else math.nan
-
-
 def own_cost(catalogue: Catalogue, classifiers: list[Classifier]) -> pd.DataFrame:
     """A row per classifier: its method, set, seed, epochs done, images trained on, GFLOPs per
     image and in all, wall seconds."""
@@ -71,7 +66,8 @@ def own_cost(catalogue: Catalogue, classifiers: list[Classifier]) -> pd.DataFram
         rows.append({"method": config.method, "set": config.set_id.name,
                      "quality": config.quality, "codec": config.codec, "seed": config.seed,
                      "epochs": c.epoch, "images": images, "gflops_per_image": per_image[key],
-                     "gflops": images * per_image[key], "wall_s": wall_seconds(c),
+                     "gflops": images * per_image[key],
+                     "wall_s": run_folder.read_wall_time(c.path.parent),
                      "start": config.init})
     return pd.DataFrame(rows)
 

@@ -37,13 +37,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from classifier import checkpoint
+from classifier import checkpoint, run_folder
 from classifier.config import TrainConfig
 from classifier.domains import DECODED, LATENT, ORIGINAL
 from classifier.methods import COMP_INPUTS, METHOD_ORDER
 from classifier.models import ADAPTERS, initial_state
-from classifier.run_files import TEST_RESULT, TRANSPLANT, WALL_TIME
-from evaluation import seeds
 from evaluation.report import EXTRA, TABLE, evaluate_classifier, write_report
 from foundation import journal, storage
 from foundation.cli import stage_main
@@ -152,7 +150,7 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
                   ) -> list[TrainConfig]:
     """Every classifier of the matrix, each in its run folder under `runs`: Anchor 3, then per
     learned quality Anchor 2 and Comp. (and its ablations), then Anchor 2 on each classical
-    set; each with every seed, in its own folder (evaluation.seeds.suffix)."""
+    set; each with every seed, in its own folder (classifier.run_folder)."""
     base = TrainConfig(domain=ORIGINAL.name, shards=str(storage.join(out, e.dataset)),
                        init=e.init, epochs=e.epochs, batch_size=e.batch_size, lr=e.lr,
                        lr_steps=e.lr_steps, max_steps=e.max_steps, resize=e.resize, crop=e.crop,
@@ -178,7 +176,7 @@ def train_configs(e: Experiment, out: Location, runs: Path, experiment: str
         raise ValueError(f"--distill with --transplant-steps {e.transplant_steps}: each starts "
                          "Comp. from its Anchor 2 in its own way; choose one (--transplant-steps "
                          "0 for --distill)")
-    found = [replace(c, seed=seed, out=str(runs / c.run_name) + seeds.suffix(seed))
+    found = [replace(c, seed=seed, out=str(run_folder.classifier_folder(runs, c.run_name, seed)))
              for c in configs for seed in range(e.seeds)]
     if e.distill:
         return [with_teacher(c, found) for c in found]
@@ -216,7 +214,7 @@ def latent_start_of(e: Experiment) -> str:
 
 def task_hint(e: Experiment, runs: Path) -> Path | None:
     """Where the start fitted on the run's own training latents goes (latent_hint_steps)."""
-    return runs / e.dataset / f"latent-hint-task-{e.latent_hint_steps}.pth" \
+    return run_folder.task_hint(runs / e.dataset, e.latent_hint_steps) \
         if e.latent_hint_steps > 0 else None
 
 
@@ -249,8 +247,8 @@ def transplanted(config: TrainConfig) -> bool:
 
 def transplant_start(config: TrainConfig, e: Experiment, runs: Path) -> Path:
     """Where a transplanted Comp.'s start goes: beside its dataset's runs, one per quality
-    and seed (q4.pth, q4-seed1.pth)."""
-    return runs / e.dataset / TRANSPLANT / f"{Path(config.out).name}.pth"
+    and seed."""
+    return run_folder.transplant_start(runs / e.dataset, config.set_id.name, config.seed)
 
 
 def transplant_fit(config: TrainConfig, configs: list[TrainConfig], e: Experiment,
@@ -304,11 +302,12 @@ class Job:
     sets: tuple[str, ...] = ()  # default: the config's sets
 
     def log_file(self) -> Path:
-        return self.log or Path(self.config.out) / "train.log"
+        return self.log or run_folder.log_file(self.config.out)
 
     def creates(self) -> Path:
         """The file that says it is done: its trainer's test result, else its last fit's."""
-        return Path(self.config.out) / TEST_RESULT if self.config else self.before[-1].creates
+        return run_folder.result_file(self.config.out) if self.config else \
+            self.before[-1].creates
 
     def reads(self) -> tuple[str, ...]:
         c = self.config
@@ -322,7 +321,7 @@ def job(config: TrainConfig, what: str, configs: list[TrainConfig] = (),
     waits for the branches fitted on the task's latents (latent_hint_steps), and with its
     transplant_steps, a transplanted Comp. waits for its Anchor 2 (among `configs`) and fits
     its start first."""
-    waits = (Path(config.distill).parent / TEST_RESULT,) if config.distill else ()
+    waits = (run_folder.result_file(Path(config.distill).parent),) if config.distill else ()
     hint = task_hint(e, runs) if e is not None else None
     if hint and config.reader.latent and not config.distill:  # its branches' start
         waits += (hint,)
@@ -331,13 +330,13 @@ def job(config: TrainConfig, what: str, configs: list[TrainConfig] = (),
     teacher, argv, fit_what = transplant_fit(config, configs, e, runs)
     start = Path(config.init)
     before = () if start.is_file() else (Command(tuple(argv), fit_what, creates=start),)
-    return Job(config, what, (*waits, teacher / TEST_RESULT), before)
+    return Job(config, what, (*waits, run_folder.result_file(teacher)), before)
 
 
 def is_done(config: TrainConfig) -> bool:
     folder = Path(config.out)
     path = folder / checkpoint.CHECKPOINT
-    return (folder / TEST_RESULT).is_file() and path.is_file() and \
+    return run_folder.finished(folder) and path.is_file() and \
         checkpoint.load(path)["epoch"] + 1 >= config.epochs
 
 
@@ -353,7 +352,7 @@ def train_jobs(e: Experiment, out: Location, runs: Path, experiment: str) -> lis
                if config.rates else "") + (" (equal budget)" if config.equal_budget else "") \
             + (f" seed {config.seed}" if e.seeds > 1 else "")
         if is_done(config):
-            print(f"==> {what}: done ({folder / TEST_RESULT})")
+            print(f"==> {what}: done ({run_folder.result_file(folder)})")
             continue
         pending.append(job(config, what, configs, e, runs))
     fit = task_hint_job(e, out, runs)
@@ -421,7 +420,7 @@ def job_steps(jobs: list[Job], nproc: int, resources: Resources,
             j.what, commands=(*j.before, *([trainer] if trainer else [])),
             after=tuple(dict.fromkeys(after)), log=j.log_file(),
             resources=resources if j.config else replace(resources, gpus=min(resources.gpus, 1)),
-            wall_time=Path(j.config.out) / WALL_TIME if j.config else None,
+            wall_time=run_folder.wall_time_file(j.config.out) if j.config else None,
             resume=(trainer or j.before[-1]).line)
     if slots is not None and sum(1 for j in jobs if j.config) > slots:
         steps = chains_first(steps, set(writers.values()))

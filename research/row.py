@@ -9,7 +9,8 @@ transplant_steps, whose files go under the last row of the chain to change what 
 so that the rows built on it share them. What an experiment cannot say goes in two tables:
 [row], which classifier of the experiment the row trains and whose Anchor 2 it is carried from;
 [trainer], fields of the trainer's own (TrainConfig) that the pipeline gives every classifier
-alike.
+alike, where a trained run of another row is named by its row, set and seed, and
+classifier.run_folder says where it is.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from classifier import checkpoint
+from classifier import checkpoint, run_folder
 from classifier.config import TrainConfig
 from classifier.methods import COMP, METHOD_ORDER
 from evaluation.seeds import STUDY_REFERENCE as REFERENCE
+from foundation.sets import SetId
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment
 from pipeline.run import transplanted
@@ -29,6 +31,8 @@ ROWS_FOLDER = Path(__file__).resolve().parent / "rows"
 TRAINER_TABLE, ROW_TABLE = "trainer", "row"  # a row file's tables beside its experiment keys
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 ROW_KEYS = {"trains": str, "transplant_seed": int}
+# a [trainer] field naming another row's trained run: {row = "anchor2", set = "q4", seed = 0}
+TRAINED_KEYS = {"row": str, "set": str, "seed": int}
 # what each of the study's fits reads: rows that change none of it after a row share its file
 HINT_READS = {"latent_init", "latent_hint_steps", "latent_adapter", "latent_resize", "latent_crop"}
 TRANSPLANT_READS = HINT_READS | {"transplant_steps", "transplant_seed"}
@@ -43,9 +47,10 @@ class Row:
     of that experiment the row trains (the paper's name: Anchor 2, Comp. (every rate), ...;
     Comp. by default), and `transplant_seed`, the seed of the Anchor 2 that every seed's Comp.
     is carried from (the run's own otherwise). Its [trainer] table: TrainConfig fields an
-    experiment cannot say, since the pipeline gives every classifier the same, set last
-    ({runs}: the study's run folder of the dataset, {q}: the quality, {seed}: the run's seed;
-    {runs}/<row>/.../checkpoint.pth a trained run of another row, trained first)."""
+    experiment cannot say, since the pipeline gives every classifier the same, set last: a
+    string with {runs} (the study's run folder of the dataset), {q} (the quality) and {seed}
+    (the run's seed) filled, or a table naming another row's trained run, trained first, whose
+    checkpoint it becomes (`row`, and `set` and `seed`, the run's own by default)."""
 
     name: str
     what: str
@@ -62,12 +67,12 @@ class Row:
 
     def hint_file(self, runs: Path) -> Path:
         """The latent start fitted on the task's latents, every quality pooled."""
-        return runs / f"{self.hint_from}.pth"
+        return run_folder.study_hint(runs, self.hint_from)
 
     def transplant_file(self, runs: Path, quality: int, seed: int) -> Path:
         """The start carried from the Anchor 2 of the quality (and of the seed)."""
-        name = f"q{quality}" + ("" if self.transplant_seed is not None else f"-seed{seed}")
-        return runs / self.transplant_from / f"{name}.pth"
+        return run_folder.study_start(runs, self.transplant_from, SetId.of(quality).name,
+                                      seed if self.transplant_seed is None else None)
 
     def teacher_seed(self, seed: int) -> int:
         return seed if self.transplant_seed is None else self.transplant_seed
@@ -82,10 +87,10 @@ class Row:
         elif config.reader.latent and e.latent_hint_steps:
             config = replace(config, init=str(self.hint_file(runs)))
         if config.reader.latent and not config.rates and e.distill:  # taught and started
-            teacher = trained(REFERENCE).format(runs=runs, q=quality, seed=seed)
+            teacher = str(trained(runs, REFERENCE, SetId.of(quality).name, seed))
             config = replace(config, distill=teacher, init=teacher)
-        return replace(config, **{k: v.format(runs=runs, q=quality, seed=seed)
-                                  if isinstance(v, str) else v for k, v in self.trainer.items()})
+        return replace(config, **{k: trainer_value(v, runs, quality, seed)
+                                  for k, v in self.trainer.items()})
 
     @property
     def reads_latent_init(self) -> bool:
@@ -102,7 +107,8 @@ def read_row(name: str) -> Row:
     chain = experiment_file.chain(ROWS_FOLDER / f"{name}{experiment_file.SUFFIX}")
     for path, table in chain:
         table = dict(table)
-        trainer |= _checked(table.pop(TRAINER_TABLE, {}), TRAIN_FIELDS, path, TRAINER_TABLE)
+        trainer |= _named_runs(_checked(table.pop(TRAINER_TABLE, {}), TRAIN_FIELDS, path,
+                                        TRAINER_TABLE), path)
         row = _checked(table.pop(ROW_TABLE, {}), ROW_KEYS, path, ROW_TABLE)
         keys |= row
         own = experiment_file.values(table, path)
@@ -133,21 +139,38 @@ def _checked(table: dict, known, path: Path, name: str) -> dict:
     return table
 
 
-def trained(row: str, set_name: str = "q{q}", seed: int | str = "{seed}") -> str:
-    """A row's trained classifier as a [trainer] field names it: run_folder's checkpoint."""
-    return f"{{runs}}/{row}/{set_name}/seed{seed}/{checkpoint.CHECKPOINT}"
+def _named_runs(table: dict, path: Path) -> dict:
+    """A [trainer] table whose tables each name a trained run: its row, its set and seed."""
+    for key, value in table.items():
+        if isinstance(value, dict) and "row" not in _checked(value, TRAINED_KEYS, path,
+                                                              f"{TRAINER_TABLE}.{key}"):
+            raise ValueError(f"{path}: [{TRAINER_TABLE}.{key}] names a trained run by its row: "
+                             f'row = "{REFERENCE}"')
+    return table
+
+
+def trained(runs: Path, row: str, set_name: str, seed: int) -> Path:
+    """A row's trained classifier: its run's checkpoint."""
+    return run_folder.study_folder(runs, row, set_name, seed) / checkpoint.CHECKPOINT
+
+
+def trainer_value(value, runs: Path, quality: int | None, seed: int):
+    """A [trainer] field for one run: a trained run it names as its checkpoint (the run's own
+    set and seed unless it says), a string with {runs}, {q} and {seed} filled, else as it is."""
+    if isinstance(value, dict):
+        return str(trained(runs, value["row"], value.get("set", SetId.of(quality).name),
+                           value.get("seed", seed)))
+    return value.format(runs=runs, q=quality, seed=seed) if isinstance(value, str) else value
 
 
 ROWS = {name: read_row(name) for name in sorted(p.stem for p in ROWS_FOLDER.glob("*.toml"))}
 
 
 def reads(spec: Row) -> list[str]:
-    """The rows whose trained classifiers `spec` reads, as a start or a teacher: those whose
-    checkpoint (`trained`) a trainer field names, and Anchor 2 where Comp. is carried from it
-    (transplant_steps) or taught by it (distill)."""
-    paths = [v for v in spec.trainer.values() if isinstance(v, str)]
-    named = {p.split("/")[1] for p in paths
-             if p.startswith("{runs}/") and p.endswith("/" + checkpoint.CHECKPOINT)}
+    """The rows whose trained classifiers `spec` reads, as a start or a teacher: those a
+    trainer field names, and Anchor 2 where Comp. is carried from it (transplant_steps) or
+    taught by it (distill)."""
+    named = {v["row"] for v in spec.trainer.values() if isinstance(v, dict)}
     teacher = spec.changes.get("transplant_steps") or spec.changes.get("distill")
     return sorted(named | ({REFERENCE} if teacher else set()))
 

@@ -17,7 +17,6 @@ docs/comp-study compares these with the fine-tuned Comp. and its Anchor 2.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import update_bn
 
+from classifier import run_folder
 from classifier.config import TrainConfig
 from classifier.data import EvalStream, SampleTransform, loader, open_shard_set
 from classifier.domains import DECODED, LATENT
@@ -43,12 +43,15 @@ from trainer.train import build_model
 
 
 def quality_of(start: Path) -> int:
-    """The quality a start was fitted on, from its name (q4.pth, q4-seed1.pth)."""
-    found = re.match(r"q(\d+)\b", start.stem)
-    if not found:
-        raise ValueError(f"{start}: a start's name begins with its quality (q4.pth, "
-                         f"q4-seed1.pth); rename it or copy it under such a name")
-    return int(found[1])
+    """The quality a start was fitted on, from its name (run_folder.START_NAMES)."""
+    try:
+        found = SetId.parse(run_folder.start_set(start))
+    except ValueError:
+        found = SetId()
+    if not found.learned:
+        raise ValueError(f"{start}: a start's name begins with its quality "
+                         f"({run_folder.START_NAMES}); rename it or copy it under such a name")
+    return found.quality
 
 
 def reestimate_batchnorm(model: torch.nn.Module, shard_set, config: TrainConfig,
@@ -139,7 +142,7 @@ def teacher_scores(teacher: Classifier, config: TrainConfig, roots: dict[str, tu
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m research.starts", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("starts", type=Path, nargs="+", help="start files (q<Q>[-seed<S>].pth)")
+    p.add_argument("starts", type=Path, nargs="+", help=f"start files ({run_folder.START_NAMES})")
     p.add_argument("--experiment", default="demo",
                    help="its sizes, adapter, precision and shards (pipeline/experiment.py)")
     p.add_argument("--shards", type=Path, default=None,

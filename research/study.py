@@ -19,7 +19,6 @@ fold of a prep.datasets.folds root a call, whose test split is that fold's held-
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import replace
@@ -28,10 +27,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from classifier import checkpoint
+from classifier import checkpoint, run_folder
 from classifier.config import TrainConfig
 from classifier.models import initial_state
-from classifier.run_files import TEST_RESULT, WALL_TIME
 from evaluation.catalogue import Catalogue
 from evaluation.classifiers import read_classifier
 from evaluation.evaluate import Target, evaluate_target
@@ -69,10 +67,6 @@ TRUNK_LAYERS = ("layer2", "layer3", "layer4")
 TRUNK_START = "procedural-trunk.pth"  # the procedural start's conv_3x..conv_5x alone
 
 
-def run_folder(runs: Path, row: str, set_name: str, seed: int) -> Path:
-    return runs / row / set_name / f"seed{seed}"
-
-
 def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]:
     """(row, set name, quality, seed, TrainConfig) of every run, dependencies first: per row its
     recipe's classifier of the kind it trains, at each learned quality (learned sets only)."""
@@ -91,8 +85,8 @@ def cells(e: Experiment, rows: list[str], seeds: int, runs: Path) -> list[tuple]
                 continue
             for seed in range(seeds):
                 run = spec.config(replace(config, seed=seed), recipe, runs)
-                set_name = Path(run.run_name).name  # q4, or q1+4+8 for every rate
-                folder = run_folder(runs, row, set_name, seed)
+                set_name = run.sets_name  # q4, or q1+4+8 for every rate
+                folder = run_folder.study_folder(runs, row, set_name, seed)
                 found.append((row, set_name, run.quality, seed,
                               replace(run, out=str(folder), experiment=f"study-{row}")))
     return found
@@ -104,7 +98,7 @@ def train(all_cells: list[tuple], e: Experiment, needed: bool) -> None:
     jobs = [job(config, f"{row} {set_name} seed {seed}")
             for row, set_name, _, seed, config in all_cells
             if (row in READ_BY_OTHERS) == needed
-            and not (Path(config.out) / TEST_RESULT).is_file()]
+            and not run_folder.finished(config.out)]
     train_on_ray(jobs, e)
 
 
@@ -138,11 +132,10 @@ def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue,
     rows, classes, all_hits = [], [], []
     for row, set_name, quality, seed, config in all_cells:
         folder = Path(config.out)
-        if not (folder / TEST_RESULT).is_file():
+        if not run_folder.finished(folder):
             continue
-        test = json.loads((folder / TEST_RESULT).read_text())
+        test = run_folder.read_result(folder)
         val_top1 = checkpoint.load(folder / checkpoint.CHECKPOINT)["history"][-1]["val_top1"]
-        wall = folder / WALL_TIME
         for q in config.rates or (quality,):
             name = SetId.of(q).name if config.rates else set_name
             hits, names = test_hits(config, q, catalogue, "rates" if config.rates else "test")
@@ -151,7 +144,7 @@ def collect(all_cells: list[tuple], bpp: dict[str, float], catalogue: Catalogue,
             found = {"row": row, "set": name, "quality": q, "seed": seed,
                      "bpp": bpp.get(name, math.nan), "top1": top1, "samples": samples,
                      "val_top1": val_top1,
-                     "wall_s": json.loads(wall.read_text()) if wall.is_file() else math.nan}
+                     "wall_s": run_folder.read_wall_time(folder)}
             scored = [("test", hits)]
             for split, other in (others or {}).items():
                 split_hits, _ = test_hits(config, q, other, split, names)
@@ -261,7 +254,7 @@ def fit_task_hints(e: Experiment, all_cells: list[tuple], runs: Path) -> None:
         path = spec.transplant_file(runs, quality, seed)
         if recipe.transplant_steps and not path.is_file():
             teacher_seed = spec.teacher_seed(seed)
-            teacher = Path(trained(REFERENCE, seed=teacher_seed).format(runs=runs, q=quality))
+            teacher = trained(runs, REFERENCE, SetId.of(quality).name, teacher_seed)
             latent_start.fit_file(LatentFit(rates=(quality,), trunk=str(teacher),
                                             steps=recipe.transplant_steps, out=path,
                                             teacher=teacher, branches=branches,

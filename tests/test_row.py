@@ -45,6 +45,12 @@ def test_a_row_file_holds_what_it_changes_from_its_base():
     ('description = "x"\n[row]\ntrains = 2\n', r"\[row\] trains = 2: give a str"),
     ('description = "x"\n[row]\ntrains = "Anchor 4"\n', r"trains = 'Anchor 4': give one of Anch"),
     ('description = "x"\nlatent_sigma = "log"\n', r"unknown key 'latent_sigma'"),
+    ('description = "x"\n[trainer]\ninit = { row = "anchor2", sed = 0 }\n',
+     r"\[trainer.init\] sed: the keys are row, seed, set"),
+    ('description = "x"\n[trainer]\ninit = { seed = 0 }\n',
+     r"\[trainer.init\] names a trained run by its row: row = \"anchor2\""),
+    ('description = "x"\n[trainer]\ninit = { row = "anchor2", seed = "0" }\n',
+     r"\[trainer.init\] seed = '0': give a int"),
 ])
 def test_a_wrong_row_file_is_one_line_naming_the_file_and_the_key(tmp_path, monkeypatch, text,
                                                                   message):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from classifier.run_files import TEST_RESULT
+from classifier.run_folder import TEST_RESULT
 from evaluation.classifiers import read_classifier
 from foundation import storage
 from pipeline.experiment import load

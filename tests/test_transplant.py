@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from classifier.config import TrainConfig
-from classifier.run_files import TEST_RESULT
+from classifier.run_folder import TEST_RESULT, WALL_TIME
 from foundation import storage
 from pipeline import run as pipeline_run
 from pipeline.experiment import load
@@ -91,7 +91,7 @@ def test_a_step_fits_its_start_after_what_it_waits_for_and_before_its_trainer(tm
     assert comp.commands[1].argv[:6] == ("-m", "torch.distributed.run", "--standalone",
                                          "--nproc_per_node=1", "-m", "trainer.main")
     assert comp.commands[1].argv[6:] == tuple(student.to_argv())
-    assert comp.wall_time == tmp_path / "comp" / pipeline_run.WALL_TIME
+    assert comp.wall_time == tmp_path / "comp" / WALL_TIME
     assert comp.log == tmp_path / "comp" / "train.log"
     assert comp.resume == "python " + " ".join(comp.commands[1].argv)
     # the teacher done before: no step of its own, and its file is no wait

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -17,7 +16,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from classifier import checkpoint
+from classifier import checkpoint, run_folder
 from classifier.config import TrainConfig, parse
 from classifier.data import (
     EvalStream,
@@ -33,13 +32,11 @@ from classifier.data import (
     start_workers,
 )
 from classifier.models import initial_state, load_matching
-from classifier.run_files import TEST_RESULT
 from foundation import predictions, storage
 from foundation.cli import stage_main
 from foundation.predictions import TOP_K
 from foundation.progress import progress
 from foundation.runtime import Runtime, memory_format
-from foundation.storage import write_atomic
 from trainer import distill
 
 log = logging.getLogger(__name__)
@@ -280,7 +277,7 @@ def run(config: TrainConfig, shard_set: ShardSet, runtime: Runtime, init: dict |
     out.mkdir(parents=True, exist_ok=True)
     start_epoch, history, run_id = resume(config, model, optimizer, scheduler, is_main)
     if is_main:  # a run that trains again is not complete until its new test result
-        (out / TEST_RESULT).unlink(missing_ok=True)
+        run_folder.result_file(out).unlink(missing_ok=True)
     steps = config.steps_per_epoch(shard_set.counts["train"])
     # before MLflow's threads
     data = load_data(shard_set, config, start_epoch, per_rank_batch, device)
@@ -317,7 +314,7 @@ def run(config: TrainConfig, shard_set: ShardSet, runtime: Runtime, init: dict |
                           storage.sha256(out / checkpoint.CHECKPOINT),
                           shard_set.fingerprint("test"))
         tracker.finish(test)
-        write_atomic(out / TEST_RESULT, json.dumps(test, indent=1).encode())
+        run_folder.write_result(out, test)
         print(f"test: top-1 {test['test_top1']:.4f}, top-5 {test['test_top5']:.4f} on "
               f"{test['test_samples']} samples (manifest: {shard_set.counts['test']})")
     return 0
