@@ -54,7 +54,7 @@ from trainer.train import build_model, load_data, train_one_epoch
 
 DEMO_CODEC = Path(__file__).resolve().parents[1] / "codecs" / "demo" / "codec-q4.pth"
 CPU = torch.device("cpu")
-DEMO_SIZES = InputSizes(72, 64, 16, 14)  # the demo preset's (pipeline/run.py)
+DEMO_SIZES = InputSizes(72, 64, 16, 14)  # the demo preset's (experiments/demo.toml)
 SIZES = {"demo": DEMO_SIZES, "paper": PAPER_SIZES}
 BATCH = {"demo": 32, "paper": 16}  # global; the paper's 224 px steps are 12x dearer
 STEPS = {"demo": 8, "paper": 2}  # a window of the interleaved timing

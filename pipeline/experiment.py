@@ -62,7 +62,7 @@ class Experiment:
     # >0: each Comp. starts from the trained Anchor 2 of its set and seed carried to the
     # latent: its latent branches (from the start above) fitted, without labels, for these
     # steps to that Anchor 2's conv_2x on the quality's training latents, under its trunk and
-    # fc (pipeline.run.transplant_fit; docs/comp-study, row transplant-anchor2)
+    # fc (pipeline.plan.transplant_fit; docs/comp-study, row transplant-anchor2)
     transplant_steps: int = 0
     # Comp.'s own learning rate (None: lr), divided as lr is (docs/comp-study, row
     # transplant-res-lr-0.001)

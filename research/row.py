@@ -25,7 +25,7 @@ from evaluation.seeds import STUDY_REFERENCE as REFERENCE
 from foundation.sets import SetId
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment
-from pipeline.run import transplanted
+from pipeline.plan import transplanted
 
 ROWS_FOLDER = Path(__file__).resolve().parent / "rows"
 TRAINER_TABLE, ROW_TABLE = "trainer", "row"  # a row file's tables beside its experiment keys

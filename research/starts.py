@@ -38,7 +38,8 @@ from foundation.runtime import DEVICES, Runtime, autocast, memory_format
 from foundation.sets import SetId
 from foundation.storage import Location
 from pipeline import experiment
-from pipeline.run import extra_set, train_configs, transplanted
+from pipeline.plan import train_configs, transplanted
+from pipeline.run import extra_set
 from trainer.train import build_model
 
 

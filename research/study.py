@@ -42,15 +42,8 @@ from foundation.sets import LEARNED, SetId
 from foundation.storage import Location
 from pipeline import experiment as experiment_file
 from pipeline.experiment import Experiment
-from pipeline.run import (
-    all_prep_configs,
-    extra_set,
-    job,
-    latent_start_of,
-    prep,
-    prep_configs,
-    train_configs,
-)
+from pipeline.plan import job, latent_start_of, train_configs
+from pipeline.run import all_prep_configs, extra_set, prep, prep_configs
 from pipeline.run import train as train_on_ray
 from prep.datasets.listing import dataset_name
 from prep.job import driver

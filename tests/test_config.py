@@ -65,13 +65,13 @@ def test_each_parser_defaults_to_its_config():
 
 
 def test_the_pipelines_fit_command_is_the_fit_it_asks_for(tmp_path):
-    """The pooled fit's command as pipeline/run.py builds it parses back to the fit of the
+    """The pooled fit's command as pipeline/plan.py builds it parses back to the fit of the
     experiment's settings; the teacher left out is the procedural backbone."""
-    from pipeline import run
+    from pipeline import plan
     from pipeline.experiment import load
 
     e = replace(load("demo"), device="cpu", precision="fp32", latent_adapter="res")
-    [command] = run.task_hint_job(e, storage.location("d"), tmp_path).before
+    [command] = plan.task_hint_job(e, storage.location("d"), tmp_path).before
     assert command.argv[:2] == ("-m", "trainer.latent_start")
     assert latent_start.parse(list(command.argv[2:])) == LatentFit(
         shards=str(storage.join("d", e.dataset)), rates=e.qualities, trunk=e.latent_init,

@@ -19,7 +19,7 @@ from classifier.transforms import HINT_STRIDE, IMAGENET_MEAN, IMAGENET_STD, Late
 from foundation import storage
 from foundation.sets import SetId
 from pipeline.experiment import load
-from pipeline.run import job, train_configs
+from pipeline.plan import job, train_configs
 from tests.conftest import DEMO_CODEC_Q4
 from trainer import distill
 

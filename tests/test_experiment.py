@@ -14,7 +14,8 @@ from foundation import storage
 from foundation.cli import stage_main
 from pipeline import experiment
 from pipeline.experiment import Experiment, load, to_toml
-from pipeline.run import experiment_from, train_configs
+from pipeline.plan import train_configs
+from pipeline.run import experiment_from
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,7 +116,7 @@ def test_the_precision_reaches_every_classifier_and_a_wrong_one_is_refused(tmp_p
 
 
 def test_a_comp_started_from_its_anchor2_gets_an_anchor2_of_equal_budget(tmp_path):
-    from pipeline.run import anchor2_of
+    from pipeline.plan import anchor2_of
 
     e = experiment_from(["--experiment", "demo", "--epochs", "5", "--lr-steps", "2", "4",
                          "--seeds", "2"])

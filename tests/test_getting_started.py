@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.experiment import load
-from pipeline.run import train_configs
+from pipeline.plan import train_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "getting-started.md"

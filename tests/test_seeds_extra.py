@@ -14,7 +14,7 @@ import pytest
 
 from foundation import storage
 from pipeline.experiment import Experiment
-from pipeline.run import train_configs
+from pipeline.plan import train_configs
 from prep.datasets.synthetic import texture
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,10 @@ import pytest
 from classifier.config import TrainConfig
 from classifier.run_folder import TEST_RESULT, WALL_TIME
 from foundation import storage
-from pipeline import run as pipeline_run
+from pipeline import plan as pipeline_plan
 from pipeline.experiment import load
-from pipeline.run import job, job_steps, train_configs
+from pipeline.plan import job, train_configs
+from pipeline.run import job_steps
 from pipeline.schedule import Command, Resources
 from trainer import latent_start
 
@@ -70,11 +71,11 @@ def test_a_step_fits_its_start_after_what_it_waits_for_and_before_its_trainer(tm
     student = TrainConfig(domain="latent", shards="s", quality=4, out=str(tmp_path / "comp"))
     other = TrainConfig(domain="original", shards="s", out=str(tmp_path / "a3"))
     fit = Command(("-m", "trainer.latent_start", "fit"), "fit latent", creates=tmp_path / "s.pth")
-    jobs = [pipeline_run.Job(student, "student", (pooled, tmp_path / "a2" / TEST_RESULT), (fit,)),
-            pipeline_run.Job(None, "pooled", before=(Command(("-m", "fit"), "pooled",
+    jobs = [pipeline_plan.Job(student, "student", (pooled, tmp_path / "a2" / TEST_RESULT), (fit,)),
+            pipeline_plan.Job(None, "pooled", before=(Command(("-m", "fit"), "pooled",
                                                              creates=pooled),),
                              log=tmp_path / "pooled.log", sets=("q1", "q4")),
-            pipeline_run.Job(teacher, "teacher"), pipeline_run.Job(other, "other")]
+            pipeline_plan.Job(teacher, "teacher"), pipeline_plan.Job(other, "other")]
     writers = {"original": "prep q1", "q1": "prep q1", "q4": "prep q4"}
     steps = job_steps(jobs, 1, Resources(cpus=1, threads=1), writers)
     by_name = {s.what: s for s in steps}
@@ -120,7 +121,7 @@ def test_an_experiments_adapter_and_latent_sizes_reach_comp_and_both_fits(tmp_pa
     assert comp.latent_adapter == "res" and "--latent-adapter" in comp.to_argv()
     assert (comp.latent_resize, comp.latent_crop) == (32, 28)
     [transplant] = job(comp, "x", configs, e, runs).before
-    [pooled] = pipeline_run.task_hint_job(e, storage.location(tmp_path / "shards"), runs).before
+    [pooled] = pipeline_plan.task_hint_job(e, storage.location(tmp_path / "shards"), runs).before
     # the teacher sees what the trunk will
     for command in (transplant, pooled):
         fit = latent_start.parse(list(command.argv[2:]))
