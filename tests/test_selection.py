@@ -4,6 +4,8 @@ images are the selection set and no test split is read."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -148,10 +150,18 @@ def test_the_command_reads_the_folds_studies_and_writes_beside_them(tmp_path, ca
     assert "or give the studies of every fold" in capsys.readouterr().err
 
 
-def test_the_committed_choice_is_what_the_rule_gives_on_the_committed_runs(tmp_path):
-    from pathlib import Path
+COMMITTED = Path(__file__).resolve().parents[1] / "docs" / "comp-study"
 
-    study = Path(__file__).resolve().parents[1] / "docs" / "comp-study" / "selection-demo"
-    selection.main([str(study), "--incumbent", "transplant-res-lr-0.001", "--challengers",
-                    "transplant-res", "transplant-anchor2-seed", "--out", str(tmp_path)])
+
+@pytest.mark.parametrize("folder, studies, incumbent, challengers", [
+    ("selection-demo", ("",), "transplant-res-lr-0.001",
+     ("transplant-res", "transplant-anchor2-seed")),
+    ("selection-minc", ("split1", "split2", "split3"), "transplant-res", ("transplant-res-up",)),
+])
+def test_the_committed_choice_is_what_the_rule_gives_on_the_committed_runs(
+        tmp_path, folder, studies, incumbent, challengers):
+    """docs/comp-study/selection.md's results: the demo's selection set, the photos' 3 folds."""
+    study = COMMITTED / folder
+    selection.main([*(str(study / s) for s in studies), "--incumbent", incumbent,
+                    "--challengers", *challengers, "--out", str(tmp_path)])
     assert (tmp_path / "selection.md").read_text() == (study / "selection.md").read_text()
