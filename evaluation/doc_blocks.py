@@ -173,6 +173,15 @@ def minc_report(root: Path) -> str:
             f"{gflops_line(report(root, MINC))}")
 
 
+def adopted_minc_test(root: Path) -> str:
+    """docs/comp-study/selection.md: the photographs' report, read after the choice, for the
+    adopted recipe: Comp.'s BD on the test split and on the extra photographs."""
+    test, extra = report(root, MINC), report(root, MINC / tables.EXTRA)
+    return (f"Read after the choice (docs/minc-subset-report): Comp. on the {images(test)} test "
+            f"images {against(comp_bd(test), starts_from_anchor2(test))}; on the "
+            f"{images(extra):,} extra photographs {against(comp_bd(extra), True)}.")
+
+
 # ---------------------------------------------------------------- the study
 
 @dataclass(frozen=True)
@@ -439,6 +448,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     # docs/results.md
     "demo-report": demo_report,
     "minc-report": minc_report,
+    "selection-minc-test": adopted_minc_test,
     "study-adopted": adopted_rows,
     # docs/comp-study/README.md: the table, and the figures each finding quotes
     "study-table": study_table,
