@@ -179,7 +179,8 @@ def adopted_minc_test(root: Path) -> str:
     test, extra = report(root, MINC), report(root, MINC / tables.EXTRA)
     return (f"Read after the choice (docs/minc-subset-report): Comp. on the {images(test)} test "
             f"images {against(comp_bd(test), starts_from_anchor2(test))}; on the "
-            f"{images(extra):,} extra photographs {against(comp_bd(extra), True)}.")
+            f"{images(extra):,} extra photographs "
+            f"{against(comp_bd(extra), starts_from_anchor2(extra))}.")
 
 
 # ---------------------------------------------------------------- the study
